@@ -1,0 +1,3 @@
+from cadenya_server.cli import main
+
+main()

@@ -1,0 +1,36 @@
+"""Accounts on the wire."""
+
+from __future__ import annotations
+
+from cadenya_server.kit.schemas import AccountResourceMetadata, RequestModel, WireModel
+from cadenya_server.workspaces.schemas import Workspace
+
+
+class AccountSpec(WireModel):
+    billing_email: str = ""
+    description: str = ""
+    domain: str = ""
+    workspaces: list[Workspace] = []
+
+
+class AccountInfo(WireModel):
+    webhook_events_hmac_secret: str = ""
+    challenge_token: str = ""
+
+
+class Account(WireModel):
+    metadata: AccountResourceMetadata
+    spec: AccountSpec
+    info: AccountInfo
+
+
+class EmptyRequest(RequestModel):
+    """Rotations take no arguments; a body, if sent, must be an empty JSON object."""
+
+
+class RotateWebhookSigningKeyResponse(WireModel):
+    webhook_events_hmac_secret: str
+
+
+class RotateChallengeTokenResponse(WireModel):
+    challenge_token: str

@@ -1,0 +1,137 @@
+"""The ASGI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import swagger_ui_bundle
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from cadenya_server import __version__
+from cadenya_server.accounts.endpoints import router as accounts_router
+from cadenya_server.auth.dependencies import Public
+from cadenya_server.auth.endpoints import router as auth_router
+from cadenya_server.config import get_settings
+from cadenya_server.kit.errors import Unavailable
+from cadenya_server.kit.http import (
+    BodyLimit,
+    error_response,
+    install_error_handlers,
+    install_observability,
+)
+from cadenya_server.kit.runtime import AppRuntime, Runtime
+from cadenya_server.profiles.endpoints import router as profiles_router
+
+SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
+
+STATUS_SCHEMA = {
+    "type": "object",
+    "description": "A google.rpc.Status, as gRPC gateways emit it.",
+    "required": ["code", "message", "details"],
+    "properties": {
+        "code": {"type": "integer", "description": "google.rpc.Code"},
+        "message": {"type": "string"},
+        "details": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def create_app(runtime: Runtime | None = None) -> FastAPI:
+    """The application; it builds its runtime from the environment unless given one."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = runtime or Runtime.from_settings(get_settings())
+        yield
+        app.state.runtime.db.dispose()
+
+    app = FastAPI(
+        title="Cadenya Account API",
+        version=__version__,
+        description="A self-hosted server for the account plane of the Cadenya API.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    if runtime is not None:
+        app.state.runtime = runtime
+    install_error_handlers(app)
+    install_observability(app)
+    for router in (accounts_router, profiles_router, auth_router):
+        app.include_router(router)
+    _install_operations(app)
+    _install_docs(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    max_body = (runtime.settings if runtime else get_settings()).max_body_bytes
+    app.add_middleware(BodyLimit, max_bytes=max_body)
+    return app
+
+
+def _install_operations(app: FastAPI) -> None:
+    @app.get("/healthz", dependencies=[Public], include_in_schema=False)
+    def healthz(runtime: AppRuntime) -> Response:
+        try:
+            with runtime.db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:
+            return error_response(Unavailable("the database is unavailable"))
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", dependencies=[Public], include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI from files shipped in the package: the page loads nothing from the internet."""
+    app.mount("/docs/assets", StaticFiles(directory=SWAGGER_ASSETS), name="docs-assets")
+
+    @app.get("/docs", dependencies=[Public], include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Cadenya Account API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated document, with our error shape instead of FastAPI's 422."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    schema.setdefault("components", {}).setdefault("schemas", {})["Status"] = STATUS_SCHEMA
+    schema["components"]["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key issued by this server (cdy_…) or a JWT it signed.",
+        }
+    }
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            responses["default"] = {
+                "description": "An error",
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Status"}}
+                },
+            }
+            if path.startswith("/v1/"):
+                operation["security"] = [{"bearer": []}]
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(name, None)
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,74 @@
+"""From a bearer token to a Caller, or Unauthenticated."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cadenya_server.auth import api_key_tokens
+from cadenya_server.auth.caller import Caller
+from cadenya_server.auth.jwt_tokens import InvalidToken
+from cadenya_server.kit.clock import as_utc, now
+from cadenya_server.kit.errors import Unauthenticated
+from cadenya_server.kit.runtime import Runtime
+from cadenya_server.models import ApiKey, Profile
+
+log = structlog.get_logger(__name__)
+
+PROFILE_TYPES_WITH_JWT = ("user", "system")
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer …` header."""
+    if not authorization:
+        raise Unauthenticated("missing Authorization header; send 'Authorization: Bearer <token>'")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("the Authorization header must use the Bearer scheme")
+    return token.strip()
+
+
+def authenticate(*, session: Session, runtime: Runtime, token: str) -> Caller:
+    """The caller this token speaks for."""
+    if token.startswith(api_key_tokens.PREFIX):
+        return _api_key_caller(session=session, runtime=runtime, token=token)
+    return _jwt_caller(session=session, runtime=runtime, token=token)
+
+
+def _api_key_caller(*, session: Session, runtime: Runtime, token: str) -> Caller:
+    if not api_key_tokens.well_formed(token):
+        raise Unauthenticated("malformed API key")
+    key = session.scalars(
+        select(ApiKey).where(ApiKey.token_hash == runtime.keyring.token_hash(token))
+    ).one_or_none()
+    if key is None:
+        raise Unauthenticated("unknown API key")
+    if not key.enabled:
+        raise Unauthenticated("this API key is disabled")
+    if key.expires_at is not None and as_utc(key.expires_at) <= now():
+        raise Unauthenticated("this API key has expired")
+    return Caller(
+        account_id=key.account_id,
+        profile_id=key.profile_id,
+        scopes=frozenset(key.permissions),
+        api_key_id=key.id,
+    )
+
+
+def _jwt_caller(*, session: Session, runtime: Runtime, token: str) -> Caller:
+    try:
+        claims = runtime.jwt.verify(token)
+    except InvalidToken as exc:
+        log.info("jwt rejected", reason=str(exc))
+        raise Unauthenticated("invalid token") from exc
+    profile = session.get(Profile, claims.profile_id)
+    # A token outlives nothing: a deleted profile, or one moved between
+    # accounts, no longer authenticates.
+    if (
+        profile is None
+        or profile.account_id != claims.account_id
+        or profile.type not in PROFILE_TYPES_WITH_JWT
+    ):
+        raise Unauthenticated("invalid token")
+    return Caller.for_user(account_id=profile.account_id, profile_id=profile.id, role=profile.role)

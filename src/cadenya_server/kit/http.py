@@ -1,0 +1,168 @@
+"""Everything between the socket and the handlers: error mapping, body limits,
+request ids, access logs and metrics."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cadenya_server.kit.errors import (
+    ApiError,
+    FieldViolation,
+    Internal,
+    InvalidArgument,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+)
+
+log = structlog.get_logger("cadenya_server.http")
+
+REQUESTS = Counter("cadenya_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram(
+    "cadenya_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.http_status, headers=error.headers)
+
+
+def _field_name(location: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in location]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _validation_error(exc: RequestValidationError) -> ApiError:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return InvalidArgument("the request body is not valid JSON")
+    violations = [
+        FieldViolation(field=_field_name(tuple(e.get("loc", ()))), description=e.get("msg", ""))
+        for e in errors
+    ]
+    first = violations[0] if violations else FieldViolation("body", "invalid request")
+    return InvalidArgument(f"invalid {first.field}: {first.description}", violations=violations)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error leaves as a google.rpc Status; nothing else ever does."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(_validation_error(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, ApiError):
+            # FastAPI wraps errors raised while it reads the body (our size limit).
+            return error_response(exc.__cause__)
+        if exc.status_code == 404:
+            return error_response(NotFound(f"no route for {request.method} {request.url.path}"))
+        if exc.status_code == 405:
+            error = MethodNotAllowed(f"{request.method} is not supported on {request.url.path}")
+            error.headers.update(exc.headers or {})
+            return error_response(error)
+        if exc.status_code == 400:
+            return error_response(InvalidArgument("the request body could not be read"))
+        return error_response(Internal("internal error"))
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database unavailable", error=str(exc.orig))
+        return error_response(Unavailable("the database is unavailable; try again shortly"))
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return error_response(Unavailable("the database is unavailable; try again shortly"))
+        log.exception("database error")
+        return error_response(Internal("internal error"))
+
+    @app.exception_handler(Exception)
+    async def _bug(_request: Request, _exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return error_response(Internal("internal error"))
+
+
+class BodyLimit:
+    """Refuses request bodies over `max_bytes`, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = PayloadTooLarge(f"the request body exceeds {self.max_bytes} bytes")
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await error_response(too_large)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise too_large
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def install_observability(app: FastAPI) -> None:
+    """A request id on every response, one access-log line and metrics per request."""
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next: Any) -> Any:
+        given = request.headers.get("x-request-id", "")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request.state.request_id = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+        elapsed = time.perf_counter() - started
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        REQUESTS.labels(request.method, template, str(response.status_code)).inc()
+        LATENCY.labels(request.method, template).observe(elapsed)
+        response.headers["X-Request-Id"] = request_id
+        log.info(
+            "request",
+            method=request.method,
+            path=request.url.path,
+            status=response.status_code,
+            ms=round(elapsed * 1000, 2),
+            request_id=request_id,
+        )
+        return response

@@ -1,0 +1,61 @@
+"""Page sizes and signed, opaque cursors bound to the query they came from."""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import json
+from typing import Any
+
+from cadenya_server.kit.crypto import Keyring, b64url, b64url_decode
+from cadenya_server.kit.errors import InvalidArgument
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 1000
+
+
+def page_size(limit: int | None) -> int:
+    """0 or absent is the default, above the maximum is the maximum, negative is 400."""
+    if limit is None or limit == 0:
+        return DEFAULT_LIMIT
+    if limit < 0:
+        raise InvalidArgument.field("limit", "must not be negative")
+    return min(limit, MAX_LIMIT)
+
+
+def scope_of(*parts: object) -> str:
+    """A fingerprint of what a cursor is valid for: the account, the call, the filters."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+class Cursors:
+    """Encodes a position as `payload.mac`; the MAC covers the payload and its scope."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self._keyring = keyring
+
+    def encode(self, position: dict[str, Any], *, scope: str) -> str:
+        payload = json.dumps(position, separators=(",", ":"), ensure_ascii=False).encode()
+        mac = self._keyring.sign(scope.encode() + b"\x00" + payload)
+        return f"{b64url(payload)}.{b64url(mac)}"
+
+    def decode(self, cursor: str, *, scope: str) -> dict[str, Any]:
+        """The position in `cursor`, or 400 if it was altered or belongs to another query."""
+        payload_text, dot, mac_text = cursor.partition(".")
+        try:
+            payload = b64url_decode(payload_text)
+            mac = b64url_decode(mac_text)
+        except (binascii.Error, ValueError):
+            payload, mac = b"", b""
+        if (
+            not dot
+            or not payload
+            or not self._keyring.verify(scope.encode() + b"\x00" + payload, mac)
+        ):
+            raise InvalidArgument.field(
+                "cursor", "not a cursor of this query; start again without a cursor"
+            )
+        position = json.loads(payload)
+        if not isinstance(position, dict):
+            raise InvalidArgument.field("cursor", "malformed cursor")
+        return position

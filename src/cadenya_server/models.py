@@ -1,0 +1,155 @@
+"""The tables. Every resource row carries its account id: tenancy is a column, not a guess."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from cadenya_server.kit.clock import now
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Ids and sort keys compare by code point on both databases, as Python does:
+# PostgreSQL's default collation would order "zoë" by locale rules instead.
+IdType = String(40).with_variant(String(40, collation="C"), "postgresql")
+KeyText = Text().with_variant(Text(collation="C"), "postgresql")
+LabelsType = JSON().with_variant(JSONB(), "postgresql")
+Timestamp = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str] = mapped_column(String(253), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    billing_email: Mapped[str] = mapped_column(String(320), default="")
+    external_id: Mapped[str] = mapped_column(String(200), default="")
+    labels: Mapped[dict[str, str]] = mapped_column(LabelsType, default=dict)
+    # The first administrator; set once that profile exists.
+    creator_profile_id: Mapped[str] = mapped_column(IdType, default="")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=now, onupdate=now)
+
+
+class AccountSecret(Base):
+    """Values the account must be able to see again, encrypted at rest."""
+
+    __tablename__ = "account_secrets"
+
+    account_id: Mapped[str] = mapped_column(
+        IdType, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ciphertext: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=now, onupdate=now)
+
+
+class Profile(Base):
+    __tablename__ = "profiles"
+    __table_args__ = (
+        # Email is unique per account, case-insensitively; NULL (no email) never collides.
+        Index(None, "account_id", "email_key", unique=True),
+        Index(None, "account_id", "name_key", "id"),
+        Index(None, "account_id", "type", "name_key", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    account_id: Mapped[str] = mapped_column(IdType, ForeignKey("accounts.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16), default="member")
+    name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str] = mapped_column(String(320), default="")
+    email_key: Mapped[str | None] = mapped_column(KeyText, nullable=True)
+    # Derived from name and email on every write (see profiles.text): the
+    # order key and the haystack of the search.
+    name_key: Mapped[str] = mapped_column(KeyText, default="")
+    search_text: Mapped[str] = mapped_column(KeyText, default="")
+    external_id: Mapped[str] = mapped_column(String(200), default="")
+    labels: Mapped[dict[str, str]] = mapped_column(LabelsType, default=dict)
+    creator_profile_id: Mapped[str] = mapped_column(IdType, default="")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=now, onupdate=now)
+
+
+class ProfileLabel(Base):
+    """One row per label of a profile, so a label filter is an index lookup."""
+
+    __tablename__ = "profile_labels"
+    __table_args__ = (Index(None, "account_id", "key", "value", "profile_id"),)
+
+    profile_id: Mapped[str] = mapped_column(
+        IdType, ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(317), primary_key=True)
+    account_id: Mapped[str] = mapped_column(IdType)
+    value: Mapped[str] = mapped_column(String(63))
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+    __table_args__ = (Index(None, "account_id", "status", "id"),)
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    account_id: Mapped[str] = mapped_column(IdType, ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    external_id: Mapped[str] = mapped_column(String(200), default="")
+    labels: Mapped[dict[str, str]] = mapped_column(LabelsType, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="enabled")
+    creator_profile_id: Mapped[str] = mapped_column(IdType, default="")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=now, onupdate=now)
+    archived_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (Index(None, "account_id", "id"),)
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    account_id: Mapped[str] = mapped_column(IdType, ForeignKey("accounts.id", ondelete="CASCADE"))
+    # Every key acts as its own profile; deleting the profile deletes the key.
+    profile_id: Mapped[str] = mapped_column(
+        IdType, ForeignKey("profiles.id", ondelete="CASCADE"), unique=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    external_id: Mapped[str] = mapped_column(String(200), default="")
+    labels: Mapped[dict[str, str]] = mapped_column(LabelsType, default=dict)
+    # Looked up by keyed hash; the ciphertext exists only so :reveal can work.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_ciphertext: Mapped[str] = mapped_column(Text)
+    token_hint: Mapped[str] = mapped_column(String(8))
+    permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    all_workspaces: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    creator_profile_id: Mapped[str] = mapped_column(IdType, default="")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=now, onupdate=now)

@@ -1,0 +1,54 @@
+"""Profile search and whoami."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from cadenya_server.auth.dependencies import AdminCaller, AnyCaller
+from cadenya_server.kit.runtime import AppRuntime, DbSession
+from cadenya_server.profiles import service
+from cadenya_server.profiles.schemas import ProfileList, ProfileType, WhoamiResponse
+
+router = APIRouter(prefix="/v1", tags=["Profiles"])
+
+
+@router.get("/account/profiles", operation_id="workspaceAdmin.listProfiles")
+def search_profiles(
+    caller: AdminCaller,
+    session: DbSession,
+    runtime: AppRuntime,
+    query: Annotated[
+        str,
+        Query(
+            max_length=200,
+            description="Case-insensitive substring of the name or email; empty matches all.",
+        ),
+    ] = "",
+    cursor: Annotated[str, Query(max_length=2048, description="nextCursor of a page")] = "",
+    limit: Annotated[
+        int | None, Query(description="Page size: 0 or absent is 50, at most 1000")
+    ] = None,
+    type: Annotated[ProfileType | None, Query(description="Only profiles of this type")] = None,
+    labels: Annotated[
+        str | None, Query(max_length=4096, description="key=value pairs joined by commas")
+    ] = None,
+) -> ProfileList:
+    """Searches the account's profiles for a member picker. Administrators only."""
+    return service.search(
+        session=session,
+        cursors=runtime.cursors,
+        caller=caller,
+        query=query,
+        cursor=cursor,
+        limit=limit,
+        type=type,
+        labels=labels,
+    )
+
+
+@router.get("/whoami", operation_id="profiles.whoami")
+def whoami(caller: AnyCaller, session: DbSession) -> WhoamiResponse:
+    """Retrieves the profile for the credentials accessing the API."""
+    return service.whoami(session=session, caller=caller)

@@ -1,0 +1,61 @@
+"""Profiles on the wire."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from cadenya_server.kit.clock import rfc3339
+from cadenya_server.kit.schemas import AccountResourceMetadata, Pagination, WireModel
+from cadenya_server.models import Profile as ProfileRow
+
+
+class ProfileType(StrEnum):
+    UNSPECIFIED = "PROFILE_TYPE_UNSPECIFIED"
+    USER = "PROFILE_TYPE_USER"
+    API_KEY = "PROFILE_TYPE_API_KEY"
+    SYSTEM = "PROFILE_TYPE_SYSTEM"
+
+
+# Stored type <-> wire enum.
+STORED_TYPES = {
+    ProfileType.USER: "user",
+    ProfileType.API_KEY: "api_key",
+    ProfileType.SYSTEM: "system",
+}
+WIRE_TYPES = {stored: wire for wire, stored in STORED_TYPES.items()}
+
+
+class ProfileSpec(WireModel):
+    type: ProfileType
+    email: str = ""
+    name: str = ""
+
+
+class Profile(WireModel):
+    metadata: AccountResourceMetadata
+    spec: ProfileSpec
+
+    @classmethod
+    def of(cls, row: ProfileRow) -> Profile:
+        return cls(
+            metadata=AccountResourceMetadata(
+                id=row.id,
+                account_id=row.account_id,
+                name=row.name,
+                profile_id=row.creator_profile_id,
+                external_id=row.external_id,
+                labels=row.labels,
+                created_at=rfc3339(row.created_at),
+            ),
+            spec=ProfileSpec(type=WIRE_TYPES[row.type], email=row.email, name=row.name),
+        )
+
+
+class ProfileList(WireModel):
+    items: list[Profile]
+    pagination: Pagination
+
+
+class WhoamiResponse(WireModel):
+    profile: Profile
+    default_workspace: AccountResourceMetadata

@@ -1,0 +1,54 @@
+"""Profile text rules: what a name and an email may be, and the keys derived from them.
+
+Search and order are defined on Python's `str.lower()`, computed here on every
+write, so both databases compare exactly what Python would.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from cadenya_server.kit.errors import InvalidArgument
+
+MAX_NAME = 200
+MAX_EMAIL = 320
+# Joins name and email in the search haystack. Stored text never contains a
+# control character, so no query can match across the join.
+SEPARATOR = "\n"
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+def has_control(text: str) -> bool:
+    return any(unicodedata.category(c) == "Cc" for c in text)
+
+
+def clean_name(name: str, *, field: str = "spec.name") -> str:
+    name = name.strip()
+    if len(name) > MAX_NAME:
+        raise InvalidArgument.field(field, f"at most {MAX_NAME} characters")
+    if has_control(name):
+        raise InvalidArgument.field(field, "must not contain control characters")
+    return name
+
+
+def clean_email(email: str, *, field: str = "spec.email", required: bool = True) -> str:
+    email = email.strip()
+    if not email and not required:
+        return ""
+    if len(email) > MAX_EMAIL or has_control(email) or not _EMAIL.fullmatch(email):
+        raise InvalidArgument.field(field, "must be an email address such as ada@example.com")
+    return email
+
+
+def name_key(name: str) -> str:
+    return name.lower()
+
+
+def email_key(email: str) -> str | None:
+    """The uniqueness key of an email; None when there is none."""
+    return email.lower() or None
+
+
+def search_text(name: str, email: str) -> str:
+    return f"{name.lower()}{SEPARATOR}{email.lower()}"
