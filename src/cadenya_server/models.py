@@ -153,3 +153,71 @@ class ApiKey(Base):
     creator_profile_id: Mapped[str] = mapped_column(IdType, default="")
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=now, onupdate=now)
+
+
+class WorkspaceMember(Base):
+    """The actor that links a profile to a workspace."""
+
+    __tablename__ = "workspace_members"
+    __table_args__ = (
+        # One actor per profile and workspace, also under concurrent adds.
+        Index(None, "workspace_id", "profile_id", unique=True),
+        Index(None, "profile_id"),
+    )
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    account_id: Mapped[str] = mapped_column(IdType, ForeignKey("accounts.id", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = mapped_column(
+        IdType, ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    profile_id: Mapped[str] = mapped_column(IdType, ForeignKey("profiles.id", ondelete="CASCADE"))
+    creator_profile_id: Mapped[str] = mapped_column(IdType, default="")
+    added_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
+
+
+class ApiKeyWorkspace(Base):
+    """A workspace an API key is assigned to (when it does not reach all of them)."""
+
+    __tablename__ = "api_key_workspaces"
+    __table_args__ = (Index(None, "workspace_id"),)
+
+    api_key_id: Mapped[str] = mapped_column(
+        IdType, ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    workspace_id: Mapped[str] = mapped_column(
+        IdType, ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[str] = mapped_column(IdType)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
+
+
+class TrustedEndpoint(Base):
+    __tablename__ = "trusted_endpoints"
+    __table_args__ = (Index(None, "account_id", "host", unique=True),)
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    account_id: Mapped[str] = mapped_column(IdType, ForeignKey("accounts.id", ondelete="CASCADE"))
+    # Normalised: lower-case, IDNA A-label, no trailing dot, optional :port.
+    host: Mapped[str] = mapped_column(String(300))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    external_id: Mapped[str] = mapped_column(String(200), default="")
+    labels: Mapped[dict[str, str]] = mapped_column(LabelsType, default=dict)
+    creator_profile_id: Mapped[str] = mapped_column(IdType, default="")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
+
+
+class AuditEvent(Base):
+    """One change on the account plane, written in the transaction that made it."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index(None, "account_id", "id"),)
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    account_id: Mapped[str] = mapped_column(IdType, ForeignKey("accounts.id", ondelete="CASCADE"))
+    actor_profile_id: Mapped[str] = mapped_column(IdType, default="")
+    api_key_id: Mapped[str] = mapped_column(IdType, default="")
+    action: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(IdType, default="")
+    request_id: Mapped[str] = mapped_column(String(128), default="")
+    details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)

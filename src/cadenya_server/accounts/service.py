@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from cadenya_server.accounts import repository
 from cadenya_server.accounts.schemas import Account, AccountInfo, AccountSpec
 from cadenya_server.api_keys import service as api_keys
+from cadenya_server.audit import service as audit
 from cadenya_server.auth import scopes
 from cadenya_server.auth.caller import ROLE_ADMIN, Caller
 from cadenya_server.kit.clock import rfc3339
@@ -146,6 +147,12 @@ def rotate_webhook_secret(*, session: Session, keyring: Keyring, caller: Caller)
     _store_secret(
         session, keyring, account_id=caller.account_id, name=repository.WEBHOOK_SECRET, value=secret
     )
+    audit.record(
+        session,
+        caller=caller,
+        action="account.rotate_webhook_signing_key",
+        resource_id=caller.account_id,
+    )
     return secret
 
 
@@ -153,5 +160,11 @@ def rotate_challenge_token(*, session: Session, keyring: Keyring, caller: Caller
     token = new_challenge_token()
     _store_secret(
         session, keyring, account_id=caller.account_id, name=repository.CHALLENGE_TOKEN, value=token
+    )
+    audit.record(
+        session,
+        caller=caller,
+        action="account.rotate_challenge_token",
+        resource_id=caller.account_id,
     )
     return token

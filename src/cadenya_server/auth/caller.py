@@ -19,6 +19,8 @@ class Caller:
     profile_id: str
     scopes: frozenset[str]
     api_key_id: str = ""
+    # The request this caller made, for the audit trail.
+    request_id: str = ""
 
     @classmethod
     def for_user(cls, *, account_id: str, profile_id: str, role: str) -> Caller:

@@ -8,9 +8,10 @@ find any route that declares none.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 
 from cadenya_server.auth import scopes
 from cadenya_server.auth.caller import Caller
@@ -22,11 +23,13 @@ AUTH_RULE_ATTRIBUTE = "__auth_rule__"
 
 
 def authenticated_caller(
+    request: Request,
     session: DbSession,
     runtime: AppRuntime,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Caller:
-    return authenticate(session=session, runtime=runtime, token=bearer_token(authorization))
+    caller = authenticate(session=session, runtime=runtime, token=bearer_token(authorization))
+    return replace(caller, request_id=getattr(request.state, "request_id", ""))
 
 
 def rule(scope: str | None) -> Callable[..., Caller]:

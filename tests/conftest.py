@@ -1,0 +1,205 @@
+"""The test harness: a real database (SQLite file or a fresh PostgreSQL database),
+migrated by the real CLI, and a real server process on a free port.
+
+`CADENYA_TEST_DATABASE_URL` chooses the database: unset means a SQLite file in
+a temporary folder; a PostgreSQL URL means a new database is created beside
+the one named, used for this run, and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from cadenya import Cadenya
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from cadenya_server.accounts import service as accounts
+from cadenya_server.config import Settings
+from cadenya_server.kit.db import engine_url
+from cadenya_server.kit.runtime import Runtime
+
+SECRET_KEY = "test-secret-key-" + "x" * 32
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    given = os.environ.get("CADENYA_TEST_DATABASE_URL", "")
+    if not given.startswith("postgres"):
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'cadenya.db'}"
+        return
+    name = f"cadenya_test_{secrets.token_hex(4)}"
+    admin = create_engine(engine_url(given), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(given).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def server_env(database_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CADENYA_SERVER_DATABASE_URL": database_url,
+        "CADENYA_SERVER_SECRET_KEY": SECRET_KEY,
+        "CADENYA_SERVER_LOG_LEVEL": "WARNING",
+    }
+
+
+def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `cadenya-server ARGS` as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "cadenya_server", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=300,
+    )
+
+
+@dataclass
+class Server:
+    base_url: str
+    env: dict[str, str]
+    runtime: Runtime
+    process: subprocess.Popen[bytes] = field(repr=False)
+
+    def client(self, token: str) -> Cadenya:
+        """The official client, authenticated with `token`."""
+        return Cadenya(api_key=token, base_url=self.base_url)
+
+    def http(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+
+
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """A `cadenya-server serve` process, returned once it answers /healthz."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cadenya_server", "serve", "--port", str(port)], env=env
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("server did not start within 30 s")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def server(server_env: dict[str, str], database_url: str) -> Iterator[Server]:
+    cli(server_env, "migrate")
+    port = free_port()
+    process = start_server(server_env, port)
+    runtime = Runtime.from_settings(
+        Settings(
+            database_url=database_url,
+            secret_key=SECRET_KEY,
+            issuer="cadenya-server",
+            audience="cadenya-api",
+            max_body_bytes=1024 * 1024,
+            jwt_leeway_seconds=30,
+        )
+    )
+    yield Server(f"http://127.0.0.1:{port}", server_env, runtime, process)
+    stop_server(process)
+    runtime.db.dispose()
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    admin_profile_id: str
+    workspace_id: str
+    api_key: str
+    api_key_id: str
+
+
+def make_account(server: Server, *, name: str = "Acme", domain: str = "acme.io") -> Tenant:
+    """A fresh account with an admin, a default workspace and an admin API key."""
+    with server.runtime.db.transaction() as session:
+        created = accounts.create(
+            session=session,
+            keyring=server.runtime.keyring,
+            name=name,
+            domain=domain,
+            admin_email=f"admin-{secrets.token_hex(4)}@{domain}",
+            admin_name="Ada Admin",
+        )
+    return Tenant(
+        id=created.account.id,
+        admin_profile_id=created.admin.id,
+        workspace_id=created.workspace_id,
+        api_key=created.api_key,
+        api_key_id=created.api_key_id,
+    )
+
+
+@pytest.fixture
+def account(server: Server) -> Tenant:
+    return make_account(server)
+
+
+def jwt_for(server: Server, profile_id: str, account_id: str, ttl: int = 600) -> str:
+    return server.runtime.jwt.mint(profile_id=profile_id, account_id=account_id, ttl_seconds=ttl)
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def make_profile(
+    server: Server,
+    account_id: str,
+    *,
+    name: str,
+    email: str = "",
+    type: str = "user",
+    role: str = "member",
+    labels: dict[str, str] | None = None,
+) -> str:
+    """A profile added straight to the database; its id."""
+    from cadenya_server.profiles import repository
+
+    with server.runtime.db.transaction() as session:
+        return repository.add(
+            session,
+            account_id=account_id,
+            type=type,
+            role=role,
+            name=name,
+            email=email,
+            labels=labels,
+        ).id
