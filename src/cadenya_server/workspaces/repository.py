@@ -44,3 +44,10 @@ def default_for(session: Session, *, account_id: str) -> Workspace | None:
         .order_by(Workspace.id)
         .limit(1)
     ).first()
+
+
+def get(session: Session, *, account_id: str, workspace_id: str) -> Workspace | None:
+    """A workspace of this account (archived ones included), or None."""
+    return session.scalars(
+        select(Workspace).where(Workspace.id == workspace_id, Workspace.account_id == account_id)
+    ).one_or_none()
