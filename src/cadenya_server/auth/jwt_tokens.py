@@ -22,7 +22,8 @@ from cadenya_server.kit.crypto import Keyring
 ALGORITHM = "EdDSA"
 ACCOUNT_CLAIM = "account_id"
 _REQUIRED = ["exp", "iat", "iss", "aud", "sub", "jti"]
-_ACCEPTED_TYPES = {None, "JWT", "at+jwt"}
+# A tuple, not a set: `typ` may be any JSON value, and a list or object is unhashable.
+_ACCEPTED_TYPES = (None, "JWT", "at+jwt")
 
 
 class InvalidToken(Exception):
