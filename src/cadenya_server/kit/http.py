@@ -63,6 +63,18 @@ def _validation_error(exc: RequestValidationError) -> ApiError:
     return InvalidArgument(f"invalid {first.field}: {first.description}", violations=violations)
 
 
+def _api_error_behind(exc: HTTPException) -> ApiError | None:
+    """Our error, if FastAPI wrapped one it caught while reading the body (the size limit).
+
+    A streamed body is read through the observability middleware's task group, so
+    the error arrives inside an ExceptionGroup.
+    """
+    cause = exc.__cause__
+    while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:
+        cause = cause.exceptions[0]
+    return cause if isinstance(cause, ApiError) else None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves as a google.rpc Status; nothing else ever does."""
 
@@ -76,9 +88,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        if isinstance(exc.__cause__, ApiError):
-            # FastAPI wraps errors raised while it reads the body (our size limit).
-            return error_response(exc.__cause__)
+        wrapped = _api_error_behind(exc)
+        if wrapped is not None:
+            return error_response(wrapped)
         if exc.status_code == 404:
             return error_response(NotFound(f"no route for {request.method} {request.url.path}"))
         if exc.status_code == 405:
