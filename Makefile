@@ -34,8 +34,9 @@ test-postgres: $(BIN)/.installed
 
 test: lint test-sqlite test-postgres ## Lint, then every test on SQLite and PostgreSQL
 
+# 1M profiles on SQLite, then on PostgreSQL; e.g. BENCH_ARGS="--database sqlite --reuse".
 bench: $(BIN)/.installed
-	$(BIN)/python -m bench.search
+	$(BIN)/python -m bench.search $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

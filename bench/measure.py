@@ -1,0 +1,136 @@
+"""Timing: repeated samples and their percentiles, and the real server called over HTTP."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from bench.dataset import BenchError
+
+PROFILES_PATH = "/v1/account/profiles"
+
+
+@dataclass(frozen=True)
+class Stats:
+    samples: int
+    p50_ms: float
+    p99_ms: float
+    min_ms: float
+    max_ms: float
+    mean_ms: float
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> Stats:
+        ordered = sorted(s * 1000 for s in seconds)
+        return cls(
+            samples=len(ordered),
+            p50_ms=round(_nearest_rank(ordered, 50), 3),
+            p99_ms=round(_nearest_rank(ordered, 99), 3),
+            min_ms=round(ordered[0], 3),
+            max_ms=round(ordered[-1], 3),
+            mean_ms=round(sum(ordered) / len(ordered), 3),
+        )
+
+
+def _nearest_rank(ordered: list[float], percent: int) -> float:
+    """The smallest sample that at least `percent`% of the samples do not exceed."""
+    return ordered[max(math.ceil(percent / 100 * len(ordered)) - 1, 0)]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How long to measure one thing: `runs` samples, fewer once `budget_s` is spent."""
+
+    runs: int
+    budget_s: float
+    # Even a slow plan gets this many samples, so its p50 means something.
+    min_runs: int = 5
+
+    def measure(self, call: Callable[[], object]) -> Stats:
+        seconds: list[float] = []
+        deadline = time.perf_counter() + self.budget_s
+        while len(seconds) < self.runs:
+            started = time.perf_counter()
+            call()
+            seconds.append(time.perf_counter() - started)
+            if time.perf_counter() > deadline and len(seconds) >= min(self.min_runs, self.runs):
+                break
+        return Stats.of(seconds)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serving(database_url: str, secret_key: str) -> Iterator[str]:
+    """A `cadenya-server serve` process on a free port; yields its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "CADENYA_SERVER_DATABASE_URL": database_url,
+        "CADENYA_SERVER_SECRET_KEY": secret_key,
+        "CADENYA_SERVER_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cadenya_server", "serve", "--port", str(port)], env=env
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(process, base_url)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], base_url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"the server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise BenchError("the server did not answer /healthz within 60 s")
+
+
+class Api:
+    """The profile search over one keep-alive connection."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self._client = httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=300
+        )
+
+    def get(self, params: dict[str, str]) -> httpx.Response:
+        response = self._client.get(PROFILES_PATH, params=params)
+        if response.status_code != 200:
+            raise BenchError(
+                f"GET {PROFILES_PATH} {params}: {response.status_code} {response.text}"
+            )
+        return response
+
+    def page(self, params: dict[str, str]) -> dict[str, Any]:
+        return self.get(params).json()
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,354 @@
+"""Benchmark of the profile search at scale, on SQLite and PostgreSQL (issue #3).
+
+    python -m bench.search [--database sqlite|postgresql|both] [--profiles 1000000]
+        [--other-accounts 100] [--per-account 2000] [--runs 100] [--reuse]
+
+Loads a deterministic data set through the import path, starts the real
+server, and times each query shape through HTTP, through the repository's
+SQL alone, and through a naive LIKE scan; writes bench/results/search-<db>.json
+and .md and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from bench import baseline, dataset, report
+from bench.dataset import MAIN_SEED, BenchError, DataSpec, Loaded, Target, progress
+from bench.measure import Api, Sampling, Stats, serving
+from cadenya_server import demo_data
+from cadenya_server.kit.db import Database
+from cadenya_server.kit.labels import parse_filter
+from cadenya_server.models import Profile
+from cadenya_server.profiles import repository
+from cadenya_server.profiles.schemas import STORED_TYPES, ProfileType
+
+HERE = Path(__file__).resolve().parent
+WARM_UP = 3
+# The page the issue asks about: reaching it with 50 a page needs 10,000 matches.
+FAR_PAGE = 200
+
+
+@dataclass(frozen=True)
+class Shape:
+    key: str
+    title: str
+    query: str
+    type: str = ""
+    labels: str = ""
+
+    def params(self, *, limit: int, cursor: str = "") -> dict[str, str]:
+        params = {"query": self.query, "limit": str(limit)}
+        if self.type:
+            params["type"] = self.type
+        if self.labels:
+            params["labels"] = self.labels
+        if cursor:
+            params["cursor"] = cursor
+        return params
+
+    def search(self, account_id: str) -> repository.SearchFilter:
+        """The filter the server builds for this shape (see profiles.service.search)."""
+        return repository.SearchFilter(
+            account_id=account_id,
+            needle=self.query.lower(),
+            type=STORED_TYPES[ProfileType(self.type)] if self.type else None,
+            labels=parse_filter(self.labels),
+        )
+
+
+def shapes(profiles: int) -> list[Shape]:
+    """The query shapes of the issue, with a full name and a rare string taken from the data."""
+    records = itertools.islice(demo_data.profiles(profiles, seed=MAIN_SEED), profiles // 2, None)
+    full_name = next((r["name"] for r in records if r["type"] == "user"), "Ada Lovelace")
+    return [
+        Shape("empty", "empty query", ""),
+        Shape("one_letter", "one letter", "a"),
+        Shape("two_letters", "two letters", "an"),
+        Shape("common_trigram", "common trigram", "son"),
+        Shape("email_domain", "email domain", "acme"),
+        Shape("full_name", "full name", full_name),
+        # Emails carry the record's number, so this matches exactly one profile.
+        Shape("rare", "rare string", f"{profiles * 2 // 3}@"),
+        Shape("no_match", "no match", "xyzq"),
+        Shape("non_ascii_zoe", "non-ASCII", "zoë"),
+        Shape("non_ascii_luk", "non-ASCII", "łuk"),
+        Shape("with_type", "query + type", "acme", type=ProfileType.API_KEY.value),
+        Shape("with_label", "query + label", "son", labels="team=core"),
+    ]
+
+
+def measure_shape(
+    shape: Shape, *, api: Api, db: Database, account_id: str, sampling: Sampling, limit: int
+) -> dict[str, Any]:
+    """Every timing of one shape: through HTTP, the repository's SQL, and the naive baseline."""
+    first_params = shape.params(limit=limit)
+    # The first calls of a shape pay for cold caches and query planning.
+    for _ in range(WARM_UP):
+        api.get(first_params)
+    first = api.page(first_params)
+    total = first["pagination"]["total"]
+    second_cursor = first["pagination"]["nextCursor"]
+    api_first = sampling.measure(lambda: api.get(first_params))
+    api_next = (
+        sampling.measure(lambda: api.get(shape.params(limit=limit, cursor=second_cursor)))
+        if second_cursor
+        else None
+    )
+    far_cursor, walk = _walk(api, shape, limit=limit, cursor=second_cursor)
+    api_far = (
+        sampling.measure(lambda: api.get(shape.params(limit=limit, cursor=far_cursor)))
+        if far_cursor
+        else None
+    )
+
+    search = shape.search(account_id)
+    sql_first, sql_next = _sql(db, search, sampling=sampling, limit=limit)
+
+    def naive() -> tuple[list[str], int]:
+        with db.transaction(write=False) as session:
+            return baseline.first_page(session, search, limit=limit)
+
+    baseline_ids, baseline_total = naive()
+    baseline_first = sampling.measure(naive)
+    return {
+        "key": shape.key,
+        "title": shape.title,
+        "query": shape.query,
+        "type": shape.type,
+        "labels": shape.labels,
+        "total": total,
+        "baseline_total": baseline_total,
+        # The plan under test and the naive one must give the same answer.
+        "agrees": baseline_total == total
+        and baseline_ids == [item["metadata"]["id"] for item in first["items"]],
+        "api": {
+            "first": asdict(api_first),
+            "next": _dict(api_next),
+            "page200": _dict(api_far),
+            "walk": _dict(walk),
+        },
+        "sql": {"first": asdict(sql_first), "next": _dict(sql_next)},
+        "baseline": {"first": asdict(baseline_first)},
+        "overhead_p50_ms": round(api_first.p50_ms - sql_first.p50_ms, 3),
+        "speedup_p99": round(baseline_first.p99_ms / api_first.p99_ms, 1),
+    }
+
+
+def _walk(api: Api, shape: Shape, *, limit: int, cursor: str) -> tuple[str, Stats | None]:
+    """The cursor of page FAR_PAGE (or "" when there are fewer pages), and the walk's timings."""
+    seconds: list[float] = []
+    for _ in range(2, FAR_PAGE):
+        if not cursor:
+            break
+        started = time.perf_counter()
+        response = api.get(shape.params(limit=limit, cursor=cursor))
+        seconds.append(time.perf_counter() - started)
+        cursor = response.json()["pagination"]["nextCursor"]
+    return cursor, Stats.of(seconds) if seconds else None
+
+
+def _sql(
+    db: Database, search: repository.SearchFilter, *, sampling: Sampling, limit: int
+) -> tuple[Stats, Stats | None]:
+    """The repository's own queries for the first page with its count, and for the next page."""
+
+    def in_transaction(work: Callable[[Session], list[Profile]]) -> Callable[[], list[Profile]]:
+        def call() -> list[Profile]:
+            with db.transaction(write=False) as session:
+                return work(session)
+
+        return call
+
+    def first(session: Session) -> list[Profile]:
+        rows = repository.search_page(session, search, after=None, limit=limit + 1)
+        repository.search_count(session, search)
+        return rows
+
+    rows = in_transaction(first)()
+    first_stats = sampling.measure(in_transaction(first))
+    if len(rows) <= limit:
+        return first_stats, None
+    after = (rows[limit - 1].name_key, rows[limit - 1].id)
+    return first_stats, sampling.measure(
+        in_transaction(
+            lambda session: repository.search_page(session, search, after=after, limit=limit + 1)
+        )
+    )
+
+
+def _dict(stats: Stats | None) -> dict[str, Any] | None:
+    return asdict(stats) if stats else None
+
+
+def run(
+    target: Target,
+    spec: DataSpec,
+    *,
+    reuse: bool,
+    sampling: Sampling,
+    limit: int,
+    data_dir: Path,
+    results_dir: Path,
+) -> dict[str, Any]:
+    """The whole benchmark on one database; writes its results and returns them."""
+    loaded = dataset.prepare(target, spec, reuse=reuse, data_dir=data_dir)
+    runtime = dataset.runtime_for(target, loaded.secret_key)
+    try:
+        sizes = dataset.sizes(runtime)
+        version = _version(runtime.db)
+        results = []
+        with serving(target.url, loaded.secret_key) as base_url:
+            api = Api(base_url, loaded.api_key)
+            try:
+                for shape in shapes(spec.profiles):
+                    progress(f"{target.kind}: measuring {shape.key}")
+                    results.append(
+                        measure_shape(
+                            shape,
+                            api=api,
+                            db=runtime.db,
+                            account_id=loaded.account_id,
+                            sampling=sampling,
+                            limit=limit,
+                        )
+                    )
+            finally:
+                api.close()
+    finally:
+        runtime.db.dispose()
+    result = {
+        "database": target.kind,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "environment": _environment(version),
+        "dataset": {**asdict(spec), "seed": MAIN_SEED, "reused": loaded.reused},
+        "load": loaded.load,
+        "sizes": sizes,
+        "settings": {
+            "limit": limit,
+            "runs": sampling.runs,
+            "budget_seconds": sampling.budget_s,
+            "warm_up": WARM_UP,
+        },
+        "shapes": results,
+    }
+    result["targets"] = report.targets(result)
+    report.write(result, results_dir)
+    _warn_disagreements(result, loaded)
+    return result
+
+
+def _warn_disagreements(result: dict[str, Any], loaded: Loaded) -> None:
+    for shape in result["shapes"]:
+        if not shape["agrees"]:
+            progress(
+                f"{result['database']}: WARNING: {shape['key']} differs from the naive scan "
+                f"(total {shape['total']} vs {shape['baseline_total']}, account "
+                f"{loaded.account_id})"
+            )
+
+
+def _version(db: Database) -> str:
+    if db.dialect == "postgresql":
+        with db.engine.connect() as connection:
+            return "PostgreSQL " + connection.execute(text("SHOW server_version")).scalar_one()
+    return f"SQLite {sqlite3.sqlite_version}"
+
+
+def _environment(database_version: str) -> dict[str, Any]:
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=False
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    # The search measured is whatever is on disk, which may not be committed yet.
+    if commit and git("status", "--porcelain", "--", "src"):
+        commit += " + uncommitted changes in src/"
+    return {
+        "database_version": database_version,
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "commit": commit,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.search", description=__doc__)
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--profiles", type=int, default=1_000_000, help="in the main account")
+    parser.add_argument("--other-accounts", type=int, default=100)
+    parser.add_argument("--per-account", type=int, default=2000, help="profiles per other account")
+    parser.add_argument("--runs", type=int, default=100, help="samples per measurement")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=20.0,
+        help="seconds per measurement after which it stops sampling (at least 5 samples)",
+    )
+    parser.add_argument("--limit", type=int, default=50, help="page size")
+    parser.add_argument("--reuse", action="store_true", help="reuse the data set already loaded")
+    parser.add_argument("--data-dir", type=Path, default=HERE / "data")
+    parser.add_argument("--results-dir", type=Path, default=HERE / "results")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "CADENYA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="any database on the PostgreSQL server, to create the benchmark's own from",
+    )
+    parser.add_argument(
+        "--postgres-database",
+        default="cadenya_bench",
+        help="the benchmark's database, dropped and created again unless --reuse",
+    )
+    args = parser.parse_args(argv)
+    if min(args.profiles, args.per_account, args.runs, args.limit) < 1 or args.other_accounts < 0:
+        parser.error("--profiles, --per-account, --runs and --limit must be positive")
+    spec = DataSpec(args.profiles, args.other_accounts, args.per_account)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    sqlite = Target.sqlite(args.data_dir)
+    postgresql = Target.postgresql(args.data_dir, args.postgres_url, args.postgres_database)
+    targets = {"sqlite": [sqlite], "postgresql": [postgresql], "both": [sqlite, postgresql]}[
+        args.database
+    ]
+    try:
+        for target in targets:
+            target.check_reachable()
+        # One after the other: on a small machine they would only measure each other.
+        for target in targets:
+            result = run(
+                target,
+                spec,
+                reuse=args.reuse,
+                sampling=Sampling(runs=args.runs, budget_s=args.budget),
+                limit=args.limit,
+                data_dir=args.data_dir,
+                results_dir=args.results_dir,
+            )
+            print(report.markdown(result), flush=True)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

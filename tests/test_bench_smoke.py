@@ -1,0 +1,126 @@
+"""The search benchmark end to end on tiny data, so the harness cannot rot unnoticed.
+
+It checks what the benchmark writes, never how fast anything was. It runs on
+the database the suite runs on: with a PostgreSQL URL, in a database of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from cadenya_server.kit.db import engine_url
+from conftest import repo_root
+
+# The query shapes issue #3 asks the benchmark to measure.
+SHAPES = [
+    "empty",
+    "one_letter",
+    "two_letters",
+    "common_trigram",
+    "email_domain",
+    "full_name",
+    "rare",
+    "no_match",
+    "non_ascii_zoe",
+    "non_ascii_luk",
+    "with_type",
+    "with_label",
+]
+PROFILES = 3000
+RUNS = 2
+# Small pages, so that a 200th page exists for the broad shapes of this small data set.
+LIMIT = 10
+STATS = {"samples", "p50_ms", "p99_ms", "min_ms", "max_ms", "mean_ms"}
+
+
+@pytest.fixture
+def database() -> Iterator[tuple[str, list[str]]]:
+    """The database kind and the benchmark's arguments that select it."""
+    given = os.environ.get("CADENYA_TEST_DATABASE_URL", "")
+    if not given.startswith("postgres"):
+        yield "sqlite", ["--database=sqlite"]
+        return
+    name = f"cadenya_bench_smoke_{secrets.token_hex(4)}"
+    yield (
+        "postgresql",
+        ["--database=postgresql", f"--postgres-url={given}", f"--postgres-database={name}"],
+    )
+    admin = create_engine(engine_url(given), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_benchmark_runs_end_to_end_and_reports_every_shape(tmp_path, database):
+    kind, arguments = database
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.search",
+            *arguments,
+            f"--profiles={PROFILES}",
+            "--other-accounts=2",
+            "--per-account=200",
+            f"--runs={RUNS}",
+            f"--limit={LIMIT}",
+            f"--data-dir={tmp_path / 'data'}",
+            f"--results-dir={tmp_path / 'results'}",
+        ],
+        cwd=repo_root(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "results" / f"search-{kind}.json").read_text())
+    table = (tmp_path / "results" / f"search-{kind}.md").read_text()
+    assert table in done.stdout
+
+    assert result["database"] == kind
+    assert result["dataset"]["profiles"] == PROFILES
+    assert result["dataset"]["reused"] is False
+    assert result["load"]["main_profiles"] == PROFILES
+    assert result["load"]["main_import_seconds"] > 0
+
+    shapes = {shape["key"]: shape for shape in result["shapes"]}
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert list(shapes) == SHAPES
+    for key, shape in shapes.items():
+        # The search and the naive scan answer alike: otherwise the speed-up means nothing.
+        assert shape["agrees"], key
+        assert shape["total"] == shape["baseline_total"], key
+        for measured in (shape["api"]["first"], shape["sql"]["first"], shape["baseline"]["first"]):
+            assert set(measured) == STATS
+            assert measured["samples"] == RUNS
+            assert 0 < measured["p50_ms"] <= measured["p99_ms"]
+        has_next = shape["total"] > LIMIT
+        assert (shape["api"]["next"] is not None) == has_next, key
+        assert (shape["sql"]["next"] is not None) == has_next, key
+        assert (shape["api"]["page200"] is not None) == (shape["total"] > 199 * LIMIT), key
+        query = f"`{shape['query']}`" if shape["query"] else '`""`'
+        assert any(row.startswith(f"| {shape['title']} | {query}") for row in rows), key
+
+    # The main account holds the data set plus its admin and the admin's API key.
+    assert shapes["empty"]["total"] == PROFILES + 2
+    assert shapes["empty"]["api"]["page200"] is not None
+    assert shapes["no_match"]["total"] == 0
+    assert shapes["rare"]["total"] == 1
+    for key in ("email_domain", "full_name", "non_ascii_zoe", "non_ascii_luk", "with_type"):
+        assert shapes[key]["total"] > 0, key
+
+    profiles = next(t for t in result["sizes"]["tables"] if t["name"] == "profiles")
+    assert profiles["table_bytes"] > 0
+    assert result["sizes"]["search_index_bytes"] > 0
+    targets = result["targets"]
+    assert len(targets) == 8
+    assert all(target["met"] in (True, False, None) for target in targets)
+    assert "Targets of issue #3" in table
