@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from functools import partial
+
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from cadenya_server.api_keys import repository as api_keys
 from cadenya_server.auth import api_key_tokens
 from cadenya_server.auth.caller import Caller
 from cadenya_server.auth.jwt_tokens import InvalidToken
 from cadenya_server.kit.clock import as_utc, now
+from cadenya_server.kit.db import Database, after_transaction
 from cadenya_server.kit.errors import Unauthenticated
 from cadenya_server.kit.runtime import Runtime
 from cadenya_server.models import ApiKey, Profile
@@ -46,14 +52,28 @@ def _api_key_caller(*, session: Session, runtime: Runtime, token: str) -> Caller
         raise Unauthenticated("unknown API key")
     if not key.enabled:
         raise Unauthenticated("this API key is disabled")
-    if key.expires_at is not None and as_utc(key.expires_at) <= now():
+    used_at = now()
+    if key.expires_at is not None and as_utc(key.expires_at) <= used_at:
         raise Unauthenticated("this API key has expired")
+    last_used = key.last_used_at
+    if last_used is None or as_utc(last_used) < used_at - api_keys.LAST_USED_RESOLUTION:
+        after_transaction(session, partial(_note_use, runtime.db, key.id, used_at))
     return Caller(
         account_id=key.account_id,
         profile_id=key.profile_id,
         scopes=frozenset(key.permissions),
         api_key_id=key.id,
     )
+
+
+def _note_use(db: Database, api_key_id: str, used_at: datetime) -> None:
+    """Record a key's last use in a transaction of its own, after the request's."""
+    try:
+        with db.transaction() as session:
+            api_keys.touch(session, api_key_id=api_key_id, at=used_at)
+    except SQLAlchemyError:
+        # Bookkeeping only: it must never fail the request it belongs to.
+        log.warning("could not record the last use of an API key", api_key_id=api_key_id)
 
 
 def _jwt_caller(*, session: Session, runtime: Runtime, token: str) -> Caller:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,19 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN")
 
 
+_AFTERWARDS = "cadenya.afterwards"
+
+
+def after_transaction(session: Session, work: Callable[[], None]) -> None:
+    """Run `work` when this session's transaction is over and its connection is back.
+
+    For bookkeeping that must not hold, or wait for, the request's locks (on
+    SQLite a second writer would wait for the request's own write lock). `work`
+    handles its own errors.
+    """
+    session.info[_AFTERWARDS].append(work)
+
+
 class Database:
     """An engine and the sessions made from it."""
 
@@ -73,15 +86,25 @@ class Database:
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
-        """A session whose work commits on success and rolls back on any error."""
-        with self._sessions() as session, session.begin():
-            # Begin now, in this call, so the BEGIN sees the write intent.
-            token = _write_intent.set(write)
-            try:
-                session.connection()
-            finally:
-                _write_intent.reset(token)
-            yield session
+        """A session whose work commits on success and rolls back on any error.
+
+        Work registered with `after_transaction` runs once the session is closed,
+        whether it committed or not.
+        """
+        afterwards: list[Callable[[], None]] = []
+        try:
+            with self._sessions() as session, session.begin():
+                session.info[_AFTERWARDS] = afterwards
+                # Begin now, in this call, so the BEGIN sees the write intent.
+                token = _write_intent.set(write)
+                try:
+                    session.connection()
+                finally:
+                    _write_intent.reset(token)
+                yield session
+        finally:
+            for work in afterwards:
+                work()
 
     def dispose(self) -> None:
         self.engine.dispose()
