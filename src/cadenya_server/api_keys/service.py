@@ -1,21 +1,68 @@
-"""API keys: each one a token and a profile of type API key."""
+"""API keys: each one a token and a profile of type API key.
+
+A key never lets its holder exceed what the holder already has: whoever
+creates, changes, rotates, reveals, enables, disables or deletes a key must
+hold every scope the key holds (before and after the change) and reach every
+workspace it reaches. So a key with `api_keys:manage` but not `*` can neither
+mint a `*` key nor reveal or rotate one, and a key assigned to some workspaces
+cannot hand out a key that reaches others.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy.orm import Session
 
+from cadenya_server.api_keys import repository
+from cadenya_server.api_keys.schemas import (
+    ApiKey,
+    ApiKeyList,
+    ApiKeySpecInput,
+    CreateApiKeyRequest,
+    UpdateApiKeyRequest,
+    nobody,
+)
+from cadenya_server.audit import service as audit
 from cadenya_server.auth import api_key_tokens, scopes
+from cadenya_server.auth.caller import Caller
+from cadenya_server.kit import labels as label_rules
+from cadenya_server.kit import update_mask
 from cadenya_server.kit.crypto import Keyring
+from cadenya_server.kit.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from cadenya_server.kit.ids import new_id
-from cadenya_server.models import ApiKey
+from cadenya_server.kit.labels import parse_filter
+from cadenya_server.kit.pagination import Cursors, cut, page_size, scope_of, start_after
+from cadenya_server.kit.schemas import Pagination, UpdateAccountResourceMetadata
+from cadenya_server.models import ApiKey as ApiKeyRow
+from cadenya_server.models import Workspace as WorkspaceRow
 from cadenya_server.profiles import repository as profiles
+from cadenya_server.profiles.schemas import Profile
+from cadenya_server.workspaces import repository as workspaces
+
+UPDATABLE = frozenset(
+    {
+        "metadata.name",
+        "metadata.externalId",
+        "metadata.labels",
+        "spec.description",
+        "spec.permissions",
+        "spec.allWorkspaces",
+        "spec.workspaceAssignments",
+    }
+)
 
 
 @dataclass(frozen=True)
 class IssuedKey:
-    key: ApiKey
+    key: ApiKeyRow
     token: str
 
 
@@ -30,6 +77,8 @@ def issue(
     description: str = "",
     all_workspaces: bool = False,
     is_default: bool = False,
+    external_id: str = "",
+    labels: dict[str, str] | None = None,
 ) -> IssuedKey:
     """A new key, its profile, and the one time its token is known in clear."""
     profile = profiles.add(
@@ -38,14 +87,18 @@ def issue(
         type="api_key",
         name=name,
         email="",
+        external_id=external_id,
+        labels=labels,
         creator_profile_id=creator_profile_id,
     )
-    key = ApiKey(
+    key = ApiKeyRow(
         id=new_id("apikey"),
         account_id=account_id,
         profile_id=profile.id,
         name=name,
         description=description,
+        external_id=external_id,
+        labels=dict(labels or {}),
         permissions=scopes.normalize(permissions),
         all_workspaces=all_workspaces,
         is_default=is_default,
@@ -57,10 +110,393 @@ def issue(
     return IssuedKey(key=key, token=token)
 
 
-def set_token(key: ApiKey, *, keyring: Keyring) -> str:
+def set_token(key: ApiKeyRow, *, keyring: Keyring) -> str:
     """Give the key a fresh token; the old one stops working when this commits."""
     token = api_key_tokens.generate()
     key.token_hash = keyring.token_hash(token)
     key.token_ciphertext = keyring.encrypt(token, context=key.id)
     key.token_hint = token[-4:]
     return token
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What a key lets its holder do: its scopes and the workspaces it reaches."""
+
+    scopes: frozenset[str]
+    all_workspaces: bool
+    workspace_ids: frozenset[str]
+
+
+def _reach_of(session: Session, key: ApiKeyRow) -> Reach:
+    assigned = repository.assigned_workspace_ids(session, [key.id]).get(key.id, [])
+    return Reach(frozenset(key.permissions), key.all_workspaces, frozenset(assigned))
+
+
+def _reach_of_caller(session: Session, caller: Caller) -> Reach:
+    if not caller.api_key_id:
+        # A user: an administrator reaches every workspace of the account.
+        return Reach(caller.scopes, True, frozenset())
+    own = repository.get(session, account_id=caller.account_id, api_key_id=caller.api_key_id)
+    if own is None:
+        # Deleted since this request authenticated: it reaches nothing any more.
+        return Reach(frozenset(), False, frozenset())
+    return _reach_of(session, own)
+
+
+def _require_within(mine: Reach, theirs: Reach, *, what: str) -> None:
+    """403 unless `mine` holds every scope and workspace of `theirs`."""
+    for scope in sorted(theirs.scopes):
+        if not scopes.grants(mine.scopes, scope):
+            raise PermissionDenied(f"{what} holds {scope!r}, which you do not hold")
+    if mine.all_workspaces:
+        return
+    if theirs.all_workspaces:
+        raise PermissionDenied(f"{what} reaches every workspace, and you do not")
+    beyond = sorted(theirs.workspace_ids - mine.workspace_ids)
+    if beyond:
+        raise PermissionDenied(f"{what} reaches workspace {beyond[0]!r}, which you do not")
+
+
+def _find(session: Session, caller: Caller, api_key_id: str, *, lock: bool = False) -> ApiKeyRow:
+    key = repository.get(
+        session, account_id=caller.account_id, api_key_id=api_key_id, for_update=lock
+    )
+    if key is None:
+        raise NotFound(f"API key {api_key_id!r} not found")
+    return key
+
+
+def _manageable(session: Session, caller: Caller, api_key_id: str) -> tuple[ApiKeyRow, Reach]:
+    """The key, row-locked, once the caller may manage it; and the caller's own reach."""
+    key = _find(session, caller, api_key_id, lock=True)
+    mine = _reach_of_caller(session, caller)
+    _require_within(mine, _reach_of(session, key), what="this key")
+    return key, mine
+
+
+def _render(
+    session: Session,
+    *,
+    account_id: str,
+    rows: list[ApiKeyRow],
+    include_info: bool,
+    token: str | None = None,
+) -> list[ApiKey]:
+    """Keys as the wire shows them; a given `token` is shown in clear (create, rotate, reveal)."""
+    assigned = repository.assigned_workspace_ids(session, [row.id for row in rows])
+    creators: dict[str, Profile] = {}
+    active: dict[str, WorkspaceRow] = {}
+    if include_info:
+        creators = {
+            profile_id: Profile.of(profile)
+            for profile_id, profile in repository.profiles(
+                session, account_id=account_id, profile_ids={r.creator_profile_id for r in rows}
+            ).items()
+        }
+        active = {w.id: w for w in workspaces.list_active(session, account_id=account_id)}
+    rendered = []
+    for row in rows:
+        held = assigned.get(row.id, [])
+        reaches = (
+            list(active.values())
+            if row.all_workspaces
+            else [active[w] for w in held if w in active]
+        )
+        rendered.append(
+            ApiKey.of(
+                row,
+                token=token,
+                assigned=held,
+                created_by=creators.get(row.creator_profile_id) or nobody(),
+                reaches=reaches,
+            )
+        )
+    return rendered
+
+
+def _one(session: Session, caller: Caller, row: ApiKeyRow, *, token: str | None = None) -> ApiKey:
+    (rendered,) = _render(
+        session, account_id=caller.account_id, rows=[row], include_info=True, token=token
+    )
+    return rendered
+
+
+def _assignable(
+    session: Session, caller: Caller, requested: Iterable[str], *, held: Iterable[str] = ()
+) -> list[str]:
+    """The requested workspace ids, deduplicated; 404 for one outside the account, and 400
+    for an archived one the key does not hold yet."""
+    ids = list(dict.fromkeys(requested))
+    found = {
+        w.id: w
+        for w in repository.workspaces(session, account_id=caller.account_id, workspace_ids=ids)
+    }
+    already = set(held)
+    for workspace_id in ids:
+        workspace = found.get(workspace_id)
+        if workspace is None:
+            raise NotFound(f"workspace {workspace_id!r} not found")
+        if workspace.status == workspaces.ARCHIVED and workspace_id not in already:
+            raise FailedPrecondition(f"workspace {workspace_id!r} is archived")
+    return ids
+
+
+def _requested_workspaces(all_workspaces: bool, spec: ApiKeySpecInput) -> list[str]:
+    requested = [a.workspace_id for a in spec.workspace_assignments]
+    if all_workspaces and requested:
+        raise InvalidArgument.field(
+            "spec.workspaceAssignments", "must be empty when allWorkspaces is true"
+        )
+    return requested
+
+
+def _sync_profile(session: Session, key: ApiKeyRow) -> None:
+    """The key's profile carries the key's name, external id and labels."""
+    profile = profiles.get(session, account_id=key.account_id, profile_id=key.profile_id)
+    if profile is None:
+        return
+    profiles.set_text(profile, name=key.name, email="")
+    profile.external_id = key.external_id
+    profiles.set_labels(session, profile, key.labels)
+
+
+def list_keys(
+    *,
+    session: Session,
+    cursors: Cursors,
+    caller: Caller,
+    workspace_id: str | None,
+    query: str,
+    prefix: str,
+    labels: str | None,
+    sort_order: Literal["asc", "desc"],
+    include_info: bool,
+    cursor: str,
+    limit: int | None,
+) -> ApiKeyList:
+    """One page of the account's keys in creation order, with the number that match."""
+    if (
+        workspace_id
+        and workspaces.get(session, account_id=caller.account_id, workspace_id=workspace_id) is None
+    ):
+        raise NotFound(f"workspace {workspace_id!r} not found")
+    where = repository.KeyFilter(
+        account_id=caller.account_id,
+        workspace_id=workspace_id or None,
+        needle=query.lower(),
+        prefix=prefix.lower(),
+        labels=parse_filter(labels),
+        descending=sort_order == "desc",
+    )
+    scope = scope_of(
+        "api_keys.list",
+        where.account_id,
+        where.workspace_id,
+        where.needle,
+        where.prefix,
+        sorted(where.labels.items()),
+        where.descending,
+    )
+    size = page_size(limit)
+    after = start_after(cursors, cursor, scope=scope)
+    rows, next_cursor = cut(
+        cursors,
+        repository.page(session, where, after=after, limit=size + 1),
+        size,
+        scope=scope,
+        id_of=lambda key: key.id,
+    )
+    return ApiKeyList(
+        items=_render(session, account_id=caller.account_id, rows=rows, include_info=include_info),
+        pagination=Pagination(next_cursor=next_cursor, total=repository.count(session, where)),
+    )
+
+
+def get(*, session: Session, caller: Caller, api_key_id: str) -> ApiKey:
+    """A key of the caller's account, its token masked."""
+    return _one(session, caller, _find(session, caller, api_key_id))
+
+
+def create(
+    *, session: Session, keyring: Keyring, caller: Caller, body: CreateApiKeyRequest
+) -> ApiKey:
+    """A new key, enabled, with its token in clear this once."""
+    spec = body.spec
+    permissions = scopes.normalize(spec.permissions)
+    workspace_ids = _assignable(session, caller, _requested_workspaces(spec.all_workspaces, spec))
+    _require_within(
+        _reach_of_caller(session, caller),
+        Reach(frozenset(permissions), spec.all_workspaces, frozenset(workspace_ids)),
+        what="the new key",
+    )
+    issued = issue(
+        session=session,
+        keyring=keyring,
+        account_id=caller.account_id,
+        name=body.metadata.name,
+        permissions=permissions,
+        creator_profile_id=caller.profile_id,
+        description=spec.description,
+        all_workspaces=spec.all_workspaces,
+        external_id=body.metadata.external_id,
+        labels=label_rules.validate(body.metadata.labels),
+    )
+    repository.assign(session, issued.key, workspace_ids)
+    audit.record(
+        session,
+        caller=caller,
+        action="api_key.create",
+        resource_id=issued.key.id,
+        details={
+            "permissions": permissions,
+            "allWorkspaces": spec.all_workspaces,
+            "workspaceIds": workspace_ids,
+        },
+    )
+    return _one(session, caller, issued.key, token=issued.token)
+
+
+def update(
+    *, session: Session, caller: Caller, api_key_id: str, body: UpdateApiKeyRequest
+) -> ApiKey:
+    """Change the fields the update mask names (or, without one, those in the body)."""
+    paths = update_mask.paths(body.update_mask, body, allowed=UPDATABLE)
+    key, mine = _manageable(session, caller, api_key_id)
+    metadata = body.metadata or UpdateAccountResourceMetadata()
+    spec = body.spec or ApiKeySpecInput()
+    if "metadata.name" in paths:
+        if not metadata.name:
+            raise InvalidArgument.field("metadata.name", "must not be empty")
+        key.name = metadata.name
+    if "metadata.externalId" in paths:
+        key.external_id = metadata.external_id
+    if "metadata.labels" in paths:
+        key.labels = label_rules.validate(metadata.labels)
+    if "spec.description" in paths:
+        key.description = spec.description
+    if "spec.permissions" in paths:
+        key.permissions = scopes.normalize(spec.permissions)
+    if "spec.allWorkspaces" in paths:
+        key.all_workspaces = spec.all_workspaces
+    held = repository.assigned_workspace_ids(session, [key.id]).get(key.id, [])
+    if key.all_workspaces:
+        # Reaching every workspace makes single assignments meaningless.
+        workspace_ids = (
+            _requested_workspaces(True, spec) if "spec.workspaceAssignments" in paths else []
+        )
+    elif "spec.workspaceAssignments" in paths:
+        workspace_ids = _assignable(session, caller, _requested_workspaces(False, spec), held=held)
+    else:
+        workspace_ids = held
+    _require_within(
+        mine,
+        Reach(frozenset(key.permissions), key.all_workspaces, frozenset(workspace_ids)),
+        what="the key after this change",
+    )
+    repository.unassign(session, key, [w for w in held if w not in workspace_ids])
+    repository.assign(session, key, workspace_ids)
+    if paths & {"metadata.name", "metadata.externalId", "metadata.labels"}:
+        _sync_profile(session, key)
+    if paths:
+        audit.record(
+            session,
+            caller=caller,
+            action="api_key.update",
+            resource_id=key.id,
+            details={"fields": sorted(paths)},
+        )
+    return _one(session, caller, key)
+
+
+def delete(*, session: Session, caller: Caller, api_key_id: str) -> None:
+    """Delete the key and its profile; its token stops working when this commits."""
+    key, _ = _manageable(session, caller, api_key_id)
+    audit.record(
+        session,
+        caller=caller,
+        action="api_key.delete",
+        resource_id=key.id,
+        details={"name": key.name},
+    )
+    repository.remove(session, key)
+
+
+def rotate(*, session: Session, keyring: Keyring, caller: Caller, api_key_id: str) -> ApiKey:
+    """A new token for the key, in clear this once; the old one stops working at commit."""
+    key, _ = _manageable(session, caller, api_key_id)
+    token = set_token(key, keyring=keyring)
+    audit.record(session, caller=caller, action="api_key.rotate", resource_id=key.id)
+    return _one(session, caller, key, token=token)
+
+
+def reveal(*, session: Session, keyring: Keyring, caller: Caller, api_key_id: str) -> ApiKey:
+    """The key with its current token in clear; every reveal is audited."""
+    key, _ = _manageable(session, caller, api_key_id)
+    token = keyring.decrypt(key.token_ciphertext, context=key.id)
+    audit.record(session, caller=caller, action="api_key.reveal", resource_id=key.id)
+    return _one(session, caller, key, token=token)
+
+
+def set_enabled(*, session: Session, caller: Caller, api_key_id: str, enabled: bool) -> ApiKey:
+    """Enable or disable a key; a disabled key's token stops working when this commits."""
+    key, _ = _manageable(session, caller, api_key_id)
+    if key.enabled != enabled:
+        key.enabled = enabled
+        audit.record(
+            session,
+            caller=caller,
+            action="api_key.enable" if enabled else "api_key.disable",
+            resource_id=key.id,
+        )
+    return _one(session, caller, key)
+
+
+def add_workspace(
+    *, session: Session, caller: Caller, api_key_id: str, workspace_id: str
+) -> ApiKey:
+    """Assign a workspace to a key; assigning one it holds changes nothing."""
+    key, mine = _manageable(session, caller, api_key_id)
+    if key.all_workspaces:
+        raise FailedPrecondition("this key already reaches every workspace")
+    held = repository.assigned_workspace_ids(session, [key.id]).get(key.id, [])
+    _assignable(session, caller, [workspace_id], held=held)
+    if workspace_id not in held:
+        _require_within(
+            mine,
+            Reach(frozenset(key.permissions), False, frozenset([*held, workspace_id])),
+            what="the key after this change",
+        )
+        repository.assign(session, key, [workspace_id])
+        audit.record(
+            session,
+            caller=caller,
+            action="api_key.add_workspace",
+            resource_id=key.id,
+            details={"workspaceId": workspace_id},
+        )
+    return _one(session, caller, key)
+
+
+def remove_workspace(
+    *, session: Session, caller: Caller, api_key_id: str, workspace_id: str
+) -> ApiKey:
+    """Take a workspace from a key; removing one it does not hold changes nothing."""
+    key, _ = _manageable(session, caller, api_key_id)
+    if workspaces.get(session, account_id=caller.account_id, workspace_id=workspace_id) is None:
+        raise NotFound(f"workspace {workspace_id!r} not found")
+    if key.all_workspaces:
+        raise FailedPrecondition(
+            "this key reaches every workspace; set allWorkspaces to false to assign some"
+        )
+    held = repository.assigned_workspace_ids(session, [key.id]).get(key.id, [])
+    if workspace_id in held:
+        repository.unassign(session, key, [workspace_id])
+        audit.record(
+            session,
+            caller=caller,
+            action="api_key.remove_workspace",
+            resource_id=key.id,
+            details={"workspaceId": workspace_id},
+        )
+    return _one(session, caller, key)

@@ -1,0 +1,180 @@
+"""/v1/account/api_keys: the account's API keys.
+
+The custom methods (`{id}:rotate` and the like) are POST routes of their own;
+the `{id}` routes answer only GET, PATCH and DELETE, so a verb is never read
+as part of an id.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Query
+
+from cadenya_server.accounts.schemas import EmptyRequest
+from cadenya_server.api_keys import service
+from cadenya_server.api_keys.auth import ApiKeyId, ApiKeysManager, ApiKeysReader
+from cadenya_server.api_keys.schemas import (
+    ApiKey,
+    ApiKeyList,
+    CreateApiKeyRequest,
+    UpdateApiKeyRequest,
+    WorkspaceRequest,
+)
+from cadenya_server.kit.runtime import AppRuntime, DbSession
+from cadenya_server.kit.schemas import Empty
+
+router = APIRouter(prefix="/v1/account/api_keys", tags=["API keys"])
+
+NoBody = Annotated[EmptyRequest | None, Body()]
+
+
+@router.get("", operation_id="apiKeys.list")
+def list_api_keys(
+    caller: ApiKeysReader,
+    session: DbSession,
+    runtime: AppRuntime,
+    workspace_id: Annotated[
+        str | None,
+        Query(
+            alias="workspaceId",
+            max_length=40,
+            description="Only keys that reach this workspace (assigned, or granted all)",
+        ),
+    ] = None,
+    query: Annotated[
+        str,
+        Query(max_length=200, description="Case-insensitive substring of the name or description"),
+    ] = "",
+    prefix: Annotated[
+        str, Query(max_length=200, description="Case-insensitive prefix of the name")
+    ] = "",
+    labels: Annotated[
+        str | None,
+        Query(max_length=4096, description="key=value pairs joined by commas; all must match"),
+    ] = None,
+    sort_order: Annotated[
+        Literal["asc", "desc"],
+        Query(alias="sortOrder", description="By creation time; default asc"),
+    ] = "asc",
+    include_info: Annotated[
+        bool,
+        Query(
+            alias="includeInfo",
+            description="Fill info.createdBy and info.workspaces (otherwise present but empty)",
+        ),
+    ] = False,
+    cursor: Annotated[str, Query(max_length=2048, description="nextCursor of a page")] = "",
+    limit: Annotated[
+        int | None, Query(description="Page size: 0 or absent is 50, at most 1000")
+    ] = None,
+) -> ApiKeyList:
+    """Lists the account's API keys, tokens masked."""
+    return service.list_keys(
+        session=session,
+        cursors=runtime.cursors,
+        caller=caller,
+        workspace_id=workspace_id,
+        query=query,
+        prefix=prefix,
+        labels=labels,
+        sort_order=sort_order,
+        include_info=include_info,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+@router.post("", operation_id="apiKeys.create")
+def create_api_key(
+    caller: ApiKeysManager, session: DbSession, runtime: AppRuntime, body: CreateApiKeyRequest
+) -> ApiKey:
+    """Creates an API key; the response is the only one besides :rotate and :reveal that
+    carries the whole token. The key cannot hold a scope or reach a workspace that the
+    caller does not (403)."""
+    return service.create(session=session, keyring=runtime.keyring, caller=caller, body=body)
+
+
+@router.get("/{id}", operation_id="apiKeys.retrieve")
+def get_api_key(caller: ApiKeysReader, session: DbSession, api_key_id: ApiKeyId) -> ApiKey:
+    """Gets an API key, its token masked."""
+    return service.get(session=session, caller=caller, api_key_id=api_key_id)
+
+
+@router.patch("/{id}", operation_id="apiKeys.update")
+def update_api_key(
+    caller: ApiKeysManager, session: DbSession, api_key_id: ApiKeyId, body: UpdateApiKeyRequest
+) -> ApiKey:
+    """Updates the fields named by `updateMask` (without one, the fields present in the body)."""
+    return service.update(session=session, caller=caller, api_key_id=api_key_id, body=body)
+
+
+@router.delete("/{id}", operation_id="apiKeys.delete")
+def delete_api_key(caller: ApiKeysManager, session: DbSession, api_key_id: ApiKeyId) -> Empty:
+    """Deletes an API key and its profile; its token stops working at once."""
+    service.delete(session=session, caller=caller, api_key_id=api_key_id)
+    return Empty()
+
+
+@router.post("/{id}:rotate", operation_id="apiKeys.rotate")
+def rotate_api_key(
+    caller: ApiKeysManager,
+    session: DbSession,
+    runtime: AppRuntime,
+    api_key_id: ApiKeyId,
+    _body: NoBody = None,
+) -> ApiKey:
+    """Gives the key a new token, returned whole; the old token stops working at once."""
+    return service.rotate(
+        session=session, keyring=runtime.keyring, caller=caller, api_key_id=api_key_id
+    )
+
+
+@router.post("/{id}:reveal", operation_id="apiKeys.reveal")
+def reveal_api_key(
+    caller: ApiKeysManager,
+    session: DbSession,
+    runtime: AppRuntime,
+    api_key_id: ApiKeyId,
+    _body: NoBody = None,
+) -> ApiKey:
+    """Returns the key with its whole token. Needs api_keys:manage; audited."""
+    return service.reveal(
+        session=session, keyring=runtime.keyring, caller=caller, api_key_id=api_key_id
+    )
+
+
+@router.post("/{id}:enable", operation_id="apiKeys.enable")
+def enable_api_key(
+    caller: ApiKeysManager, session: DbSession, api_key_id: ApiKeyId, _body: NoBody = None
+) -> ApiKey:
+    """Enables a key."""
+    return service.set_enabled(session=session, caller=caller, api_key_id=api_key_id, enabled=True)
+
+
+@router.post("/{id}:disable", operation_id="apiKeys.disable")
+def disable_api_key(
+    caller: ApiKeysManager, session: DbSession, api_key_id: ApiKeyId, _body: NoBody = None
+) -> ApiKey:
+    """Disables a key; its token stops working at once, in every server process."""
+    return service.set_enabled(session=session, caller=caller, api_key_id=api_key_id, enabled=False)
+
+
+@router.post("/{id}:addWorkspace", operation_id="apiKeys.addWorkspace")
+def add_api_key_workspace(
+    caller: ApiKeysManager, session: DbSession, api_key_id: ApiKeyId, body: WorkspaceRequest
+) -> ApiKey:
+    """Assigns a workspace of the account to the key (400 if the key reaches all of them)."""
+    return service.add_workspace(
+        session=session, caller=caller, api_key_id=api_key_id, workspace_id=body.workspace_id
+    )
+
+
+@router.post("/{id}:removeWorkspace", operation_id="apiKeys.removeWorkspace")
+def remove_api_key_workspace(
+    caller: ApiKeysManager, session: DbSession, api_key_id: ApiKeyId, body: WorkspaceRequest
+) -> ApiKey:
+    """Takes a workspace from the key (400 if the key reaches all of them)."""
+    return service.remove_workspace(
+        session=session, caller=caller, api_key_id=api_key_id, workspace_id=body.workspace_id
+    )
