@@ -1,0 +1,89 @@
+"""/v1/account/trusted_endpoints: the hosts tool sets may send credentials to.
+
+Administrators only (account:manage), reads included: the list says where the
+account's secrets may travel.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from cadenya_server.auth.dependencies import AdminCaller
+from cadenya_server.kit.runtime import AppRuntime, DbSession
+from cadenya_server.kit.schemas import Empty
+from cadenya_server.trusted_endpoints import service
+from cadenya_server.trusted_endpoints.schemas import (
+    CreateTrustedEndpointRequest,
+    TrustedEndpoint,
+    TrustedEndpointList,
+    VerifyRequest,
+    VerifyResponse,
+)
+
+router = APIRouter(prefix="/v1/account", tags=["Trusted endpoints"])
+
+EndpointId = Annotated[str, Path(alias="id", description="An endpoint_… id")]
+
+
+@router.get("/trusted_endpoints", operation_id="trustedEndpoints.list")
+def list_trusted_endpoints(
+    caller: AdminCaller,
+    session: DbSession,
+    runtime: AppRuntime,
+    cursor: Annotated[str, Query(max_length=2048, description="nextCursor of a page")] = "",
+    limit: Annotated[
+        int | None, Query(description="Page size: 0 or absent is 50, at most 1000")
+    ] = None,
+    labels: Annotated[
+        str | None,
+        Query(max_length=4096, description="key=value pairs joined by commas; all must match"),
+    ] = None,
+) -> TrustedEndpointList:
+    """Lists the account's trusted endpoints, oldest first."""
+    return service.list_endpoints(
+        session=session,
+        cursors=runtime.cursors,
+        caller=caller,
+        cursor=cursor,
+        limit=limit,
+        labels=labels,
+    )
+
+
+@router.post("/trusted_endpoints", operation_id="trustedEndpoints.create")
+def create_trusted_endpoint(
+    caller: AdminCaller, session: DbSession, body: CreateTrustedEndpointRequest
+) -> TrustedEndpoint:
+    """Trusts a host: `host` or `host:port`, where host is a DNS name (Unicode or
+    A-labels), an IPv4 address or a bracketed IPv6 address. Stored normalised;
+    409 if the account already trusts the same host in any spelling."""
+    return service.create(session=session, caller=caller, body=body)
+
+
+@router.post("/trusted_endpoints:verify", operation_id="trustedEndpoints.verify")
+def verify_trusted_endpoint(
+    caller: AdminCaller, session: DbSession, body: VerifyRequest
+) -> VerifyResponse:
+    """Says whether an http(s) URL's host is trusted. An endpoint without a port trusts
+    only the scheme's default port; one with a port, that port. A URL with a `{{…}}`
+    template before its path is RESULT_TEMPLATED: its host is known only once resolved."""
+    return service.verify(session=session, caller=caller, url=body.url)
+
+
+@router.get("/trusted_endpoints/{id}", operation_id="trustedEndpoints.retrieve")
+def get_trusted_endpoint(
+    caller: AdminCaller, session: DbSession, endpoint_id: EndpointId
+) -> TrustedEndpoint:
+    """Gets a trusted endpoint."""
+    return service.get(session=session, caller=caller, endpoint_id=endpoint_id)
+
+
+@router.delete("/trusted_endpoints/{id}", operation_id="trustedEndpoints.delete")
+def delete_trusted_endpoint(
+    caller: AdminCaller, session: DbSession, endpoint_id: EndpointId
+) -> Empty:
+    """Stops trusting a host."""
+    service.delete(session=session, caller=caller, endpoint_id=endpoint_id)
+    return Empty()

@@ -1,0 +1,98 @@
+"""Trusted endpoints on the wire."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from cadenya_server.api_keys.schemas import nobody
+from cadenya_server.kit.clock import rfc3339
+from cadenya_server.kit.schemas import (
+    AccountResourceMetadata,
+    CreateAccountResourceMetadata,
+    Pagination,
+    RequestModel,
+    WireModel,
+)
+from cadenya_server.models import TrustedEndpoint as TrustedEndpointRow
+from cadenya_server.profiles.schemas import Profile
+
+
+class TrustedEndpointSpec(WireModel):
+    host: str = Field(
+        description="host[:port], normalised: lower-case, IDNA A-labels, no trailing dot"
+    )
+
+
+class TrustedEndpointInfo(WireModel):
+    created_by: Profile = Field(
+        description="The profile that created the endpoint; every field empty if it no "
+        "longer exists."
+    )
+
+
+class TrustedEndpoint(WireModel):
+    metadata: AccountResourceMetadata
+    spec: TrustedEndpointSpec
+    info: TrustedEndpointInfo
+
+    @classmethod
+    def of(cls, row: TrustedEndpointRow, *, created_by: Profile) -> TrustedEndpoint:
+        return cls(
+            metadata=AccountResourceMetadata(
+                id=row.id,
+                account_id=row.account_id,
+                name=row.name,
+                profile_id=row.creator_profile_id,
+                external_id=row.external_id,
+                labels=row.labels,
+                created_at=rfc3339(row.created_at),
+            ),
+            spec=TrustedEndpointSpec(host=row.host),
+            info=TrustedEndpointInfo(created_by=created_by),
+        )
+
+    @classmethod
+    def none(cls) -> TrustedEndpoint:
+        """What :verify answers when no endpoint trusts the URL: every field zero."""
+        return cls(
+            metadata=AccountResourceMetadata.empty(),
+            spec=TrustedEndpointSpec(host=""),
+            info=TrustedEndpointInfo(created_by=nobody()),
+        )
+
+
+class TrustedEndpointList(WireModel):
+    items: list[TrustedEndpoint]
+    pagination: Pagination
+
+
+class TrustedEndpointSpecInput(RequestModel):
+    host: str = Field(max_length=300)
+
+
+class CreateTrustedEndpointRequest(RequestModel):
+    metadata: CreateAccountResourceMetadata
+    spec: TrustedEndpointSpecInput
+
+
+class VerifyRequest(RequestModel):
+    url: str = Field(max_length=8192)
+
+
+class VerifyResult(StrEnum):
+    TRUSTED = "RESULT_TRUSTED"
+    UNTRUSTED = "RESULT_UNTRUSTED"
+    TEMPLATED = "RESULT_TEMPLATED"
+
+
+class VerifyResponse(WireModel):
+    result: VerifyResult
+    host: str = Field(
+        description="The URL's host as an endpoint trusting it would be written (with the "
+        "port when it is not the scheme's default); for a templated URL, as written."
+    )
+    trusted_endpoint: TrustedEndpoint = Field(
+        description="The endpoint that trusts the URL; every field empty otherwise."
+    )
