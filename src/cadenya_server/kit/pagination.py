@@ -5,13 +5,16 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from cadenya_server.kit.crypto import Keyring, b64url, b64url_decode
 from cadenya_server.kit.errors import InvalidArgument
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
+
+T = TypeVar("T")
 
 
 def page_size(limit: int | None) -> int:
@@ -59,3 +62,23 @@ class Cursors:
         if not isinstance(position, dict):
             raise InvalidArgument.field("cursor", "malformed cursor")
         return position
+
+
+def start_after(cursors: Cursors, cursor: str, *, scope: str) -> str | None:
+    """Where a page ordered by id starts: after the id in `cursor`, or at the beginning."""
+    if not cursor:
+        return None
+    after = cursors.decode(cursor, scope=scope).get("i")
+    if not isinstance(after, str):
+        raise InvalidArgument.field("cursor", "malformed cursor")
+    return after
+
+
+def cut(
+    cursors: Cursors, rows: list[T], size: int, *, scope: str, id_of: Callable[[T], str]
+) -> tuple[list[T], str]:
+    """The page in `rows` (fetched with one extra) and the next page's cursor ("" at the end)."""
+    if len(rows) <= size:
+        return rows, ""
+    rows = rows[:size]
+    return rows, cursors.encode({"i": id_of(rows[-1])}, scope=scope)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from pydantic.alias_generators import to_camel
 
 
@@ -23,6 +26,54 @@ class RequestModel(WireModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINE_BREAKS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+# Stored text stays printable; PostgreSQL would refuse a NUL with a 500.
+def _single_line(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _multi_line(value: str) -> str:
+    if _CONTROL_BUT_LINE_BREAKS.search(value):
+        raise ValueError("must not contain control characters other than tabs and line breaks")
+    return value
+
+
+# A name or an external id as the API accepts it: trimmed, one line, at most
+# 200 characters (the width of the columns).
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_single_line)
+]
+RequiredShortText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_single_line),
+]
+
+# Free text such as a description: several lines, at most 4000 characters.
+LongText = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_multi_line)]
+
+
+class CreateAccountResourceMetadata(RequestModel):
+    """The caller's part of a new account-scoped resource's metadata."""
+
+    name: RequiredShortText
+    external_id: ShortText = ""
+    labels: dict[str, str] = {}
+
+
+class UpdateAccountResourceMetadata(RequestModel):
+    """Metadata in a PATCH body; the update mask says which of these fields count."""
+
+    name: ShortText = ""
+    external_id: ShortText = ""
+    labels: dict[str, str] = {}
+
+
 class AccountResourceMetadata(WireModel):
     """Metadata of a resource that belongs to an account but not to a workspace."""
 
@@ -38,3 +89,7 @@ class AccountResourceMetadata(WireModel):
 class Pagination(WireModel):
     next_cursor: str = ""
     total: int = 0
+
+
+class Empty(WireModel):
+    """The body of a call that returns nothing: `{}`, as gRPC gateways send it."""

@@ -1,0 +1,50 @@
+"""PATCH semantics: which fields of a body an update changes.
+
+With an `updateMask` (comma-separated paths such as
+`metadata.name,spec.description`) exactly the named fields change, and a named
+field missing from the body is reset to its default. Without one, the fields
+present in the body change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pydantic import BaseModel
+from pydantic.alias_generators import to_camel
+
+from cadenya_server.kit.errors import InvalidArgument
+
+FIELD = "updateMask"
+
+
+def _camel(path: str) -> str:
+    # Protobuf field masks may spell paths in snake_case or in JSON camelCase.
+    return ".".join(to_camel(p) if "_" in p else p for p in path.split("."))
+
+
+def _present(model: BaseModel, prefix: str = "") -> Iterator[str]:
+    for name in model.model_fields_set:
+        value = getattr(model, name)
+        path = f"{prefix}{to_camel(name)}"
+        if value is None:
+            # `"spec": null` sends nothing to change.
+            continue
+        if isinstance(value, BaseModel):
+            yield from _present(value, f"{path}.")
+        else:
+            yield path
+
+
+def paths(mask: str, body: BaseModel, *, allowed: frozenset[str]) -> frozenset[str]:
+    """The camelCase paths the update changes; 400 for a path outside `allowed`."""
+    if mask.strip():
+        named = {_camel(p.strip()) for p in mask.split(",") if p.strip()}
+    else:
+        named = {p for p in _present(body) if p != FIELD}
+    unknown = sorted(named - allowed)
+    if unknown:
+        raise InvalidArgument.field(
+            FIELD, f"{unknown[0]!r} cannot be updated; use {', '.join(sorted(allowed))}"
+        )
+    return frozenset(named)
