@@ -1,0 +1,77 @@
+"""User profiles on the wire: the client's Profile shape plus the role."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from cadenya_server.auth.caller import ROLE_ADMIN, ROLE_MEMBER
+from cadenya_server.kit.schemas import AccountResourceMetadata, RequestModel, ShortText, WireModel
+from cadenya_server.models import Profile as ProfileRow
+from cadenya_server.profiles.schemas import Profile, ProfileSpec
+
+
+class Role(StrEnum):
+    ADMIN = ROLE_ADMIN
+    MEMBER = ROLE_MEMBER
+
+
+class UserProfileSpec(ProfileSpec):
+    role: str = Field(
+        "",
+        description='`admin` or `member` for users and system profiles; "" for API keys, '
+        "whose permissions are their scopes.",
+    )
+
+
+class UserProfile(WireModel):
+    """A Profile as the profile search returns it, with `spec.role` added."""
+
+    metadata: AccountResourceMetadata
+    spec: UserProfileSpec
+
+    @classmethod
+    def of(cls, row: ProfileRow) -> UserProfile:
+        base = Profile.of(row)
+        role = "" if row.type == "api_key" else row.role
+        return cls(
+            metadata=base.metadata,
+            spec=UserProfileSpec(**base.spec.model_dump(), role=role),
+        )
+
+
+class UserProfileMetadataInput(RequestModel):
+    """`name` is the same field as `spec.name`; give either, or both with one value."""
+
+    name: ShortText = ""
+    external_id: ShortText = ""
+    labels: dict[str, str] = {}
+
+
+class CreateUserProfileSpec(RequestModel):
+    email: str = Field(max_length=320, description="Unique in the account, case-insensitively")
+    name: ShortText = ""
+    role: Role = Role.MEMBER
+
+
+class CreateUserProfileRequest(RequestModel):
+    metadata: UserProfileMetadataInput = UserProfileMetadataInput()
+    spec: CreateUserProfileSpec
+
+
+class UpdateUserProfileSpec(RequestModel):
+    name: ShortText = ""
+    role: Role | None = None
+
+
+class UpdateUserProfileRequest(RequestModel):
+    metadata: UserProfileMetadataInput | None = None
+    spec: UpdateUserProfileSpec | None = None
+    update_mask: str = Field(
+        "",
+        max_length=1000,
+        description="Comma-separated paths to change (metadata.name or spec.name, "
+        "metadata.externalId, metadata.labels, spec.role); without it, the fields present "
+        "in the body.",
+    )
