@@ -6,9 +6,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from cadenya_server.audit import repository
+from cadenya_server.audit.schemas import AuditEvent, AuditEventList
 from cadenya_server.auth.caller import Caller
 from cadenya_server.kit.ids import new_id
-from cadenya_server.models import AuditEvent
+from cadenya_server.kit.pagination import Cursors, cut, page_size, scope_of, start_after
+from cadenya_server.kit.schemas import Pagination
+from cadenya_server.models import AuditEvent as AuditEventRow
 
 
 def record(
@@ -21,7 +25,7 @@ def record(
 ) -> None:
     """Note that `caller` did `action` (e.g. `workspace.create`) to `resource_id`."""
     session.add(
-        AuditEvent(
+        AuditEventRow(
             id=new_id("audit"),
             account_id=caller.account_id,
             actor_profile_id=caller.profile_id,
@@ -31,4 +35,21 @@ def record(
             request_id=caller.request_id,
             details=details or {},
         )
+    )
+
+
+def list_events(
+    *, session: Session, cursors: Cursors, caller: Caller, cursor: str, limit: int | None
+) -> AuditEventList:
+    """One page of the account's audit trail, newest first."""
+    size = page_size(limit)
+    scope = scope_of("audit.list", caller.account_id)
+    before = start_after(cursors, cursor, scope=scope)
+    rows = repository.page(session, account_id=caller.account_id, before=before, limit=size + 1)
+    rows, next_cursor = cut(cursors, rows, size, scope=scope, id_of=lambda event: event.id)
+    return AuditEventList(
+        items=[AuditEvent.of(row) for row in rows],
+        pagination=Pagination(
+            next_cursor=next_cursor, total=repository.count(session, account_id=caller.account_id)
+        ),
     )

@@ -1,0 +1,37 @@
+"""/v1/account/audit_events: the audit trail (not in the client)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from cadenya_server.audit import service
+from cadenya_server.audit.schemas import AuditEventList
+from cadenya_server.auth.dependencies import AdminCaller
+from cadenya_server.kit.runtime import AppRuntime, DbSession
+
+router = APIRouter(prefix="/v1/account", tags=["Audit"])
+
+
+@router.get("/audit_events", operation_id="audit.list", summary="List audit events")
+def list_audit_events(
+    caller: AdminCaller,
+    session: DbSession,
+    runtime: AppRuntime,
+    cursor: Annotated[str, Query(max_length=2048, description="nextCursor of a page")] = "",
+    limit: Annotated[
+        int | None, Query(description="Page size: 0 or absent is 50, at most 1000")
+    ] = None,
+) -> AuditEventList:
+    """Lists the changes made to the account, newest first. Administrators only.
+
+    Every change on the account plane (workspaces, members, profiles, API keys,
+    rotations, …) writes one event in the same transaction as the change, so an
+    event exists exactly when its change happened. `actorProfileId` is the profile
+    that acted, `apiKeyId` the API key it used ("" for a JWT), `requestId` the
+    X-Request-Id of the call, and `details` a small object that depends on `action`.
+    """
+    return service.list_events(
+        session=session, cursors=runtime.cursors, caller=caller, cursor=cursor, limit=limit
+    )
