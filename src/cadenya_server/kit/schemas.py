@@ -85,6 +85,16 @@ class AccountResourceMetadata(WireModel):
     labels: dict[str, str] = {}
     created_at: str = ""
 
+    @classmethod
+    def empty(cls) -> AccountResourceMetadata:
+        """The metadata of an absent resource (say, a deleted creator): every field zero."""
+        return cls(id="", account_id="", name="", profile_id="", created_at=ZERO_TIME)
+
+
+# The zero timestamp, as protojson writes an empty Timestamp. The official
+# client parses every createdAt it receives, so "" would fail its decoder.
+ZERO_TIME = "1970-01-01T00:00:00.000Z"
+
 
 class Pagination(WireModel):
     next_cursor: str = ""
