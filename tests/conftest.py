@@ -203,3 +203,34 @@ def make_profile(
             email=email,
             labels=labels,
         ).id
+
+
+def make_api_key(
+    server: Server,
+    account: Tenant,
+    *,
+    permissions: list[str],
+    all_workspaces: bool = False,
+    workspace_ids: tuple[str, ...] = (),
+) -> str:
+    """An API key added straight to the database, assigned to `workspace_ids`; its token."""
+    from cadenya_server.api_keys import service
+    from cadenya_server.models import ApiKeyWorkspace
+
+    with server.runtime.db.transaction() as session:
+        issued = service.issue(
+            session=session,
+            keyring=server.runtime.keyring,
+            account_id=account.id,
+            name=f"test key {secrets.token_hex(3)}",
+            permissions=permissions,
+            creator_profile_id=account.admin_profile_id,
+            all_workspaces=all_workspaces,
+        )
+        for workspace_id in workspace_ids:
+            session.add(
+                ApiKeyWorkspace(
+                    api_key_id=issued.key.id, workspace_id=workspace_id, account_id=account.id
+                )
+            )
+    return issued.token

@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from cadenya_server import __version__
 from cadenya_server.accounts.endpoints import router as accounts_router
+from cadenya_server.audit.endpoints import router as audit_router
 from cadenya_server.auth.dependencies import Public
 from cadenya_server.auth.endpoints import router as auth_router
 from cadenya_server.config import get_settings
@@ -29,7 +30,10 @@ from cadenya_server.kit.http import (
     install_observability,
 )
 from cadenya_server.kit.runtime import AppRuntime, Runtime
+from cadenya_server.members.endpoints import router as members_router
 from cadenya_server.profiles.endpoints import router as profiles_router
+from cadenya_server.user_profiles.endpoints import router as user_profiles_router
+from cadenya_server.workspaces.endpoints import router as workspaces_router
 
 SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
 
@@ -61,12 +65,22 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # Served by _install_docs, as a route that declares itself public.
+        openapi_url=None,
     )
     if runtime is not None:
         app.state.runtime = runtime
     install_error_handlers(app)
     install_observability(app)
-    for router in (accounts_router, profiles_router, auth_router):
+    for router in (
+        accounts_router,
+        profiles_router,
+        user_profiles_router,
+        auth_router,
+        workspaces_router,
+        members_router,
+        audit_router,
+    ):
         app.include_router(router)
     _install_operations(app)
     _install_docs(app)
@@ -94,6 +108,10 @@ def _install_operations(app: FastAPI) -> None:
 def _install_docs(app: FastAPI) -> None:
     """Swagger UI from files shipped in the package: the page loads nothing from the internet."""
     app.mount("/docs/assets", StaticFiles(directory=SWAGGER_ASSETS), name="docs-assets")
+
+    @app.get("/openapi.json", dependencies=[Public], include_in_schema=False)
+    def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
 
     @app.get("/docs", dependencies=[Public], include_in_schema=False)
     def docs() -> HTMLResponse:

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from pydantic import Field
+
 from cadenya_server.kit.clock import rfc3339
-from cadenya_server.kit.schemas import AccountResourceMetadata, WireModel
+from cadenya_server.kit.schemas import (
+    AccountResourceMetadata,
+    CreateAccountResourceMetadata,
+    LongText,
+    Pagination,
+    RequestModel,
+    UpdateAccountResourceMetadata,
+    WireModel,
+)
 from cadenya_server.models import Workspace as WorkspaceRow
 
 
@@ -57,3 +67,35 @@ class Workspace(WireModel):
             status=WIRE_STATUS[row.status],
             info=WorkspaceInfo(),
         )
+
+
+class WorkspaceSpecInput(RequestModel):
+    description: LongText = ""
+
+
+class CreateWorkspaceRequest(RequestModel):
+    metadata: CreateAccountResourceMetadata
+    spec: WorkspaceSpecInput = WorkspaceSpecInput()
+
+
+class UpdateWorkspaceRequest(RequestModel):
+    metadata: UpdateAccountResourceMetadata | None = None
+    spec: WorkspaceSpecInput | None = None
+    update_mask: str = Field(
+        "",
+        max_length=1000,
+        description="Comma-separated paths to change (metadata.name, metadata.externalId, "
+        "metadata.labels, spec.description); without it, the fields present in the body.",
+    )
+
+
+class WorkspaceList(WireModel):
+    items: list[Workspace]
+    pagination: Pagination
+
+
+class SortOrder(StrEnum):
+    """Order of GET /v1/workspaces: by creation time."""
+
+    ASC = "asc"
+    DESC = "desc"

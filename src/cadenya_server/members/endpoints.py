@@ -1,0 +1,61 @@
+"""/v1/account/workspaces/{workspaceId}/members."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from cadenya_server.kit.runtime import AppRuntime, DbSession
+from cadenya_server.kit.schemas import Empty
+from cadenya_server.members import service
+from cadenya_server.members.schemas import AddMemberRequest, WorkspaceMember, WorkspaceMemberList
+from cadenya_server.workspaces.auth import WorkspaceId, WorkspacesManager, WorkspacesReader
+
+router = APIRouter(prefix="/v1/account/workspaces/{workspaceId}/members", tags=["Workspaces"])
+
+
+@router.get("", operation_id="workspaceAdmin.listMembers")
+def list_members(
+    caller: WorkspacesReader,
+    session: DbSession,
+    runtime: AppRuntime,
+    workspace_id: WorkspaceId,
+    cursor: Annotated[str, Query(max_length=2048, description="nextCursor of a page")] = "",
+    limit: Annotated[
+        int | None, Query(description="Page size: 0 or absent is 50, at most 1000")
+    ] = None,
+) -> WorkspaceMemberList:
+    """Lists a workspace's members in the order they were added."""
+    return service.list_members(
+        session=session,
+        cursors=runtime.cursors,
+        caller=caller,
+        workspace_id=workspace_id,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+@router.post("", operation_id="workspaceAdmin.addMember")
+def add_member(
+    caller: WorkspacesManager, session: DbSession, workspace_id: WorkspaceId, body: AddMemberRequest
+) -> WorkspaceMember:
+    """Adds a member, by `profileId` or by `email` (exactly one).
+
+    An email that matches no profile of the account invites a new user profile with
+    role member. Adding a member again returns the existing member, same `actorId`.
+    """
+    return service.add(session=session, caller=caller, workspace_id=workspace_id, body=body)
+
+
+@router.delete("/{profileId}", operation_id="workspaceAdmin.removeMember")
+def remove_member(
+    caller: WorkspacesManager,
+    session: DbSession,
+    workspace_id: WorkspaceId,
+    profile_id: Annotated[str, Path(alias="profileId", description="The member's profile_… id")],
+) -> Empty:
+    """Removes a member from a workspace; the profile itself stays."""
+    service.remove(session=session, caller=caller, workspace_id=workspace_id, profile_id=profile_id)
+    return Empty()

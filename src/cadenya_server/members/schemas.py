@@ -1,0 +1,42 @@
+"""Workspace members on the wire."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from cadenya_server.kit.clock import rfc3339
+from cadenya_server.kit.schemas import Pagination, RequestModel, WireModel
+from cadenya_server.models import Profile as ProfileRow
+from cadenya_server.models import WorkspaceMember as MemberRow
+
+
+class WorkspaceMember(WireModel):
+    """A profile granted access to a workspace, and the actor that links the two."""
+
+    profile_id: str
+    actor_id: str
+    name: str
+    email: str
+    added_at: str
+
+    @classmethod
+    def of(cls, member: MemberRow, profile: ProfileRow) -> WorkspaceMember:
+        return cls(
+            profile_id=profile.id,
+            actor_id=member.id,
+            name=profile.name,
+            email=profile.email,
+            added_at=rfc3339(member.added_at),
+        )
+
+
+class WorkspaceMemberList(WireModel):
+    items: list[WorkspaceMember]
+    pagination: Pagination
+
+
+class AddMemberRequest(RequestModel):
+    """Exactly one of the two: an existing profile, or an email (a new one is invited)."""
+
+    profile_id: str = Field("", max_length=64)
+    email: str = Field("", max_length=320)

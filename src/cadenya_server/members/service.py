@@ -1,0 +1,103 @@
+"""Workspace members: who may work in a workspace, each through one actor."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from cadenya_server.audit import service as audit
+from cadenya_server.auth.caller import Caller
+from cadenya_server.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from cadenya_server.kit.pagination import Cursors, cut, page_size, scope_of, start_after
+from cadenya_server.kit.schemas import Pagination
+from cadenya_server.members import repository
+from cadenya_server.members.schemas import AddMemberRequest, WorkspaceMember, WorkspaceMemberList
+from cadenya_server.profiles import repository as profiles
+from cadenya_server.profiles import text
+from cadenya_server.user_profiles import service as user_profiles
+from cadenya_server.workspaces import service as workspaces
+
+
+def list_members(
+    *,
+    session: Session,
+    cursors: Cursors,
+    caller: Caller,
+    workspace_id: str,
+    cursor: str,
+    limit: int | None,
+) -> WorkspaceMemberList:
+    """One page of a workspace's members, in the order they were added."""
+    size = page_size(limit)
+    workspace = workspaces.find_active(session=session, caller=caller, workspace_id=workspace_id)
+    scope = scope_of("members.list", caller.account_id, workspace.id)
+    after = start_after(cursors, cursor, scope=scope)
+    rows = repository.page(session, workspace_id=workspace.id, after=after, limit=size + 1)
+    rows, next_cursor = cut(cursors, rows, size, scope=scope, id_of=lambda row: row[0].id)
+    return WorkspaceMemberList(
+        items=[WorkspaceMember.of(member, profile) for member, profile in rows],
+        pagination=Pagination(
+            next_cursor=next_cursor, total=repository.count(session, workspace_id=workspace.id)
+        ),
+    )
+
+
+def add(
+    *, session: Session, caller: Caller, workspace_id: str, body: AddMemberRequest
+) -> WorkspaceMember:
+    """Make a profile (found by id, or by email and invited if new) a member; idempotent."""
+    profile_id, email = body.profile_id.strip(), body.email.strip()
+    if bool(profile_id) == bool(email):
+        description = "give exactly one of profileId and email"
+        raise InvalidArgument(
+            description,
+            violations=[
+                FieldViolation("profileId", description),
+                FieldViolation("email", description),
+            ],
+        )
+    workspace = workspaces.find_active(session=session, caller=caller, workspace_id=workspace_id)
+    if profile_id:
+        profile = profiles.get(session, account_id=caller.account_id, profile_id=profile_id)
+        if profile is None:
+            raise NotFound(f"profile {profile_id!r} not found")
+        if profile.type == "api_key":
+            raise FailedPrecondition(
+                "API keys reach workspaces through their assignments "
+                "(POST /v1/account/api_keys/{id}:addWorkspace), not as members"
+            )
+    else:
+        profile = user_profiles.invite(
+            session=session, caller=caller, email=text.clean_email(email, field="email")
+        )
+    member, created = repository.add(
+        session,
+        account_id=caller.account_id,
+        workspace_id=workspace.id,
+        profile_id=profile.id,
+        creator_profile_id=caller.profile_id,
+    )
+    if created:
+        audit.record(
+            session,
+            caller=caller,
+            action="workspace.member.add",
+            resource_id=workspace.id,
+            details={"profileId": profile.id, "actorId": member.id},
+        )
+    return WorkspaceMember.of(member, profile)
+
+
+def remove(*, session: Session, caller: Caller, workspace_id: str, profile_id: str) -> None:
+    """Take a profile out of a workspace; the profile itself stays."""
+    workspace = workspaces.find_active(session=session, caller=caller, workspace_id=workspace_id)
+    member = repository.get(session, workspace_id=workspace.id, profile_id=profile_id)
+    if member is None:
+        raise NotFound(f"profile {profile_id!r} is not a member of this workspace")
+    repository.remove(session, member)
+    audit.record(
+        session,
+        caller=caller,
+        action="workspace.member.remove",
+        resource_id=workspace.id,
+        details={"profileId": profile_id, "actorId": member.id},
+    )

@@ -1,0 +1,132 @@
+"""/v1/account/workspaces (administration) and /v1/workspaces (what the caller reaches)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from cadenya_server.kit.runtime import AppRuntime, DbSession
+from cadenya_server.kit.schemas import Empty
+from cadenya_server.workspaces import service
+from cadenya_server.workspaces.auth import WorkspaceId, WorkspacesManager, WorkspacesReader
+from cadenya_server.workspaces.schemas import (
+    CreateWorkspaceRequest,
+    SortOrder,
+    UpdateWorkspaceRequest,
+    Workspace,
+    WorkspaceList,
+)
+
+router = APIRouter(prefix="/v1", tags=["Workspaces"])
+
+Cursor = Annotated[str, Query(max_length=2048, description="nextCursor of the previous page")]
+Limit = Annotated[int | None, Query(description="Page size: 0 or absent is 50, at most 1000")]
+LabelFilter = Annotated[
+    str | None,
+    Query(max_length=4096, description="key=value pairs joined by commas; all must match"),
+]
+
+
+@router.get("/account/workspaces", operation_id="workspaceAdmin.listAccount")
+def list_account_workspaces(
+    caller: WorkspacesReader,
+    session: DbSession,
+    runtime: AppRuntime,
+    cursor: Cursor = "",
+    limit: Limit = None,
+    include_archived: Annotated[
+        bool, Query(alias="includeArchived", description="Also list archived workspaces")
+    ] = False,
+    labels: LabelFilter = None,
+) -> WorkspaceList:
+    """Lists the account's workspaces, oldest first."""
+    return service.list_account(
+        session=session,
+        cursors=runtime.cursors,
+        caller=caller,
+        cursor=cursor,
+        limit=limit,
+        include_archived=include_archived,
+        labels=labels,
+    )
+
+
+@router.post("/account/workspaces", operation_id="workspaceAdmin.create")
+def create_workspace(
+    caller: WorkspacesManager, session: DbSession, body: CreateWorkspaceRequest
+) -> Workspace:
+    """Creates a workspace."""
+    return service.create(session=session, caller=caller, body=body)
+
+
+@router.get("/account/workspaces/{workspaceId}", operation_id="workspaceAdmin.retrieve")
+def get_workspace(
+    caller: WorkspacesReader, session: DbSession, workspace_id: WorkspaceId
+) -> Workspace:
+    """Gets a workspace by id, archived ones included."""
+    return service.get(session=session, caller=caller, workspace_id=workspace_id)
+
+
+@router.patch("/account/workspaces/{workspaceId}", operation_id="workspaceAdmin.update")
+def update_workspace(
+    caller: WorkspacesManager,
+    session: DbSession,
+    workspace_id: WorkspaceId,
+    body: UpdateWorkspaceRequest,
+) -> Workspace:
+    """Updates the fields named by `updateMask` (without one, the fields present in the body).
+
+    An archived workspace can no longer be changed (403).
+    """
+    return service.update(session=session, caller=caller, workspace_id=workspace_id, body=body)
+
+
+@router.delete("/account/workspaces/{workspaceId}", operation_id="workspaceAdmin.archive")
+def archive_workspace(
+    caller: WorkspacesManager, session: DbSession, workspace_id: WorkspaceId
+) -> Empty:
+    """Archives a workspace: it leaves the account's workspace lists but can still be read.
+
+    Archiving the account's last active workspace is refused (400 FAILED_PRECONDITION);
+    archiving an archived workspace changes nothing.
+    """
+    service.archive(session=session, caller=caller, workspace_id=workspace_id)
+    return Empty()
+
+
+@router.get("/workspaces", operation_id="workspaces.list")
+def list_workspaces(
+    caller: WorkspacesReader,
+    session: DbSession,
+    runtime: AppRuntime,
+    cursor: Cursor = "",
+    limit: Limit = None,
+    labels: LabelFilter = None,
+    sort_order: Annotated[
+        SortOrder, Query(alias="sortOrder", description="By creation time; default asc")
+    ] = SortOrder.ASC,
+    _include_info: Annotated[
+        bool,
+        Query(
+            alias="includeInfo",
+            description="Accepted for compatibility: `info` is always present, and its "
+            "counts are 0 because this server does not host agents, tools or memory.",
+        ),
+    ] = False,
+) -> WorkspaceList:
+    """Lists the active workspaces the caller can work in.
+
+    Administrators and API keys granted every workspace see all of them, other API
+    keys the workspaces they are assigned to, and users the workspaces they are a
+    member of.
+    """
+    return service.list_reachable(
+        session=session,
+        cursors=runtime.cursors,
+        caller=caller,
+        cursor=cursor,
+        limit=limit,
+        labels=labels,
+        sort_order=sort_order,
+    )

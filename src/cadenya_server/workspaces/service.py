@@ -1,0 +1,211 @@
+"""Workspaces: create, read, update and archive, and the listings of who reaches what."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlalchemy.orm import Session
+
+from cadenya_server.audit import service as audit
+from cadenya_server.auth.caller import Caller
+from cadenya_server.kit import labels as label_rules
+from cadenya_server.kit import update_mask
+from cadenya_server.kit.clock import now
+from cadenya_server.kit.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from cadenya_server.kit.pagination import Cursors, cut, page_size, scope_of, start_after
+from cadenya_server.kit.schemas import Pagination, UpdateAccountResourceMetadata
+from cadenya_server.models import Workspace as WorkspaceRow
+from cadenya_server.workspaces import repository
+from cadenya_server.workspaces.schemas import (
+    CreateWorkspaceRequest,
+    SortOrder,
+    UpdateWorkspaceRequest,
+    Workspace,
+    WorkspaceList,
+    WorkspaceSpecInput,
+)
+
+UPDATABLE = frozenset(
+    {"metadata.name", "metadata.externalId", "metadata.labels", "spec.description"}
+)
+
+
+def _page(
+    *,
+    session: Session,
+    cursors: Cursors,
+    where: repository.WorkspaceFilter,
+    scope: str,
+    cursor: str,
+    limit: int | None,
+    descending: bool = False,
+) -> WorkspaceList:
+    size = page_size(limit)
+    after = start_after(cursors, cursor, scope=scope)
+    rows = repository.page(session, where, after=after, limit=size + 1, descending=descending)
+    rows, next_cursor = cut(cursors, rows, size, scope=scope, id_of=lambda w: w.id)
+    return WorkspaceList(
+        items=[Workspace.of(w) for w in rows],
+        pagination=Pagination(next_cursor=next_cursor, total=repository.count(session, where)),
+    )
+
+
+def list_account(
+    *,
+    session: Session,
+    cursors: Cursors,
+    caller: Caller,
+    cursor: str,
+    limit: int | None,
+    include_archived: bool,
+    labels: str | None,
+) -> WorkspaceList:
+    """One page of the account's workspaces, oldest first."""
+    where = repository.WorkspaceFilter(
+        account_id=caller.account_id,
+        include_archived=include_archived,
+        labels=label_rules.parse_filter(labels),
+    )
+    scope = scope_of(
+        "workspaces.list_account",
+        where.account_id,
+        where.include_archived,
+        sorted(where.labels.items()),
+    )
+    return _page(
+        session=session, cursors=cursors, where=where, scope=scope, cursor=cursor, limit=limit
+    )
+
+
+def list_reachable(
+    *,
+    session: Session,
+    cursors: Cursors,
+    caller: Caller,
+    cursor: str,
+    limit: int | None,
+    labels: str | None,
+    sort_order: SortOrder,
+) -> WorkspaceList:
+    """One page of the active workspaces the caller can work in."""
+    where = _reachable_by(session, caller, labels=label_rules.parse_filter(labels))
+    # The cursor belongs to this caller: another caller may reach other workspaces.
+    scope = scope_of(
+        "workspaces.list",
+        caller.account_id,
+        caller.profile_id,
+        sort_order,
+        sorted(where.labels.items()),
+    )
+    return _page(
+        session=session,
+        cursors=cursors,
+        where=where,
+        scope=scope,
+        cursor=cursor,
+        limit=limit,
+        descending=sort_order is SortOrder.DESC,
+    )
+
+
+def _reachable_by(
+    session: Session, caller: Caller, *, labels: dict[str, str]
+) -> repository.WorkspaceFilter:
+    """Administrators reach every workspace, a key its assignments, a user its memberships."""
+    everything = repository.WorkspaceFilter(account_id=caller.account_id, labels=labels)
+    if caller.is_admin:
+        return everything
+    if caller.api_key_id:
+        if repository.key_reaches_all(session, api_key_id=caller.api_key_id):
+            return everything
+        return replace(everything, api_key_id=caller.api_key_id)
+    return replace(everything, member_profile_id=caller.profile_id)
+
+
+def find(*, session: Session, caller: Caller, workspace_id: str) -> WorkspaceRow:
+    """A workspace of the caller's account, archived or not; 404 otherwise."""
+    row = repository.get(session, account_id=caller.account_id, workspace_id=workspace_id)
+    if row is None:
+        raise NotFound(f"workspace {workspace_id!r} not found")
+    return row
+
+
+def find_active(*, session: Session, caller: Caller, workspace_id: str) -> WorkspaceRow:
+    """A workspace that calls may still change; an archived one is 403."""
+    row = find(session=session, caller=caller, workspace_id=workspace_id)
+    if row.status == repository.ARCHIVED:
+        raise PermissionDenied(f"workspace {workspace_id!r} is archived")
+    return row
+
+
+def get(*, session: Session, caller: Caller, workspace_id: str) -> Workspace:
+    """A workspace of the caller's account, archived ones included."""
+    return Workspace.of(find(session=session, caller=caller, workspace_id=workspace_id))
+
+
+def create(*, session: Session, caller: Caller, body: CreateWorkspaceRequest) -> Workspace:
+    """A new, enabled workspace."""
+    row = repository.add(
+        session,
+        account_id=caller.account_id,
+        name=body.metadata.name,
+        description=body.spec.description,
+        external_id=body.metadata.external_id,
+        labels=label_rules.validate(body.metadata.labels),
+        creator_profile_id=caller.profile_id,
+    )
+    session.flush()
+    audit.record(session, caller=caller, action="workspace.create", resource_id=row.id)
+    return Workspace.of(row)
+
+
+def update(
+    *, session: Session, caller: Caller, workspace_id: str, body: UpdateWorkspaceRequest
+) -> Workspace:
+    """Change the fields the update mask names (or, without one, those in the body)."""
+    paths = update_mask.paths(body.update_mask, body, allowed=UPDATABLE)
+    row = find_active(session=session, caller=caller, workspace_id=workspace_id)
+    metadata = body.metadata or UpdateAccountResourceMetadata()
+    spec = body.spec or WorkspaceSpecInput()
+    if "metadata.name" in paths:
+        if not metadata.name:
+            raise InvalidArgument.field("metadata.name", "must not be empty")
+        row.name = metadata.name
+    if "metadata.externalId" in paths:
+        row.external_id = metadata.external_id
+    if "metadata.labels" in paths:
+        row.labels = label_rules.validate(metadata.labels)
+    if "spec.description" in paths:
+        row.description = spec.description
+    if paths:
+        audit.record(
+            session,
+            caller=caller,
+            action="workspace.update",
+            resource_id=row.id,
+            details={"fields": sorted(paths)},
+        )
+    return Workspace.of(row)
+
+
+def archive(*, session: Session, caller: Caller, workspace_id: str) -> None:
+    """Archive a workspace; archiving an archived one changes nothing."""
+    row = find(session=session, caller=caller, workspace_id=workspace_id)
+    if row.status == repository.ARCHIVED:
+        return
+    active = repository.lock_active_ids(session, account_id=caller.account_id)
+    if row.id not in active:
+        # Archived by a concurrent call while this one waited for the lock.
+        return
+    if len(active) == 1:
+        raise FailedPrecondition(
+            "this is the account's last active workspace; create another before archiving it"
+        )
+    row.status = repository.ARCHIVED
+    row.archived_at = now()
+    audit.record(session, caller=caller, action="workspace.archive", resource_id=row.id)
