@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from cadenya_server import __version__
 from cadenya_server.accounts.endpoints import router as accounts_router
+from cadenya_server.api_keys.endpoints import router as api_keys_router
 from cadenya_server.audit.endpoints import router as audit_router
 from cadenya_server.auth.dependencies import Public
 from cadenya_server.auth.endpoints import router as auth_router
@@ -32,6 +33,7 @@ from cadenya_server.kit.http import (
 from cadenya_server.kit.runtime import AppRuntime, Runtime
 from cadenya_server.members.endpoints import router as members_router
 from cadenya_server.profiles.endpoints import router as profiles_router
+from cadenya_server.trusted_endpoints.endpoints import router as trusted_endpoints_router
 from cadenya_server.user_profiles.endpoints import router as user_profiles_router
 from cadenya_server.workspaces.endpoints import router as workspaces_router
 
@@ -80,6 +82,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         workspaces_router,
         members_router,
         audit_router,
+        api_keys_router,
+        trusted_endpoints_router,
     ):
         app.include_router(router)
     _install_operations(app)
