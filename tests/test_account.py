@@ -136,3 +136,18 @@ def test_whoami(server: Server, account: Tenant) -> None:
     key_me = server.client(account.api_key).profiles.whoami()
     assert key_me.profile.spec.type == "PROFILE_TYPE_API_KEY"
     assert key_me.profile.metadata.account_id == account.id
+
+
+def test_whoami_lands_a_member_in_a_workspace_they_reach(server: Server, account: Tenant) -> None:
+    member = make_profile(server, account.id, name="Wanda Whoami", email="wanda@acme.io")
+    member_client = server.client(jwt_for(server, member, account.id))
+    nowhere = member_client.profiles.whoami()
+    assert nowhere.profile.metadata.id == member
+    assert nowhere.default_workspace is not None
+    assert nowhere.default_workspace.id == ""
+
+    admin = server.client(account.api_key)
+    second = admin.workspace_admin.create(metadata={"name": "Second"}, spec={})
+    admin.workspace_admin.add_member(workspace_id=second.metadata.id, profile_id=member)
+    landed = member_client.profiles.whoami().default_workspace
+    assert landed is not None and landed.id == second.metadata.id

@@ -17,7 +17,7 @@ from cadenya_server.profiles.schemas import (
     ProfileType,
     WhoamiResponse,
 )
-from cadenya_server.workspaces import repository as workspaces
+from cadenya_server.workspaces import service as workspaces
 from cadenya_server.workspaces.schemas import Workspace
 
 
@@ -75,12 +75,10 @@ def whoami(*, session: Session, caller: Caller) -> WhoamiResponse:
     row = repository.get(session, account_id=caller.account_id, profile_id=caller.profile_id)
     if row is None:
         raise NotFound("the caller's profile no longer exists")
-    workspace = workspaces.default_for(session, account_id=caller.account_id)
+    workspace = workspaces.default_for(session=session, caller=caller)
     return WhoamiResponse(
         profile=Profile.of(row),
         default_workspace=(
-            Workspace.of(workspace).metadata
-            if workspace
-            else AccountResourceMetadata(id="", account_id="", name="", profile_id="")
+            Workspace.of(workspace).metadata if workspace else AccountResourceMetadata.empty()
         ),
     )

@@ -126,16 +126,6 @@ def list_active(session: Session, *, account_id: str) -> list[Workspace]:
     )
 
 
-def default_for(session: Session, *, account_id: str) -> Workspace | None:
-    """The account's oldest workspace that is not archived."""
-    return session.scalars(
-        select(Workspace)
-        .where(Workspace.account_id == account_id, Workspace.status != ARCHIVED)
-        .order_by(Workspace.id)
-        .limit(1)
-    ).first()
-
-
 def get(session: Session, *, account_id: str, workspace_id: str) -> Workspace | None:
     """A workspace of this account (archived ones included), or None."""
     return session.scalars(

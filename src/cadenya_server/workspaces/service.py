@@ -127,6 +127,12 @@ def _reachable_by(
     return replace(everything, member_profile_id=caller.profile_id)
 
 
+def default_for(*, session: Session, caller: Caller) -> WorkspaceRow | None:
+    """The oldest active workspace the caller reaches: where whoami says it lands."""
+    rows = repository.page(session, _reachable_by(session, caller, labels={}), after=None, limit=1)
+    return rows[0] if rows else None
+
+
 def find(*, session: Session, caller: Caller, workspace_id: str) -> WorkspaceRow:
     """A workspace of the caller's account, archived or not; 404 otherwise."""
     row = repository.get(session, account_id=caller.account_id, workspace_id=workspace_id)
