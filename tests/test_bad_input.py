@@ -3,6 +3,7 @@ right code, never a 500, and never a leak of internals."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -203,3 +204,13 @@ def test_a_wrong_method_is_405(http: httpx.Client, method: str, path: str) -> No
     response = http.request(method, path)
     assert_status(response, 405, 12)
     assert response.headers["allow"]
+
+
+def test_every_response_carries_a_request_id(server: Server, account: Tenant) -> None:
+    http = server.http(account.api_key)
+    echoed = http.get("/v1/account", headers={"X-Request-Id": "trace-42"})
+    assert echoed.headers["X-Request-Id"] == "trace-42"
+    made_up = http.get("/v1/account", headers={"X-Request-Id": "not a sane id\\"})
+    assert re.fullmatch(r"[0-9a-f]{32}", made_up.headers["X-Request-Id"])
+    refused = server.http().get("/v1/account")
+    assert refused.status_code == 401 and refused.headers["X-Request-Id"]

@@ -26,9 +26,9 @@ from cadenya_server.config import get_settings
 from cadenya_server.kit.errors import Unavailable
 from cadenya_server.kit.http import (
     BodyLimit,
+    Observability,
     error_response,
     install_error_handlers,
-    install_observability,
 )
 from cadenya_server.kit.runtime import AppRuntime, Runtime
 from cadenya_server.members.endpoints import router as members_router
@@ -73,7 +73,6 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     if runtime is not None:
         app.state.runtime = runtime
     install_error_handlers(app)
-    install_observability(app)
     for router in (
         accounts_router,
         profiles_router,
@@ -91,6 +90,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     max_body = (runtime.settings if runtime else get_settings()).max_body_bytes
     app.add_middleware(BodyLimit, max_bytes=max_body)
+    # Added last, so outermost: it sees (and logs) what the body limit refuses too.
+    app.add_middleware(Observability)
     return app
 
 
