@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import select
 
@@ -42,7 +43,7 @@ def _runtime() -> Runtime:
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}")
+    err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -147,7 +148,8 @@ def profiles_import(
     except (importer.ImportAborted, UnicodeDecodeError) as exc:
         raise _fail(str(exc)) from exc
     for line, message in report.errors:
-        err.print(f"line {line}: {message}")
+        # Messages quote the file: print them as written, one line each, never as markup.
+        err.print(f"line {line}: {message}", markup=False, soft_wrap=True)
     print(
         f"imported {report.inserted} new, updated {report.updated}, "
         f"rejected {len(report.errors)} rows"
