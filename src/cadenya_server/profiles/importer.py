@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from cadenya_server.auth.caller import ROLE_ADMIN, ROLE_MEMBER
@@ -87,11 +88,11 @@ def count_rows(path: Path) -> int:
 
 def _clean(record: Record) -> Record:
     """A profile row from a record, or InvalidArgument."""
-    kind = str(record.get("type") or "user").lower()
-    role = str(record.get("role") or ROLE_MEMBER).lower()
-    if kind not in TYPES:
+    kind = str(record.get("type") or "").lower()
+    role = str(record.get("role") or "").lower()
+    if kind and kind not in TYPES:
         raise ValueError(f"type {kind!r} is not one of user, api_key, system")
-    if role not in ROLES:
+    if role and role not in ROLES:
         raise ValueError(f"role {role!r} is not one of admin, member")
     name = text.clean_name(str(record.get("name") or ""), field="name")
     email = text.clean_email(str(record.get("email") or ""), field="email")
@@ -102,9 +103,7 @@ def _clean(record: Record) -> Record:
     external_id = str(record.get("externalId") or record.get("external_id") or "")
     if len(external_id) > 200:
         raise ValueError("externalId is longer than 200 characters")
-    return {
-        "type": TYPES[kind],
-        "role": role if kind == "user" else ROLE_MEMBER,
+    row: Record = {
         "name": name,
         "email": email,
         "email_key": text.email_key(email),
@@ -113,6 +112,13 @@ def _clean(record: Record) -> Record:
         "labels": labels,
         "external_id": external_id,
     }
+    # A type or role the record leaves out keeps what an existing profile has, so
+    # re-importing a plain list of names never demotes an administrator.
+    if kind:
+        row["type"] = TYPES[kind]
+    if role or kind not in ("", "user"):
+        row["role"] = role if kind in ("", "user") else ROLE_MEMBER
+    return row
 
 
 def import_records(
@@ -130,6 +136,7 @@ def import_records(
         creator = account.creator_profile_id
     report = ImportReport()
     batch: dict[str, Record] = {}
+    batches = 0
     for number, record in records:
         try:
             if isinstance(record, str):
@@ -145,6 +152,9 @@ def import_records(
             _write_batch(db, account_id, creator, batch, report)
             on_progress(len(batch))
             batch = {}
+            batches += 1
+            if batches & (batches - 1) == 0:
+                _refresh_statistics(db)
     if batch:
         _write_batch(db, account_id, creator, batch, report)
         on_progress(len(batch))
@@ -172,6 +182,8 @@ def _write_batch(
                         "id": new_id("profile"),
                         "account_id": account_id,
                         "creator_profile_id": creator,
+                        "type": "user",
+                        "role": ROLE_MEMBER,
                         **row,
                     }
                 )
@@ -189,6 +201,18 @@ def _write_batch(
             session.execute(insert(ProfileLabel), label_rows)
     report.inserted += len(new_rows)
     report.updated += len(changed_rows)
+
+
+def _refresh_statistics(db: Database) -> None:
+    """Fresh PostgreSQL planner statistics for the profiles table."""
+    # A bulk load outruns autovacuum. While the statistics still see the account as
+    # small, PostgreSQL plans each batch's email lookup as a scan of the whole
+    # account, so every batch is slower than the last (100k rows: 3 minutes instead
+    # of 25 s). Refreshed after batches 1, 2, 4, 8, … they stay within a factor of
+    # two of the truth for a handful of ANALYZEs.
+    if db.dialect == "postgresql":
+        with db.transaction() as session:
+            session.execute(sql("ANALYZE profiles"))
 
 
 def _delete_labels(session: Session, profile_ids: list[str]) -> None:
