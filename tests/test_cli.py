@@ -1,0 +1,342 @@
+"""`cadenya-server accounts create` and `cadenya-server profiles import`, run as a user would."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from cadenya_server import demo_data
+from conftest import Server, Tenant, cli, jwt_for
+from search_model import PATH, walk
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_lines(path: Path, lines: list[str | dict]) -> Path:
+    path.write_text(
+        "".join(
+            (json.dumps(line, ensure_ascii=False) if isinstance(line, dict) else line) + "\n"
+            for line in lines
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def import_file(server: Server, account_id: str, path: Path):
+    return cli(server.env, "profiles", "import", "--account", account_id, str(path), check=False)
+
+
+def by_email(server: Server, tenant: Tenant) -> dict[str, dict]:
+    """Every profile of the account that has an email, through the API."""
+    items = walk(server.http(tenant.api_key), limit=1000).items
+    return {i["spec"]["email"].lower(): i for i in items if i["spec"]["email"]}
+
+
+def assert_clean_failure(result) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_accounts_create_prints_one_json_object_with_a_working_key(server: Server) -> None:
+    result = cli(
+        server.env,
+        "accounts",
+        "create",
+        "--name",
+        "Globex",
+        "--domain",
+        "globex.test",
+        "--admin-email",
+        "Hank@Globex.test",
+        "--admin-name",
+        "Hank Scorpio",
+        "--json",
+    )
+    created = json.loads(result.stdout)
+    assert isinstance(created, dict)
+    assert {"accountId", "adminProfileId", "apiKey"} <= set(created)
+    client = server.client(created["apiKey"])
+    account = client.accounts.retrieve()
+    assert account.metadata.id == created["accountId"]
+    assert account.metadata.name == "Globex"
+    assert account.spec.domain == "globex.test"
+    assert account.metadata.profile_id == created["adminProfileId"]
+    (admin,) = client.workspace_admin.list_profiles(query="hank@globex")
+    assert admin.metadata.id == created["adminProfileId"]
+    assert admin.spec.type == "PROFILE_TYPE_USER" and admin.spec.name == "Hank Scorpio"
+    # The administrator is one: a token for that profile may search the account.
+    as_admin = server.http(jwt_for(server, created["adminProfileId"], created["accountId"]))
+    assert as_admin.get(PATH).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [
+        ("--admin-email", "not-an-email", "admin_email"),
+        ("--name", " ", "name"),
+        ("--admin-name", "Bad\x07Bell", "admin_name"),
+    ],
+)
+def test_accounts_create_refuses_bad_input(
+    server: Server, option: str, value: str, named: str
+) -> None:
+    arguments = {
+        "--name": "Initech",
+        "--domain": "initech.test",
+        "--admin-email": "bill@initech.test",
+        "--admin-name": "Bill Lumbergh",
+        option: value,
+    }
+    result = cli(
+        server.env,
+        "accounts",
+        "create",
+        *[part for pair in arguments.items() for part in pair],
+        "--json",
+        check=False,
+    )
+    assert_clean_failure(result)
+    assert result.stdout == ""
+    assert named in result.stderr
+
+
+def test_csv_import_reports_bad_rows_by_line_and_imports_the_good_ones(
+    server: Server, account: Tenant, tmp_path: Path
+) -> None:
+    path = write_csv(
+        tmp_path / "people.csv",
+        ["name", "email", "type", "role", "labels", "externalId"],
+        [
+            [
+                "Grace Hopper",
+                "grace@navy.test",
+                "",
+                "admin",
+                "team=core;cadenya.com/tier=vip",
+                "g-1",
+            ],
+            ["No Email", "", "", "", "", ""],
+            ["Łukasz Nowak", "lukasz@example.pl", "user", "member", "", ""],
+            ["Robot", "robot@example.com", "robot", "", "", ""],
+            ["Boss", "boss@example.com", "", "boss", "", ""],
+            ["Bad Label", "label@example.com", "", "", "team=not valid", ""],
+            ["Cron", "cron@system.test", "system", "", "team=ops", ""],
+            ["Half Label", "half@example.com", "", "", "team", ""],
+        ],
+    )
+    result = import_file(server, account.id, path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    reported = [line for line in result.stderr.splitlines() if line.startswith("line ")]
+    assert [line.split(":")[0] for line in reported] == [
+        "line 3",
+        "line 5",
+        "line 6",
+        "line 7",
+        "line 9",
+    ]
+    assert "robot" in reported[1] and "boss" in reported[2]
+    # One line per bad row, the label key included.
+    assert "labels[team]" in reported[3] and reported[3].endswith("allowed between")
+    assert "imported 3 new, updated 0, rejected 5 rows" in result.stdout
+
+    profiles = by_email(server, account)
+    grace = profiles["grace@navy.test"]
+    assert grace["spec"] == {
+        "type": "PROFILE_TYPE_USER",
+        "email": "grace@navy.test",
+        "name": "Grace Hopper",
+    }
+    assert grace["metadata"]["labels"] == {"team": "core", "cadenya.com/tier": "vip"}
+    assert grace["metadata"]["externalId"] == "g-1"
+    assert profiles["lukasz@example.pl"]["spec"]["name"] == "Łukasz Nowak"
+    assert profiles["cron@system.test"]["spec"]["type"] == "PROFILE_TYPE_SYSTEM"
+    assert not {"robot@example.com", "boss@example.com", "label@example.com"} & set(profiles)
+    # The role column decides who administers the account.
+    as_grace = jwt_for(server, grace["metadata"]["id"], account.id)
+    assert server.http(as_grace).get(PATH).status_code == 200
+    lukasz = profiles["lukasz@example.pl"]["metadata"]["id"]
+    assert server.http(jwt_for(server, lukasz, account.id)).get(PATH).status_code == 403
+
+
+def test_json_lines_import(server: Server, account: Tenant, tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "people.jsonl",
+        [
+            {
+                "name": "Zoë Ärger",
+                "email": "zoe@zoë-design.eu",
+                "labels": {"team": "design", "cadenya.com/team": "x"},
+                "externalId": "ext-42",
+            },
+            "",
+            "{not json",
+            {"name": "Deploy Bot", "email": "deploy@example.com", "type": "api_key"},
+            '["a list"]',
+            {"name": "Ops", "email": "ops@example.com", "type": "system", "role": "member"},
+            {"name": "Labels As Text", "email": "lat@example.com", "labels": "team=x"},
+            {"name": "Ada", "email": "ada@example.com", "role": "admin"},
+        ],
+    )
+    result = import_file(server, account.id, path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    reported = [line.split(":")[0] for line in result.stderr.splitlines() if line[:5] == "line "]
+    assert reported == ["line 3", "line 5", "line 7"]
+    assert "imported 4 new, updated 0, rejected 3 rows" in result.stdout
+
+    profiles = by_email(server, account)
+    zoe = profiles["zoe@zoë-design.eu"]
+    assert zoe["metadata"]["labels"] == {"team": "design", "cadenya.com/team": "x"}
+    assert zoe["metadata"]["externalId"] == "ext-42"
+    assert zoe["spec"]["type"] == "PROFILE_TYPE_USER"
+    assert profiles["deploy@example.com"]["spec"]["type"] == "PROFILE_TYPE_API_KEY"
+    assert profiles["ops@example.com"]["spec"]["type"] == "PROFILE_TYPE_SYSTEM"
+    ada = profiles["ada@example.com"]["metadata"]["id"]
+    assert server.http(jwt_for(server, ada, account.id)).get(PATH).status_code == 200
+    found = server.client(account.api_key).workspace_admin.list_profiles(
+        labels="cadenya.com/team=x"
+    )
+    assert [p.metadata.id for p in found] == [zoe["metadata"]["id"]]
+
+
+def test_importing_twice_is_idempotent_by_email_in_any_case(
+    server: Server, account: Tenant, tmp_path: Path
+) -> None:
+    rows = [["Ann Able", "Ann@Example.com", "team=a"], ["Bob Baker", "bob@example.com", ""]]
+    path = write_csv(tmp_path / "first.csv", ["name", "email", "labels"], rows)
+    assert "imported 2 new, updated 0" in import_file(server, account.id, path).stdout
+    first = by_email(server, account)
+
+    again = import_file(server, account.id, path)
+    assert again.returncode == 0
+    assert "imported 0 new, updated 2, rejected 0 rows" in again.stdout
+    assert by_email(server, account).keys() == first.keys()
+
+    shouted = write_csv(
+        tmp_path / "second.csv",
+        ["name", "email", "labels"],
+        [["Ann Renamed", "ANN@EXAMPLE.COM", "team=b"], ["Cy New", "cy@example.com", ""]],
+    )
+    result = import_file(server, account.id, shouted)
+    assert "imported 1 new, updated 1, rejected 0 rows" in result.stdout
+    after = by_email(server, account)
+    assert len(after) == len(first) + 1
+    ann = after["ann@example.com"]
+    assert ann["metadata"]["id"] == first["ann@example.com"]["metadata"]["id"]
+    assert ann["spec"]["name"] == "Ann Renamed"
+    assert ann["metadata"]["labels"] == {"team": "b"}
+    total = server.http(account.api_key).get(PATH, params={"labels": "team=a"}).json()
+    assert total["pagination"]["total"] == 0
+
+
+def test_a_role_or_type_left_out_keeps_the_existing_one(
+    server: Server, account: Tenant, tmp_path: Path
+) -> None:
+    first = write_csv(
+        tmp_path / "roles.csv",
+        ["name", "email", "type", "role"],
+        [
+            ["Grace Hopper", "grace@navy.test", "", "admin"],
+            ["Alan Turing", "alan@bletchley.test", "", "admin"],
+            ["Nightly Sync", "sync@system.test", "system", ""],
+        ],
+    )
+    assert import_file(server, account.id, first).returncode == 0
+    ids = {email: p["metadata"]["id"] for email, p in by_email(server, account).items()}
+    # A plain list of names, then one that demotes Alan on purpose.
+    names = write_csv(
+        tmp_path / "names.csv",
+        ["name", "email"],
+        [["Rear Admiral Hopper", "grace@navy.test"], ["Sync", "sync@system.test"]],
+    )
+    assert "updated 2" in import_file(server, account.id, names).stdout
+    demote = write_csv(
+        tmp_path / "demote.csv",
+        ["name", "email", "role"],
+        [["Grace Hopper", "grace@navy.test", ""], ["Alan Turing", "alan@bletchley.test", "member"]],
+    )
+    assert "updated 2" in import_file(server, account.id, demote).stdout
+
+    profiles = by_email(server, account)
+    assert profiles["sync@system.test"]["spec"]["type"] == "PROFILE_TYPE_SYSTEM"
+    assert profiles["grace@navy.test"]["spec"]["name"] == "Grace Hopper"
+
+    def status(email: str) -> int:
+        return server.http(jwt_for(server, ids[email], account.id)).get(PATH).status_code
+
+    assert status("grace@navy.test") == 200
+    assert status("alan@bletchley.test") == 403
+
+
+def test_unknown_account_is_a_clear_error(server: Server, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "p.csv", ["name", "email"], [["A", "a@example.com"]])
+    result = import_file(server, "account_01HZZZZZZZZZZZZZZZZZZZZZZZ", path)
+    assert_clean_failure(result)
+    assert "account_01HZZZZZZZZZZZZZZZZZZZZZZZ" in result.stderr
+    assert "imported" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("missing.csv", None, "no such file"),
+        ("header.csv", "full_name,mail\nA,a@example.com\n", "header"),
+        ("latin1.csv", "name,email\nJos\xe9,jose@example.com\n".encode("latin-1"), "utf-8"),
+    ],
+)
+def test_unreadable_files_are_clear_errors(
+    server: Server,
+    account: Tenant,
+    tmp_path: Path,
+    name: str,
+    content: str | bytes | None,
+    says: str,
+) -> None:
+    path = tmp_path / name
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    elif content is not None:
+        path.write_bytes(content)
+    result = import_file(server, account.id, path)
+    assert_clean_failure(result)
+    assert says in result.stderr.lower()
+
+
+def test_messages_print_file_text_verbatim(server: Server, account: Tenant, tmp_path: Path) -> None:
+    # Brackets in a bad row must reach the operator as written, not as terminal markup.
+    path = write_csv(
+        tmp_path / "markup.csv",
+        ["name", "email", "labels"],
+        [["A", "a@example.com", "[/]"], ["B", "b@example.com", "[bold]x"], ["C", "c@x.io", ""]],
+    )
+    result = import_file(server, account.id, path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "'[/]'" in result.stderr and "'[bold]x'" in result.stderr
+    assert "imported 1 new" in result.stdout
+
+
+def test_a_large_import_completes(server: Server, account: Tenant, tmp_path: Path) -> None:
+    count = 20_000
+    path = write_lines(tmp_path / "large.jsonl", list(demo_data.profiles(count, seed=3)))
+    started = time.perf_counter()
+    result = import_file(server, account.id, path)
+    elapsed = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr
+    assert f"imported {count} new, updated 0, rejected 0 rows" in result.stdout
+    total = server.http(account.api_key).get(PATH, params={"limit": 1}).json()
+    # The account's administrator and its admin key come on top of the import.
+    assert total["pagination"]["total"] == count + 2
+    print(f"\nimported {count} profiles in {elapsed:.1f} s: {count / elapsed:.0f} rows/s")
