@@ -223,7 +223,10 @@ def _load(
     progress(f"{target.kind}: importing {spec.profiles:,} profiles into one account")
     started = time.perf_counter()
     report = importer.import_records(
-        db=runtime.db, account_id=account_id, records=importer.read_file(path)
+        db=runtime.db,
+        account_id=account_id,
+        records=importer.read_file(path),
+        on_progress=_Progress(f"{target.kind}: imported", spec.profiles),
     )
     import_seconds = time.perf_counter() - started
     path.unlink()
@@ -251,6 +254,19 @@ def _load(
         },
         reused=False,
     )
+
+
+class _Progress:
+    """Says how far an import has come, every tenth of the way."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self._label, self._total, self._done, self._said = label, total, 0, 0
+
+    def __call__(self, count: int) -> None:
+        self._done += count
+        if self._done - self._said >= self._total / 10 or self._done >= self._total:
+            self._said = self._done
+            progress(f"{self._label} {self._done:,}/{self._total:,}")
 
 
 def _create_account(runtime: Runtime, *, name: str, domain: str) -> tuple[str, str]:
@@ -319,16 +335,20 @@ def sizes(runtime: Runtime) -> dict[str, Any]:
     indexes.sort(key=lambda i: -i["bytes"])
     by_name = {t["name"]: t for t in tables}
     profiles_bytes = by_name.get("profiles", {}).get("table_bytes", 0)
-    search_bytes = by_name.get("profiles", {}).get("indexes_bytes", 0) + sum(
+    profiles_indexes = by_name.get("profiles", {}).get("indexes_bytes", 0)
+    search_tables = sum(
         t["total_bytes"]
         for t in tables
         if t["name"] not in BASE_TABLES and not t["name"].startswith("sqlite_")
     )
+    search_bytes = profiles_indexes + search_tables
     return {
         "method": method,
         "tables": tables,
         "indexes": indexes,
         "profiles_table_bytes": profiles_bytes,
+        "profiles_indexes_bytes": profiles_indexes,
+        "search_tables_bytes": search_tables,
         "search_index_bytes": search_bytes,
         "index_to_table": round(search_bytes / profiles_bytes, 2) if profiles_bytes else None,
     }

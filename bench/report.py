@@ -201,7 +201,7 @@ def _sizes(sizes: dict[str, Any]) -> list[str]:
     lines = [
         f"### Size ({sizes['method']})",
         "",
-        "| table | table | indexes | total |",
+        "| table | data | indexes | total |",
         "| --- | ---: | ---: | ---: |",
     ]
     for table in sizes["tables"]:
@@ -217,8 +217,10 @@ def _sizes(sizes: dict[str, Any]) -> list[str]:
     ratio = sizes["index_to_table"]
     lines += [
         "",
-        "Objects under 1 MiB are left out. Search index (the indexes on `profiles` and any "
-        f"table the base schema does not have): {_mib(sizes['search_index_bytes'])}, "
+        "Objects under 1 MiB are left out. Search index: "
+        f"{_mib(sizes['search_index_bytes'])} (the indexes on `profiles`, "
+        f"{_mib(sizes['profiles_indexes_bytes'])}, and the tables the base schema does not "
+        f"have, {_mib(sizes['search_tables_bytes'])}), "
         + (f"{ratio:.2f}× " if ratio is not None else "")
         + f"the `profiles` table ({_mib(sizes['profiles_table_bytes'])}).",
     ]
