@@ -7,11 +7,14 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -75,6 +78,15 @@ class Profile(Base):
         Index(None, "account_id", "email_key", unique=True),
         Index(None, "account_id", "name_key", "id"),
         Index(None, "account_id", "type", "name_key", "id"),
+        # Candidates for selective searches on PostgreSQL (SQLite has an FTS5
+        # table instead; see the 0003 migration).
+        Index(
+            "ix_profiles_search_gin",
+            "labels",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"labels": "jsonb_path_ops", "search_text": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[str] = mapped_column(IdType, primary_key=True)
@@ -107,6 +119,40 @@ class ProfileLabel(Base):
     key: Mapped[str] = mapped_column(String(317), primary_key=True)
     account_id: Mapped[str] = mapped_column(IdType)
     value: Mapped[str] = mapped_column(String(63))
+
+
+class ProfileSearchAccount(Base):
+    """A small number per account, by which the search structures key accounts."""
+
+    __tablename__ = "profile_search_accounts"
+
+    no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(IdType, unique=True)
+
+
+class ProfileSearchGram(Base):
+    """How many profiles of a type contain a gram (see profiles.grams), kept by triggers.
+
+    `lo` and `hi` bound the name keys of those profiles: they widen as profiles
+    come and never narrow as they go, so they stay bounds.
+    """
+
+    __tablename__ = "profile_search_grams"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    account_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    gram: Mapped[str] = mapped_column(KeyText, primary_key=True)
+    type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    lo: Mapped[str] = mapped_column(KeyText)
+    hi: Mapped[str] = mapped_column(KeyText)
+
+
+# A row here, visible only inside the transaction that wrote it, tells the search
+# triggers that the writer (the bulk importer) indexes its batch itself.
+profile_search_bulk = Table(
+    "profile_search_bulk", Base.metadata, Column("active", Boolean, nullable=False)
+)
 
 
 class Workspace(Base):
