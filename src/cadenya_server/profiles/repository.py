@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, delete, exists, func, insert, select, tuple_
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    column,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    table,
+    tuple_,
+    update,
+)
+from sqlalchemy import text as sql
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from cadenya_server.kit.ids import new_id
-from cadenya_server.models import Profile, ProfileLabel
-from cadenya_server.profiles import text
+from cadenya_server.models import (
+    Profile,
+    ProfileLabel,
+    ProfileSearchAccount,
+    ProfileSearchGram,
+    profile_search_bulk,
+)
+from cadenya_server.profiles import grams, text
 
 
 @dataclass(frozen=True)
@@ -73,6 +102,144 @@ def set_labels(session: Session, profile: Profile, labels: dict[str, str]) -> No
         )
 
 
+IndexedRow = tuple[str, str, str, str]
+"""(id, type, name_key, search_text) of a profile."""
+
+
+class BulkIndex:
+    """The profiles a batch writes, indexed together when the batch is done."""
+
+    def __init__(self, session: Session, account_id: str) -> None:
+        self._session = session
+        self._account_id = account_id
+        self._sqlite = _dialect(session) == "sqlite"
+        self._added: list[grams.Row] = []
+        self._removed: list[grams.Row] = []
+        self._written: list[str] = []
+
+    def replacing(self, rows: list[IndexedRow]) -> None:
+        """Profiles about to be rewritten: out of the index, before their UPDATE."""
+        self._removed.extend((type_, name_key, text) for _, type_, name_key, text in rows)
+        if self._sqlite and rows:
+            # A contentless FTS5 table forgets a document given exactly what it holds,
+            # which the view still computes from the rows as they are.
+            self._session.execute(
+                sql(
+                    "INSERT INTO profile_search_fts (profile_search_fts, rowid, body, facets) "
+                    "SELECT 'delete', docid, body, facets FROM profile_search_documents "
+                    "WHERE profile_id IN :ids"
+                ).bindparams(bindparam("ids", expanding=True)),
+                {"ids": [row[0] for row in rows]},
+            )
+
+    def written(self, rows: list[IndexedRow]) -> None:
+        """Profiles inserted or rewritten."""
+        self._added.extend((type_, name_key, text) for _, type_, name_key, text in rows)
+        self._written.extend(row[0] for row in rows)
+
+    def _finish(self) -> None:
+        changes = grams.changes(added=self._added, removed=self._removed)
+        account_no = _count_grams(self._session, self._account_id, changes)
+        if self._sqlite and self._written:
+            self._index_documents(account_no)
+
+    def _index_documents(self, account_no: int) -> None:
+        """New document ids for new profiles, then every written profile into FTS5."""
+        first = account_no << DOC_BITS
+        last = self._session.scalar(
+            select(func.max(_docs.c.docid)).where(
+                _docs.c.docid.between(first, first + (1 << DOC_BITS) - 1)
+            )
+        )
+        ids = {"ids": self._written}
+        for statement in (
+            "INSERT INTO profile_search_docs (docid, profile_id, name_key) "
+            "SELECT :last + row_number() OVER (ORDER BY pr.id), pr.id, pr.name_key "
+            "FROM profiles AS pr "
+            "WHERE pr.id IN :ids AND pr.id NOT IN (SELECT profile_id FROM profile_search_docs)",
+            "UPDATE profile_search_docs "
+            "SET name_key = (SELECT name_key FROM profiles WHERE id = profile_id) "
+            "WHERE profile_id IN :ids",
+            "INSERT OR IGNORE INTO profile_search_facets (facet) "
+            "SELECT 'type:' || type FROM profiles WHERE id IN :ids UNION "
+            "SELECT 'label:' || j.key || '=' || j.value "
+            "FROM profiles AS pr, json_each(pr.labels) AS j WHERE pr.id IN :ids",
+            # One statement for the batch: FTS5 writes its pending terms out at
+            # every statement, so row by row it would write (and merge) tiny segments.
+            "INSERT INTO profile_search_fts (rowid, body, facets) "
+            "SELECT docid, body, facets FROM profile_search_documents WHERE profile_id IN :ids",
+        ):
+            self._session.execute(
+                sql(statement).bindparams(bindparam("ids", expanding=True)),
+                {**ids, "last": last or first},
+            )
+
+
+@contextmanager
+def bulk_index(session: Session, *, account_id: str) -> Iterator[BulkIndex]:
+    """Index a batch of profile writes at once instead of row by row in the triggers.
+
+    The marker row tells the search triggers to stand aside; it lives only in
+    this transaction, so every other writer keeps its triggers. Leaving the
+    block by an exception indexes nothing: the transaction rolls back anyway.
+    """
+    session.execute(insert(profile_search_bulk).values(active=True))
+    index = BulkIndex(session, account_id)
+    yield index
+    index._finish()
+    session.execute(delete(profile_search_bulk))
+
+
+def _count_grams(session: Session, account_id: str, changes: dict[str, grams.Changes]) -> int:
+    """Apply gram count changes; the account's number."""
+    dialect = _dialect(session)
+    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        upsert(ProfileSearchAccount).values(account_id=account_id).on_conflict_do_nothing()
+    )
+    account_no = session.scalar(
+        select(ProfileSearchAccount.no).where(ProfileSearchAccount.account_id == account_id)
+    )
+    if dialect == "postgresql":
+        # The triggers' lock: one writer of an account's counts at a time.
+        session.execute(select(func.pg_advisory_xact_lock(LOCK_NAMESPACE, account_no)))
+    widened, lowered = [], []
+    for type_, change in changes.items():
+        for gram, n in change.n.items():
+            if gram in change.lo:
+                widened.append(
+                    {"account_no": account_no, "gram": gram, "type": type_, "n": n}
+                    | {"lo": change.lo[gram], "hi": change.hi[gram]}
+                )
+            elif n:
+                lowered.append({"g": gram, "t": type_, "n": n})
+    # The Core table: ORM statements given many parameter sets turn into bulk
+    # operations by primary key.
+    g = ProfileSearchGram.__table__.c
+    if widened:
+        statement = upsert(ProfileSearchGram.__table__)
+        least, greatest = (
+            (func.least, func.greatest) if dialect == "postgresql" else (func.min, func.max)
+        )
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[g.account_no, g.gram, g.type],
+                set_={
+                    "n": g.n + statement.excluded.n,
+                    "lo": least(g.lo, statement.excluded.lo),
+                    "hi": greatest(g.hi, statement.excluded.hi),
+                },
+            ),
+            widened,
+        )
+    if lowered:
+        key = (g.account_no == account_no, g.gram == bindparam("g"), g.type == bindparam("t"))
+        counts = ProfileSearchGram.__table__
+        session.execute(update(counts).where(*key).values(n=g.n + bindparam("n")), lowered)
+        session.execute(delete(counts).where(*key, g.n <= 0), lowered)
+    return account_no
+
+
 def get(session: Session, *, account_id: str, profile_id: str) -> Profile | None:
     """A profile of this account, or None (also for another account's id)."""
     return session.scalars(
@@ -80,16 +247,111 @@ def get(session: Session, *, account_id: str, profile_id: str) -> Profile | None
     ).one_or_none()
 
 
-def _conditions(search: SearchFilter) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [Profile.account_id == search.account_id]
+# --- Search ---------------------------------------------------------------------------
+#
+# Three structures answer a search (migration 0003):
+# - profile_search_grams: how many profiles of a type contain each gram of up to
+#   grams.MAX_GRAM characters, and bounds on their name keys;
+# - a trigram index for candidates: on SQLite the FTS5 table profile_search_fts
+#   (exact: a phrase over search_text, plus one token per type and label), on
+#   PostgreSQL the pg_trgm GIN index (a superset that LIKE rechecks);
+# - the (account_id[, type], name_key, id) indexes, which list profiles in the
+#   contract's order.
+# A total is a lookup when the counts know it, else a count of the candidates. A
+# page either walks the name order from the cursor and filters (cheap when
+# matches are dense), or sorts the candidates (cheap when they are few); the
+# gram counts estimate both costs.
+
+# The first key of the advisory lock the gram count writers take (migration 0003).
+LOCK_NAMESPACE = 0x53524348
+# Profiles in scope below which a plain scan beats any index.
+SMALL_SCOPE = 5000
+# FTS5 document ids of an account start at its number << DOC_BITS (migration 0003).
+DOC_BITS = 36
+# What one candidate costs (index lookup, row fetch, sort) against one walked row.
+CANDIDATE_COST = {"sqlite": 5, "postgresql": 10}
+# A walk that reads WALK_BUDGET_FACTOR times the rows it expects to need (and at
+# least MIN_WALK_BUDGET) without filling its page hands over to the candidates.
+WALK_BUDGET_FACTOR = 4
+MIN_WALK_BUDGET = 1000
+
+_fts = table("profile_search_fts", column("rowid", Integer), column("profile_search_fts", String))
+_docs = table(
+    "profile_search_docs",
+    column("docid", Integer),
+    column("profile_id", String),
+    column("name_key", String),
+)
+_facets = table("profile_search_facets", column("id", Integer), column("facet", String))
+
+
+@dataclass(frozen=True)
+class _Stats:
+    """What the gram counts say about a search, its labels aside."""
+
+    account_no: int | None
+    # Profiles of the account (of the type, when the search names one).
+    scope: int
+    # Profiles containing the needle: exact when `exact`, else an upper bound.
+    matches: int
+    exact: bool
+    # Every match has lo <= name_key <= hi (None: no bound).
+    lo: str | None = None
+    hi: str | None = None
+
+
+def _stats(session: Session, search: SearchFilter) -> _Stats:
+    account_no = session.scalar(
+        select(ProfileSearchAccount.no).where(ProfileSearchAccount.account_id == search.account_id)
+    )
+    if account_no is None:
+        return _Stats(None, 0, 0, True)
+    pieces = grams.of_needle(search.needle) if search.needle else []
+    g = ProfileSearchGram
+    query = (
+        select(g.gram, func.sum(g.n), func.min(g.lo), func.max(g.hi))
+        .where(g.account_no == account_no, g.gram.in_(["", *pieces]))
+        .group_by(g.gram)
+    )
     if search.type:
-        conditions.append(Profile.type == search.type)
-    if search.needle:
-        conditions.append(Profile.search_text.contains(search.needle, autoescape=True))
+        query = query.where(g.type == search.type)
+    found = {gram: (int(n), lo, hi) for gram, n, lo, hi in session.execute(query)}
+    scope = found[""][0] if "" in found else 0
+    if not pieces:
+        return _Stats(account_no, scope, scope, True)
+    counts = [found.get(piece, (0, "", "")) for piece in pieces]
+    matches = min(n for n, _, _ in counts)
+    if matches == 0:
+        return _Stats(account_no, scope, 0, True)
+    return _Stats(
+        account_no,
+        scope,
+        matches,
+        exact=len(search.needle) <= grams.MAX_GRAM,
+        lo=max(lo for _, lo, _ in counts),
+        hi=min(hi for _, _, hi in counts),
+    )
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _contains(session: Session, haystack: ColumnElement[str], needle: str) -> ColumnElement[bool]:
+    """A substring test no trigram index can serve, so the planner keeps to the name order."""
+    function = func.strpos if _dialect(session) == "postgresql" else func.instr
+    return function(haystack, needle) > 0
+
+
+def _matches(
+    session: Session, search: SearchFilter, profile: type[Profile] = Profile
+) -> list[ColumnElement[bool]]:
+    """The needle and label conditions, on `profile` (the table or an alias of it)."""
+    conditions = [_contains(session, profile.search_text, search.needle)] if search.needle else []
     for key, value in search.labels.items():
         conditions.append(
             exists().where(
-                ProfileLabel.profile_id == Profile.id,
+                ProfileLabel.profile_id == profile.id,
                 ProfileLabel.account_id == search.account_id,
                 ProfileLabel.key == key,
                 ProfileLabel.value == value,
@@ -98,17 +360,259 @@ def _conditions(search: SearchFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def search_page(
-    session: Session, search: SearchFilter, *, after: tuple[str, str] | None, limit: int
-) -> list[Profile]:
-    """Up to `limit` matches in (name_key, id) order, starting after `after`."""
-    statement = select(Profile).where(*_conditions(search))
-    if after is not None:
-        statement = statement.where(tuple_(Profile.name_key, Profile.id) > tuple_(*after))
-    statement = statement.order_by(Profile.name_key, Profile.id).limit(limit)
-    return list(session.scalars(statement))
+def _in_scope(search: SearchFilter) -> list[ColumnElement[bool]]:
+    conditions = [Profile.account_id == search.account_id]
+    if search.type:
+        conditions.append(Profile.type == search.type)
+    return conditions
+
+
+def _after(start: tuple[str, str] | None, stop: str | None) -> list[ColumnElement[bool]]:
+    conditions = []
+    if start is not None:
+        conditions.append(tuple_(Profile.name_key, Profile.id) > tuple_(*start))
+    if stop is not None:
+        conditions.append(Profile.name_key <= stop)
+    return conditions
+
+
+def _has_trigram(needle: str) -> bool:
+    """Whether pg_trgm can take a trigram from the needle (three letters or digits in a row)."""
+    run = 0
+    for char in needle:
+        run = run + 1 if char.isalnum() else 0
+        if run == 3:
+            return True
+    return False
+
+
+def _indexed(session: Session, search: SearchFilter) -> bool:
+    """Whether the trigram index can list candidates for this search."""
+    if search.labels:
+        return True
+    if _dialect(session) == "postgresql":
+        return _has_trigram(search.needle)
+    return len(search.needle) >= 3
+
+
+def _facet_code(facet_id: int) -> str:
+    """The FTS5 token of a facet: three private-use characters (migration 0003)."""
+    return "".join(
+        chr(0xE000 + part)
+        for part in (facet_id % 6400, facet_id // 6400 % 6400, facet_id // 40960000)
+    )
+
+
+def _fts_query(session: Session, search: SearchFilter) -> str | None:
+    """The FTS5 query of a search, or None when a type or label it names was never seen."""
+    wanted = [f"type:{search.type}"] if search.type else []
+    wanted += [f"label:{key}={value}" for key, value in search.labels.items()]
+    ids: dict[str, int] = {}
+    if wanted:
+        found = select(_facets.c.facet, _facets.c.id).where(_facets.c.facet.in_(wanted))
+        ids = {facet: facet_id for facet, facet_id in session.execute(found)}
+    if len(ids) < len(wanted):
+        return None
+    phrases = []
+    if len(search.needle) >= 3:
+        phrases.append('body : "' + search.needle.replace('"', '""') + '"')
+    phrases += [f'facets : "{_facet_code(ids[facet])}"' for facet in wanted]
+    return " AND ".join(phrases)
+
+
+def _short_needle(session: Session, search: SearchFilter) -> list[ColumnElement[bool]]:
+    """The needle's own test where FTS5 cannot take it (fewer than three characters)."""
+    if 0 < len(search.needle) < 3:
+        return [_contains(session, Profile.search_text, search.needle)]
+    return []
+
+
+def _fts_docids(
+    session: Session, search: SearchFilter, account_no: int
+) -> Select[tuple[int]] | None:
+    query = _fts_query(session, search)
+    if query is None:
+        return None
+    first = account_no << DOC_BITS
+    return select(_fts.c.rowid).where(
+        _fts.c.profile_search_fts.op("MATCH")(query),
+        _fts.c.rowid.between(first, first + (1 << DOC_BITS) - 1),
+    )
+
+
+def _pg_candidates(search: SearchFilter) -> CTE:
+    """Profiles of any account the GIN index finds for the needle and labels.
+
+    MATERIALIZED keeps the account and type conditions out of it: there, the
+    planner would combine the index with the account's B-tree, a bitmap of the
+    whole account.
+    """
+    conditions = []
+    if _has_trigram(search.needle):
+        escaped = search.needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(Profile.search_text.like(f"%{escaped}%", escape="\\"))
+    if search.labels:
+        conditions.append(Profile.labels.op("@>")(literal(search.labels, JSONB)))
+    return (
+        select(Profile.id, Profile.account_id, Profile.type, Profile.name_key, Profile.search_text)
+        .where(*conditions)
+        .cte("candidates")
+        .prefix_with("MATERIALIZED")
+    )
 
 
 def search_count(session: Session, search: SearchFilter) -> int:
     """How many profiles match."""
-    return session.scalar(select(func.count()).select_from(Profile).where(*_conditions(search)))
+    stats = _stats(session, search)
+    if stats.matches == 0:
+        return 0
+    if stats.exact and not search.labels:
+        return stats.matches
+    if stats.scope > SMALL_SCOPE and _indexed(session, search):
+        if _dialect(session) == "postgresql":
+            found = _pg_candidates(search)
+            return session.scalar(
+                select(func.count())
+                .select_from(found)
+                .where(
+                    found.c.account_id == search.account_id,
+                    *([found.c.type == search.type] if search.type else []),
+                    *(
+                        [_contains(session, found.c.search_text, search.needle)]
+                        if search.needle
+                        else []
+                    ),
+                )
+            )
+        docids = _fts_docids(session, search, stats.account_no)
+        if docids is None:
+            return 0
+        if not _short_needle(session, search):
+            return session.scalar(select(func.count()).select_from(docids.subquery()))
+        return session.scalar(
+            select(func.count())
+            .select_from(Profile)
+            .join(_docs, _docs.c.profile_id == Profile.id)
+            .where(_docs.c.docid.in_(docids), *_short_needle(session, search))
+        )
+    return session.scalar(
+        select(func.count())
+        .select_from(Profile)
+        .where(*_in_scope(search), *_matches(session, search))
+    )
+
+
+def search_page(
+    session: Session,
+    search: SearchFilter,
+    *,
+    after: tuple[str, str] | None,
+    limit: int,
+    total: int | None = None,
+) -> list[Profile]:
+    """Up to `limit` matches in (name_key, id) order, starting after `after`.
+
+    `total`, the exact number of matches when the caller knows it, sharpens the
+    choice of plan (the gram counts know nothing of labels).
+    """
+    stats = _stats(session, search)
+    matches = stats.matches if total is None else min(total, stats.matches)
+    if matches == 0:
+        return []
+    start = after
+    if stats.lo is not None and (start is None or start < (stats.lo, "")):
+        # Nothing before the lowest name key that holds the needle's grams can match.
+        start = (stats.lo, "")
+    if stats.scope <= SMALL_SCOPE or not _indexed(session, search):
+        return _load(session, _walk(session, search, start=start, stop=stats.hi, limit=limit))
+    expected = limit * stats.scope / matches
+    if expected > matches * CANDIDATE_COST[_dialect(session)]:
+        return _load(session, _candidates(session, search, stats, start=start, limit=limit))
+    budget = max(MIN_WALK_BUDGET, int(WALK_BUDGET_FACTOR * expected))
+    # Where the walk gives up: found from the index alone, before reading any row.
+    boundary = session.execute(
+        select(Profile.name_key, Profile.id)
+        .where(*_in_scope(search), *_after(start, stats.hi))
+        .order_by(Profile.name_key, Profile.id)
+        .offset(budget - 1)
+        .limit(1)
+    ).one_or_none()
+    ids = _walk(
+        session,
+        search,
+        start=start,
+        stop=stats.hi,
+        limit=limit,
+        until=None if boundary is None else (boundary[0], boundary[1]),
+    )
+    if len(ids) < limit and boundary is not None:
+        # The matches are sparser here than on average: sort the candidates past the walk.
+        ids += _candidates(
+            session, search, stats, start=(boundary[0], boundary[1]), limit=limit - len(ids)
+        )
+    return _load(session, ids)
+
+
+def _load(session: Session, ids: list[str]) -> list[Profile]:
+    """The profiles of these ids, in this order."""
+    if not ids:
+        return []
+    found = {row.id: row for row in session.scalars(select(Profile).where(Profile.id.in_(ids)))}
+    return [found[profile_id] for profile_id in ids]
+
+
+def _walk(
+    session: Session,
+    search: SearchFilter,
+    *,
+    start: tuple[str, str] | None,
+    stop: str | None,
+    limit: int,
+    until: tuple[str, str] | None = None,
+) -> list[str]:
+    """The ids of the first `limit` matches in name order after `start` (up to `until`)."""
+    conditions = [*_in_scope(search), *_after(start, stop), *_matches(session, search)]
+    if until is not None:
+        conditions.append(tuple_(Profile.name_key, Profile.id) <= tuple_(*until))
+    ordered = select(Profile.id).where(*conditions).order_by(Profile.name_key, Profile.id)
+    return list(session.scalars(ordered.limit(limit)))
+
+
+def _candidates(
+    session: Session,
+    search: SearchFilter,
+    stats: _Stats,
+    *,
+    start: tuple[str, str] | None,
+    limit: int,
+) -> list[str]:
+    """The ids of the first `limit` matches after `start`, from the trigram index's candidates."""
+    if _dialect(session) == "postgresql":
+        found = _pg_candidates(search)
+        conditions = [found.c.account_id == search.account_id]
+        if search.type:
+            conditions.append(found.c.type == search.type)
+        if search.needle:
+            conditions.append(_contains(session, found.c.search_text, search.needle))
+        if start is not None:
+            conditions.append(tuple_(found.c.name_key, found.c.id) > tuple_(*start))
+        return list(
+            session.scalars(
+                select(found.c.id)
+                .where(*conditions)
+                .order_by(found.c.name_key, found.c.id)
+                .limit(limit)
+            )
+        )
+    docids = _fts_docids(session, search, stats.account_no)
+    if docids is None:
+        return []
+    conditions = [_docs.c.docid.in_(docids)]
+    if start is not None:
+        conditions.append(tuple_(_docs.c.name_key, _docs.c.profile_id) > tuple_(*start))
+    query = select(_docs.c.profile_id).where(*conditions)
+    if _short_needle(session, search):
+        query = query.join(Profile, Profile.id == _docs.c.profile_id).where(
+            *_short_needle(session, search)
+        )
+    return list(session.scalars(query.order_by(_docs.c.name_key, _docs.c.profile_id).limit(limit)))

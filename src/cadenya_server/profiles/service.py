@@ -55,10 +55,10 @@ def search(
     if text.has_control(search.needle):
         # Stored names and emails never hold control characters.
         return ProfileList(items=[], pagination=Pagination(next_cursor="", total=0))
-    rows = repository.search_page(session, search, after=after, limit=size + 1)
     if total is None:
         # Counted on the first page only; later pages carry it in the cursor.
         total = repository.search_count(session, search)
+    rows = repository.search_page(session, search, after=after, limit=size + 1, total=total)
     next_cursor = ""
     if len(rows) > size:
         rows = rows[:size]

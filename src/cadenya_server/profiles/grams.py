@@ -1,0 +1,97 @@
+"""The n-grams of the profile search: what the gram counts are keyed by.
+
+Every profile counts once for each distinct substring of up to MAX_GRAM
+characters of its search text (and once for "", the whole scope). The total of
+a needle that short is then one lookup; a longer needle matches at most as
+many profiles as its rarest MAX_GRAM-gram, which bounds the work of finding it.
+The migration that creates the counts and the database triggers that maintain
+them enumerate the same substrings in SQL.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+
+from cadenya_server.profiles.text import SEPARATOR
+
+MAX_GRAM = 4
+
+
+@cache
+def _slices(length: int) -> tuple[slice, ...]:
+    return tuple(
+        slice(start, start + size)
+        for size in range(2, MAX_GRAM + 1)
+        for start in range(length - size + 1)
+    )
+
+
+# Names repeat (first and last names recombine); emails rarely do.
+@lru_cache(maxsize=1 << 16)
+def _of_name(name_key: str) -> frozenset[str]:
+    return frozenset(_of_part(name_key))
+
+
+def _of_part(part: str) -> set[str]:
+    found = set(part)
+    found.update(map(part.__getitem__, _slices(len(part))))
+    return found
+
+
+def of_text(search_text: str) -> set[str]:
+    """Every gram a profile with this search text counts for."""
+    # Grams across the name/email separator can never be asked for: no needle
+    # holds a control character.
+    name, _, email = search_text.partition(SEPARATOR)
+    found = _of_part(email)
+    found.update(_of_name(name))
+    found.add("")
+    return found
+
+
+def of_needle(needle: str) -> list[str]:
+    """The grams whose counts bound a needle: itself when short enough, else its pieces."""
+    if len(needle) <= MAX_GRAM:
+        return [needle]
+    return sorted({needle[i : i + MAX_GRAM] for i in range(len(needle) - MAX_GRAM + 1)})
+
+
+Row = tuple[str, str, str]
+"""(type, name_key, search_text) of a profile."""
+
+
+@dataclass
+class Changes:
+    """Count changes of one profile type: per gram, and the name keys counted in."""
+
+    n: Counter[str] = field(default_factory=Counter)
+    lo: dict[str, str] = field(default_factory=dict)
+    hi: dict[str, str] = field(default_factory=dict)
+
+
+def changes(*, added: Iterable[Row], removed: Iterable[Row]) -> dict[str, Changes]:
+    """The gram count changes, per profile type, of adding and removing these rows."""
+    result: dict[str, Changes] = defaultdict(Changes)
+    for type_, _name_key, search_text in removed:
+        result[type_].n.subtract(of_text(search_text))
+    by_type: dict[str, list[tuple[str, set[str]]]] = defaultdict(list)
+    for type_, name_key, search_text in added:
+        by_type[type_].append((name_key, of_text(search_text)))
+    for type_, counted in by_type.items():
+        change = result[type_]
+        counted.sort(key=lambda item: item[0])
+        for _name_key, found in counted:
+            change.n.update(found)
+        # In name order, a gram's first profile gives its lowest name key; in
+        # reverse order, its highest.
+        for bound, in_order in ((change.lo, counted), (change.hi, reversed(counted))):
+            seen: set[str] = set()
+            for name_key, found in in_order:
+                first = found - seen
+                if first:
+                    seen |= first
+                    bound.update(dict.fromkeys(first, name_key))
+    return result
