@@ -23,7 +23,7 @@ from cadenya_server.kit.errors import ApiError
 from cadenya_server.kit.ids import new_id
 from cadenya_server.kit.labels import validate as validate_labels
 from cadenya_server.models import Account, Profile, ProfileLabel
-from cadenya_server.profiles import text
+from cadenya_server.profiles import repository, text
 
 BATCH = 2000
 TYPES = {"user": "user", "api_key": "api_key", "system": "system"}
@@ -164,18 +164,24 @@ def import_records(
 def _write_batch(
     db: Database, account_id: str, creator: str, batch: dict[str, Record], report: ImportReport
 ) -> None:
-    with db.transaction() as session:
-        existing = dict(
-            session.execute(
-                select(Profile.email_key, Profile.id).where(
+    with (
+        db.transaction() as session,
+        repository.bulk_index(session, account_id=account_id) as index,
+    ):
+        # By email: (id, type, name_key, search_text), what the search index holds of it.
+        indexed = (Profile.id, Profile.type, Profile.name_key, Profile.search_text)
+        existing = {
+            key: tuple(columns)
+            for key, *columns in session.execute(
+                select(Profile.email_key, *indexed).where(
                     Profile.account_id == account_id, Profile.email_key.in_(list(batch))
                 )
-            ).all()
-        )
+            )
+        }
         new_rows, changed_rows = [], []
         for key, row in batch.items():
             if key in existing:
-                changed_rows.append({"id": existing[key], **row})
+                changed_rows.append({"id": existing[key][0], "type": existing[key][1], **row})
             else:
                 new_rows.append(
                     {
@@ -187,11 +193,18 @@ def _write_batch(
                         **row,
                     }
                 )
+        index.replacing([existing[r["email_key"]] for r in changed_rows])
         if new_rows:
             session.execute(insert(Profile), new_rows)
         if changed_rows:
             session.execute(update(Profile), changed_rows)
             _delete_labels(session, [r["id"] for r in changed_rows])
+        index.written(
+            [
+                (r["id"], r["type"], r["name_key"], r["search_text"])
+                for r in (*new_rows, *changed_rows)
+            ]
+        )
         label_rows = [
             {"profile_id": r["id"], "account_id": account_id, "key": k, "value": v}
             for r in (*new_rows, *changed_rows)
