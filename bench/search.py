@@ -165,7 +165,8 @@ def _walk(api: Api, shape: Shape, *, limit: int, cursor: str) -> tuple[str, Stat
 def _sql(
     db: Database, search: repository.SearchFilter, *, sampling: Sampling, limit: int
 ) -> tuple[Stats, Stats | None]:
-    """The repository's own queries for the first page with its count, and for the next page."""
+    """The repository calls of profiles.service.search: the first page with its count, and
+    the next page, which knows the total from its cursor."""
 
     def in_transaction(work: Callable[[Session], list[Profile]]) -> Callable[[], list[Profile]]:
         def call() -> list[Profile]:
@@ -175,10 +176,11 @@ def _sql(
         return call
 
     def first(session: Session) -> list[Profile]:
-        rows = repository.search_page(session, search, after=None, limit=limit + 1)
-        repository.search_count(session, search)
-        return rows
+        total = repository.search_count(session, search)
+        return repository.search_page(session, search, after=None, limit=limit + 1, total=total)
 
+    with db.transaction(write=False) as session:
+        total = repository.search_count(session, search)
     rows = in_transaction(first)()
     first_stats = sampling.measure(in_transaction(first))
     if len(rows) <= limit:
@@ -186,7 +188,9 @@ def _sql(
     after = (rows[limit - 1].name_key, rows[limit - 1].id)
     return first_stats, sampling.measure(
         in_transaction(
-            lambda session: repository.search_page(session, search, after=after, limit=limit + 1)
+            lambda session: repository.search_page(
+                session, search, after=after, limit=limit + 1, total=total
+            )
         )
     )
 
