@@ -210,6 +210,8 @@ def run(
     results_dir: Path,
 ) -> dict[str, Any]:
     """The whole benchmark on one database; writes its results and returns them."""
+    # Taken first: the code that loads and serves is the code on disk now.
+    commit = _commit()
     loaded = dataset.prepare(target, spec, reuse=reuse, data_dir=data_dir)
     runtime = dataset.runtime_for(target, loaded.secret_key)
     try:
@@ -238,7 +240,13 @@ def run(
     result = {
         "database": target.kind,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "environment": _environment(version),
+        "environment": {
+            "database_version": version,
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "commit": commit,
+        },
         "dataset": {**asdict(spec), "seed": MAIN_SEED, "reused": loaded.reused},
         "load": loaded.load,
         "sizes": sizes,
@@ -273,7 +281,9 @@ def _version(db: Database) -> str:
     return f"SQLite {sqlite3.sqlite_version}"
 
 
-def _environment(database_version: str) -> dict[str, Any]:
+def _commit() -> str:
+    """The commit measured, and whether the source differs from it."""
+
     def git(*args: str) -> str:
         done = subprocess.run(
             ["git", *args], cwd=HERE.parent, capture_output=True, text=True, check=False
@@ -284,13 +294,7 @@ def _environment(database_version: str) -> dict[str, Any]:
     # The search measured is whatever is on disk, which may not be committed yet.
     if commit and git("status", "--porcelain", "--", "src"):
         commit += " + uncommitted changes in src/"
-    return {
-        "database_version": database_version,
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "commit": commit,
-    }
+    return commit
 
 
 def main(argv: list[str] | None = None) -> int:
