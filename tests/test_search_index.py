@@ -33,7 +33,7 @@ PLANS = {
     "candidates": {"CANDIDATE_COST": {"sqlite": 0, "postgresql": 0}},
     "walk then candidates": {
         "CANDIDATE_COST": {"sqlite": NEVER, "postgresql": NEVER},
-        "WALK_BUDGET_FACTOR": 0,
+        "WALK_FACTORS": (0,),
         "MIN_WALK_BUDGET": 2,
     },
 }

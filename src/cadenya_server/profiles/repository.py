@@ -270,9 +270,10 @@ SMALL_SCOPE = 5000
 DOC_BITS = 36
 # What one candidate costs (index lookup, row fetch, sort) against one walked row.
 CANDIDATE_COST = {"sqlite": 5, "postgresql": 10}
-# A walk that reads WALK_BUDGET_FACTOR times the rows it expects to need (and at
-# least MIN_WALK_BUDGET) without filling its page hands over to the candidates.
-WALK_BUDGET_FACTOR = 4
+# A walk that reads this many times the rows it expects to need (at least
+# MIN_WALK_BUDGET) without filling its page hands over to the candidates. It
+# looks that far ahead in steps: finding where to stop costs as much as the rows.
+WALK_FACTORS = (2, 4)
 MIN_WALK_BUDGET = 1000
 
 _fts = table("profile_search_fts", column("rowid", Integer), column("profile_search_fts", String))
@@ -528,28 +529,29 @@ def search_page(
     expected = limit * stats.scope / matches
     if expected > matches * CANDIDATE_COST[_dialect(session)]:
         return _load(session, _candidates(session, search, stats, start=start, limit=limit))
-    budget = max(MIN_WALK_BUDGET, int(WALK_BUDGET_FACTOR * expected))
-    # Where the walk gives up: found from the index alone, before reading any row.
-    boundary = session.execute(
-        select(Profile.name_key, Profile.id)
-        .where(*_in_scope(search), *_after(start, stats.hi))
-        .order_by(Profile.name_key, Profile.id)
-        .offset(budget - 1)
-        .limit(1)
-    ).one_or_none()
-    ids = _walk(
-        session,
-        search,
-        start=start,
-        stop=stats.hi,
-        limit=limit,
-        until=None if boundary is None else (boundary[0], boundary[1]),
-    )
-    if len(ids) < limit and boundary is not None:
-        # The matches are sparser here than on average: sort the candidates past the walk.
-        ids += _candidates(
-            session, search, stats, start=(boundary[0], boundary[1]), limit=limit - len(ids)
+    ids: list[str] = []
+    walked = 0
+    for factor in WALK_FACTORS:
+        reach = max(MIN_WALK_BUDGET, int(factor * expected)) - walked
+        if reach <= 0:
+            continue
+        # Where this step stops: found from the index alone, before reading any row.
+        boundary = session.execute(
+            select(Profile.name_key, Profile.id)
+            .where(*_in_scope(search), *_after(start, stats.hi))
+            .order_by(Profile.name_key, Profile.id)
+            .offset(reach - 1)
+            .limit(1)
+        ).one_or_none()
+        until = None if boundary is None else (boundary[0], boundary[1])
+        ids += _walk(
+            session, search, start=start, stop=stats.hi, limit=limit - len(ids), until=until
         )
+        if len(ids) == limit or until is None:
+            return _load(session, ids)
+        start, walked = until, walked + reach
+    # The matches are sparser here than on average: sort the candidates past the walk.
+    ids += _candidates(session, search, stats, start=start, limit=limit - len(ids))
     return _load(session, ids)
 
 
@@ -571,6 +573,10 @@ def _walk(
     until: tuple[str, str] | None = None,
 ) -> list[str]:
     """The ids of the first `limit` matches in name order after `start` (up to `until`)."""
+    if until is not None:
+        # The boundary's name must end the index range, else the scan runs on to `stop`
+        # when the page does not fill, testing the boundary on every row.
+        stop = until[0]
     conditions = [*_in_scope(search), *_after(start, stop), *_matches(session, search)]
     if until is not None:
         conditions.append(tuple_(Profile.name_key, Profile.id) <= tuple_(*until))
