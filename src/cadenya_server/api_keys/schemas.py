@@ -81,15 +81,7 @@ class ApiKey(WireModel):
     ) -> ApiKey:
         """The wire form of a key; without `token`, the token is masked."""
         return cls(
-            metadata=AccountResourceMetadata(
-                id=row.id,
-                account_id=row.account_id,
-                name=row.name,
-                profile_id=row.creator_profile_id,
-                external_id=row.external_id,
-                labels=row.labels,
-                created_at=rfc3339(row.created_at),
-            ),
+            metadata=AccountResourceMetadata.of(row),
             spec=ApiKeySpec(
                 token=token or api_key_tokens.masked(row.token_hint),
                 description=row.description,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from pydantic.alias_generators import to_camel
+
+from cadenya_server.kit.clock import rfc3339
 
 
 class WireModel(BaseModel):
@@ -74,6 +77,18 @@ class UpdateAccountResourceMetadata(RequestModel):
     labels: dict[str, str] = {}
 
 
+class AccountResourceRow(Protocol):
+    """The columns every account-scoped table shares."""
+
+    id: str
+    account_id: str
+    name: str
+    creator_profile_id: str
+    external_id: str
+    labels: dict[str, str]
+    created_at: datetime
+
+
 class AccountResourceMetadata(WireModel):
     """Metadata of a resource that belongs to an account but not to a workspace."""
 
@@ -84,6 +99,19 @@ class AccountResourceMetadata(WireModel):
     external_id: str = ""
     labels: dict[str, str] = {}
     created_at: str = ""
+
+    @classmethod
+    def of(cls, row: AccountResourceRow) -> AccountResourceMetadata:
+        """The metadata of a stored account resource (profile, workspace, key, endpoint)."""
+        return cls(
+            id=row.id,
+            account_id=row.account_id,
+            name=row.name,
+            profile_id=row.creator_profile_id,
+            external_id=row.external_id,
+            labels=row.labels,
+            created_at=rfc3339(row.created_at),
+        )
 
     @classmethod
     def empty(cls) -> AccountResourceMetadata:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from cadenya_server.kit.clock import rfc3339
 from cadenya_server.kit.schemas import AccountResourceMetadata, Pagination, WireModel
 from cadenya_server.models import Profile as ProfileRow
 
@@ -38,15 +37,7 @@ class Profile(WireModel):
     @classmethod
     def of(cls, row: ProfileRow) -> Profile:
         return cls(
-            metadata=AccountResourceMetadata(
-                id=row.id,
-                account_id=row.account_id,
-                name=row.name,
-                profile_id=row.creator_profile_id,
-                external_id=row.external_id,
-                labels=row.labels,
-                created_at=rfc3339(row.created_at),
-            ),
+            metadata=AccountResourceMetadata.of(row),
             spec=ProfileSpec(type=WIRE_TYPES[row.type], email=row.email, name=row.name),
         )
 

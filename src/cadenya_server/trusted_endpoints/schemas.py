@@ -7,7 +7,6 @@ from enum import StrEnum
 from pydantic import Field
 
 from cadenya_server.api_keys.schemas import nobody
-from cadenya_server.kit.clock import rfc3339
 from cadenya_server.kit.schemas import (
     AccountResourceMetadata,
     CreateAccountResourceMetadata,
@@ -40,15 +39,7 @@ class TrustedEndpoint(WireModel):
     @classmethod
     def of(cls, row: TrustedEndpointRow, *, created_by: Profile) -> TrustedEndpoint:
         return cls(
-            metadata=AccountResourceMetadata(
-                id=row.id,
-                account_id=row.account_id,
-                name=row.name,
-                profile_id=row.creator_profile_id,
-                external_id=row.external_id,
-                labels=row.labels,
-                created_at=rfc3339(row.created_at),
-            ),
+            metadata=AccountResourceMetadata.of(row),
             spec=TrustedEndpointSpec(host=row.host),
             info=TrustedEndpointInfo(created_by=created_by),
         )

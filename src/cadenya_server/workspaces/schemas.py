@@ -6,7 +6,6 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from cadenya_server.kit.clock import rfc3339
 from cadenya_server.kit.schemas import (
     AccountResourceMetadata,
     CreateAccountResourceMetadata,
@@ -54,15 +53,7 @@ class Workspace(WireModel):
     @classmethod
     def of(cls, row: WorkspaceRow) -> Workspace:
         return cls(
-            metadata=AccountResourceMetadata(
-                id=row.id,
-                account_id=row.account_id,
-                name=row.name,
-                profile_id=row.creator_profile_id,
-                external_id=row.external_id,
-                labels=row.labels,
-                created_at=rfc3339(row.created_at),
-            ),
+            metadata=AccountResourceMetadata.of(row),
             spec=WorkspaceSpec(description=row.description),
             status=WIRE_STATUS[row.status],
             info=WorkspaceInfo(),
