@@ -30,11 +30,14 @@ from search_model import Row, expected, rows_of, walk
 NEVER = 10**9
 PLANS = {
     "walk": {"CANDIDATE_COST": {"sqlite": NEVER, "postgresql": NEVER}},
+    # The count fetches the candidates (there are few) and the page sorts them.
     "candidates": {"CANDIDATE_COST": {"sqlite": 0, "postgresql": 0}},
+    # The page asks the index again, for those after where the walk stopped.
     "walk then candidates": {
         "CANDIDATE_COST": {"sqlite": NEVER, "postgresql": NEVER},
         "WALK_FACTORS": (0,),
         "MIN_WALK_BUDGET": 2,
+        "REMEMBERED_MATCHES": 0,
     },
 }
 NAMES = ["Zoë Kowalski", "Łukasz Nowak", "ZOË ŁUK", "Ada Lovelace", "Grace Hopper", "İlker Şahin"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -264,6 +265,8 @@ def get(session: Session, *, account_id: str, profile_id: str) -> Profile | None
 
 # The first key of the advisory lock the gram count writers take (migration 0003).
 LOCK_NAMESPACE = 0x53524348
+# A count of at most this many candidates fetches them, for the page to sort.
+REMEMBERED_MATCHES = 2000
 # Profiles in scope below which a plain scan beats any index.
 SMALL_SCOPE = 5000
 # FTS5 document ids of an account start at its number << DOC_BITS (migration 0003).
@@ -299,6 +302,8 @@ class _Stats:
     # Every match has lo <= name_key <= hi (None: no bound).
     lo: str | None = None
     hi: str | None = None
+    # What pg_trgm should look up for the needle (see _probes).
+    probes: tuple[str, ...] = ()
 
 
 def _stats(session: Session, search: SearchFilter) -> _Stats:
@@ -320,8 +325,8 @@ def _stats(session: Session, search: SearchFilter) -> _Stats:
     scope = found[""][0] if "" in found else 0
     if not pieces:
         return _Stats(account_no, scope, scope, True)
-    counts = [found.get(piece, (0, "", "")) for piece in pieces]
-    matches = min(n for n, _, _ in counts)
+    counts = {piece: found.get(piece, (0, "", "")) for piece in pieces}
+    matches = min(n for n, _, _ in counts.values())
     if matches == 0:
         return _Stats(account_no, scope, 0, True)
     return _Stats(
@@ -329,9 +334,21 @@ def _stats(session: Session, search: SearchFilter) -> _Stats:
         scope,
         matches,
         exact=len(search.needle) <= grams.MAX_GRAM,
-        lo=max(lo for _, lo, _ in counts),
-        hi=min(hi for _, _, hi in counts),
+        lo=max(lo for _, lo, _ in counts.values()),
+        hi=min(hi for _, _, hi in counts.values()),
+        probes=_probes(search.needle, pieces),
     )
+
+
+def _probes(needle: str, pieces: list[str]) -> tuple[str, ...]:
+    """The needle's pieces of letters and digits only, else the needle if pg_trgm can use it.
+
+    pg_trgm pads the words of a pattern: "edsger iyer" also looks up "er " and
+    "  i", the ends and starts of a tenth of all words. Its pieces "edsg" ...
+    "iyer" look up inner trigrams only, and the needle is tested whole anyway.
+    """
+    inner = tuple(piece for piece in pieces if piece.isalnum())
+    return inner or ((needle,) if _has_trigram(needle) else ())
 
 
 def _dialect(session: Session) -> str:
@@ -387,12 +404,12 @@ def _has_trigram(needle: str) -> bool:
     return False
 
 
-def _indexed(session: Session, search: SearchFilter) -> bool:
+def _indexed(session: Session, search: SearchFilter, stats: _Stats) -> bool:
     """Whether the trigram index can list candidates for this search."""
     if search.labels:
         return True
     if _dialect(session) == "postgresql":
-        return _has_trigram(search.needle)
+        return bool(stats.probes)
     return len(search.needle) >= 3
 
 
@@ -441,16 +458,16 @@ def _fts_docids(
     )
 
 
-def _pg_candidates(search: SearchFilter) -> CTE:
-    """Profiles of any account the GIN index finds for the needle and labels.
+def _pg_candidates(search: SearchFilter, stats: _Stats) -> CTE:
+    """Profiles of any account the GIN index finds for the needle's probes and the labels.
 
     MATERIALIZED keeps the account and type conditions out of it: there, the
     planner would combine the index with the account's B-tree, a bitmap of the
-    whole account.
+    whole account. The callers test the whole needle on what it finds.
     """
     conditions = []
-    if _has_trigram(search.needle):
-        escaped = search.needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    for probe in stats.probes:
+        escaped = probe.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         conditions.append(Profile.search_text.like(f"%{escaped}%", escape="\\"))
     if search.labels:
         conditions.append(Profile.labels.op("@>")(literal(search.labels, JSONB)))
@@ -462,6 +479,40 @@ def _pg_candidates(search: SearchFilter) -> CTE:
     )
 
 
+def _indexed_matches(
+    session: Session, search: SearchFilter, stats: _Stats
+) -> Select[tuple[str, str]] | None:
+    """(name_key, id) of every match, from the trigram index (None: there are none)."""
+    if _dialect(session) == "postgresql":
+        found = _pg_candidates(search, stats)
+        conditions = [found.c.account_id == search.account_id]
+        if search.type:
+            conditions.append(found.c.type == search.type)
+        if search.needle:
+            conditions.append(_contains(session, found.c.search_text, search.needle))
+        return select(found.c.name_key, found.c.id).where(*conditions)
+    docids = _fts_docids(session, search, stats.account_no)
+    if docids is None:
+        return None
+    query = select(_docs.c.name_key, _docs.c.profile_id.label("id")).where(
+        _docs.c.docid.in_(docids)
+    )
+    if _short_needle(session, search):
+        query = query.join(Profile, Profile.id == _docs.c.profile_id).where(
+            *_short_needle(session, search)
+        )
+    return query
+
+
+def _remembered(session: Session, search: SearchFilter) -> dict[tuple, list[tuple[str, str]]]:
+    """Matches fetched for a count, kept for the page asked next in the same transaction."""
+    return session.info.setdefault("profile_search_matches", {})
+
+
+def _key(search: SearchFilter) -> tuple:
+    return (search.account_id, search.needle, search.type, tuple(sorted(search.labels.items())))
+
+
 def search_count(session: Session, search: SearchFilter) -> int:
     """How many profiles match."""
     stats = _stats(session, search)
@@ -469,38 +520,22 @@ def search_count(session: Session, search: SearchFilter) -> int:
         return 0
     if stats.exact and not search.labels:
         return stats.matches
-    if stats.scope > SMALL_SCOPE and _indexed(session, search):
-        if _dialect(session) == "postgresql":
-            found = _pg_candidates(search)
-            return session.scalar(
-                select(func.count())
-                .select_from(found)
-                .where(
-                    found.c.account_id == search.account_id,
-                    *([found.c.type == search.type] if search.type else []),
-                    *(
-                        [_contains(session, found.c.search_text, search.needle)]
-                        if search.needle
-                        else []
-                    ),
-                )
-            )
+    if stats.scope <= SMALL_SCOPE or not _indexed(session, search, stats):
+        scanned = select(func.count()).select_from(Profile)
+        return session.scalar(scanned.where(*_in_scope(search), *_matches(session, search)))
+    query = _indexed_matches(session, search, stats)
+    if query is None:
+        return 0
+    if stats.matches <= REMEMBERED_MATCHES:
+        # Few enough to fetch: the first page then sorts them instead of asking again.
+        found = sorted((name_key, profile_id) for name_key, profile_id in session.execute(query))
+        _remembered(session, search)[_key(search)] = found
+        return len(found)
+    if _dialect(session) == "sqlite" and not _short_needle(session, search):
+        # FTS5 counts its own matches, without looking their documents up.
         docids = _fts_docids(session, search, stats.account_no)
-        if docids is None:
-            return 0
-        if not _short_needle(session, search):
-            return session.scalar(select(func.count()).select_from(docids.subquery()))
-        return session.scalar(
-            select(func.count())
-            .select_from(Profile)
-            .join(_docs, _docs.c.profile_id == Profile.id)
-            .where(_docs.c.docid.in_(docids), *_short_needle(session, search))
-        )
-    return session.scalar(
-        select(func.count())
-        .select_from(Profile)
-        .where(*_in_scope(search), *_matches(session, search))
-    )
+        return session.scalar(select(func.count()).select_from(docids.subquery()))
+    return session.scalar(select(func.count()).select_from(query.subquery()))
 
 
 def search_page(
@@ -524,7 +559,7 @@ def search_page(
     if stats.lo is not None and (start is None or start < (stats.lo, "")):
         # Nothing before the lowest name key that holds the needle's grams can match.
         start = (stats.lo, "")
-    if stats.scope <= SMALL_SCOPE or not _indexed(session, search):
+    if stats.scope <= SMALL_SCOPE or not _indexed(session, search, stats):
         return _load(session, _walk(session, search, start=start, stop=stats.hi, limit=limit))
     expected = limit * stats.scope / matches
     if expected > matches * CANDIDATE_COST[_dialect(session)]:
@@ -593,32 +628,20 @@ def _candidates(
     limit: int,
 ) -> list[str]:
     """The ids of the first `limit` matches after `start`, from the trigram index's candidates."""
-    if _dialect(session) == "postgresql":
-        found = _pg_candidates(search)
-        conditions = [found.c.account_id == search.account_id]
-        if search.type:
-            conditions.append(found.c.type == search.type)
-        if search.needle:
-            conditions.append(_contains(session, found.c.search_text, search.needle))
-        if start is not None:
-            conditions.append(tuple_(found.c.name_key, found.c.id) > tuple_(*start))
-        return list(
-            session.scalars(
-                select(found.c.id)
-                .where(*conditions)
-                .order_by(found.c.name_key, found.c.id)
-                .limit(limit)
-            )
-        )
-    docids = _fts_docids(session, search, stats.account_no)
-    if docids is None:
+    found = _remembered(session, search).get(_key(search))
+    if found is not None:
+        later = found if start is None else found[bisect_right(found, start) :]
+        return [profile_id for _, profile_id in later[:limit]]
+    query = _indexed_matches(session, search, stats)
+    if query is None:
         return []
-    conditions = [_docs.c.docid.in_(docids)]
-    if start is not None:
-        conditions.append(tuple_(_docs.c.name_key, _docs.c.profile_id) > tuple_(*start))
-    query = select(_docs.c.profile_id).where(*conditions)
-    if _short_needle(session, search):
-        query = query.join(Profile, Profile.id == _docs.c.profile_id).where(
-            *_short_needle(session, search)
+    matches = query.subquery()
+    position = tuple_(matches.c.name_key, matches.c.id)
+    return list(
+        session.scalars(
+            select(matches.c.id)
+            .where(*([position > tuple_(*start)] if start is not None else []))
+            .order_by(matches.c.name_key, matches.c.id)
+            .limit(limit)
         )
-    return list(session.scalars(query.order_by(_docs.c.name_key, _docs.c.profile_id).limit(limit)))
+    )
