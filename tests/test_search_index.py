@@ -35,8 +35,9 @@ PLANS = {
     # The page asks the index again, for those after where the walk stopped.
     "walk then candidates": {
         "CANDIDATE_COST": {"sqlite": NEVER, "postgresql": NEVER},
-        "WALK_FACTORS": (0,),
+        "WALK_FACTOR": 0,
         "MIN_WALK_BUDGET": 2,
+        "HANDOVER": 0,
         "REMEMBERED_MATCHES": 0,
     },
 }

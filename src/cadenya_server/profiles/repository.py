@@ -273,11 +273,13 @@ SMALL_SCOPE = 5000
 DOC_BITS = 36
 # What one candidate costs (index lookup, row fetch, sort) against one walked row.
 CANDIDATE_COST = {"sqlite": 5, "postgresql": 10}
-# A walk that reads this many times the rows it expects to need (at least
-# MIN_WALK_BUDGET) without filling its page hands over to the candidates. It
-# looks that far ahead in steps: finding where to stop costs as much as the rows.
-WALK_FACTORS = (2, 4)
+# A walk looks ahead twice the rows it expects to need (at least MIN_WALK_BUDGET),
+# then twice as far each time the page is not full yet (finding where to stop
+# costs as much as the rows). Once it has read HANDOVER times what sorting the
+# candidates costs, it hands over to them.
+WALK_FACTOR = 2
 MIN_WALK_BUDGET = 1000
+HANDOVER = 1.0
 
 _fts = table("profile_search_fts", column("rowid", Integer), column("profile_search_fts", String))
 _docs = table(
@@ -347,7 +349,7 @@ def _probes(needle: str, pieces: list[str]) -> tuple[str, ...]:
     "  i", the ends and starts of a tenth of all words. Its pieces "edsg" ...
     "iyer" look up inner trigrams only, and the needle is tested whole anyway.
     """
-    inner = tuple(piece for piece in pieces if piece.isalnum())
+    inner = tuple(piece for piece in pieces if len(piece) >= 3 and piece.isalnum())
     return inner or ((needle,) if _has_trigram(needle) else ())
 
 
@@ -562,14 +564,12 @@ def search_page(
     if stats.scope <= SMALL_SCOPE or not _indexed(session, search, stats):
         return _load(session, _walk(session, search, start=start, stop=stats.hi, limit=limit))
     expected = limit * stats.scope / matches
-    if expected > matches * CANDIDATE_COST[_dialect(session)]:
+    indexed_cost = matches * CANDIDATE_COST[_dialect(session)]
+    if expected > indexed_cost:
         return _load(session, _candidates(session, search, stats, start=start, limit=limit))
     ids: list[str] = []
-    walked = 0
-    for factor in WALK_FACTORS:
-        reach = max(MIN_WALK_BUDGET, int(factor * expected)) - walked
-        if reach <= 0:
-            continue
+    walked, reach = 0, max(MIN_WALK_BUDGET, int(WALK_FACTOR * expected))
+    while True:
         # Where this step stops: found from the index alone, before reading any row.
         boundary = session.execute(
             select(Profile.name_key, Profile.id)
@@ -584,7 +584,9 @@ def search_page(
         )
         if len(ids) == limit or until is None:
             return _load(session, ids)
-        start, walked = until, walked + reach
+        start, walked, reach = until, walked + reach, 2 * reach
+        if walked >= HANDOVER * indexed_cost:
+            break
     # The matches are sparser here than on average: sort the candidates past the walk.
     ids += _candidates(session, search, stats, start=start, limit=limit - len(ids))
     return _load(session, ids)
