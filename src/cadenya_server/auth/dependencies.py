@@ -35,7 +35,7 @@ def authenticated_caller(
 def rule(scope: str | None) -> Callable[..., Caller]:
     """A dependency that lets through callers holding `scope` (None: any caller)."""
 
-    def dependency(caller: Annotated[Caller, Depends(authenticated_caller)]) -> Caller:
+    async def dependency(caller: Annotated[Caller, Depends(authenticated_caller)]) -> Caller:
         if scope is not None and not caller.can(scope):
             raise PermissionDenied(f"this call needs the {scope!r} permission")
         return caller

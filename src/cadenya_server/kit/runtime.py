@@ -41,7 +41,8 @@ class Runtime:
         )
 
 
-def get_runtime(request: Request) -> Runtime:
+# async: trivial work need not hop to the thread pool as sync dependencies do.
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
