@@ -363,15 +363,13 @@ def _contains(session: Session, haystack: ColumnElement[str], needle: str) -> Co
     return function(haystack, needle) > 0
 
 
-def _matches(
-    session: Session, search: SearchFilter, profile: type[Profile] = Profile
-) -> list[ColumnElement[bool]]:
-    """The needle and label conditions, on `profile` (the table or an alias of it)."""
-    conditions = [_contains(session, profile.search_text, search.needle)] if search.needle else []
+def _matches(session: Session, search: SearchFilter) -> list[ColumnElement[bool]]:
+    """The needle and label conditions on a profile."""
+    conditions = [_contains(session, Profile.search_text, search.needle)] if search.needle else []
     for key, value in search.labels.items():
         conditions.append(
             exists().where(
-                ProfileLabel.profile_id == profile.id,
+                ProfileLabel.profile_id == Profile.id,
                 ProfileLabel.account_id == search.account_id,
                 ProfileLabel.key == key,
                 ProfileLabel.value == value,
