@@ -10,7 +10,11 @@ connection = context.config.attributes["connection"]
 def include_object(obj, name, type_, reflected, compare_to):
     # The SQLite search structures (FTS5 and its helpers, see migration 0003) are
     # made in SQL and have no model: autogenerate must not propose to drop them.
-    return not (reflected and compare_to is None and (name or "").startswith("profile_search_"))
+    if reflected and compare_to is None and (name or "").startswith("profile_search_"):
+        return False
+    # Nor create a PostgreSQL-only index (GIN, see Profile) anywhere else.
+    postgresql_only = type_ == "index" and obj.dialect_options["postgresql"]["using"]
+    return not (postgresql_only and connection.dialect.name != "postgresql")
 
 
 context.configure(
