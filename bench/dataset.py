@@ -45,6 +45,17 @@ BASE_TABLES = frozenset(
         "alembic_version",
     }
 )
+# The indexes `profiles` had before the search index: the primary key, email
+# uniqueness and the name order. Any other index on it was added for the search.
+BASE_PROFILES_INDEXES = frozenset(
+    {
+        "pk_profiles",
+        "sqlite_autoindex_profiles_1",
+        "ix_profiles_account_id_email_key",
+        "ix_profiles_account_id_name_key_id",
+        "ix_profiles_account_id_type_name_key_id",
+    }
+)
 
 
 class BenchError(Exception):
@@ -342,6 +353,11 @@ def sizes(runtime: Runtime) -> dict[str, Any]:
         if t["name"] not in BASE_TABLES and not t["name"].startswith("sqlite_")
     )
     search_bytes = profiles_indexes + search_tables
+    added = search_tables + sum(
+        i["bytes"]
+        for i in indexes
+        if i["table"] == "profiles" and i["name"] not in BASE_PROFILES_INDEXES
+    )
     return {
         "method": method,
         "tables": tables,
@@ -351,6 +367,8 @@ def sizes(runtime: Runtime) -> dict[str, Any]:
         "search_tables_bytes": search_tables,
         "search_index_bytes": search_bytes,
         "index_to_table": round(search_bytes / profiles_bytes, 2) if profiles_bytes else None,
+        "search_added_bytes": added,
+        "added_to_table": round(added / profiles_bytes, 2) if profiles_bytes else None,
     }
 
 

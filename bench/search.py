@@ -218,6 +218,8 @@ def run(
         sizes = dataset.sizes(runtime)
         version = _version(runtime.db)
         results = []
+        # The machine may be shared: how busy it was belongs with the numbers.
+        load_before = os.getloadavg()[0]
         with serving(target.url, loaded.secret_key) as base_url:
             api = Api(base_url, loaded.api_key)
             try:
@@ -235,6 +237,7 @@ def run(
                     )
             finally:
                 api.close()
+        load_after = os.getloadavg()[0]
     finally:
         runtime.db.dispose()
     result = {
@@ -246,6 +249,7 @@ def run(
             "platform": platform.platform(),
             "python": platform.python_version(),
             "commit": commit,
+            "load_average": [round(load_before, 2), round(load_after, 2)],
         },
         "dataset": {**asdict(spec), "seed": MAIN_SEED, "reused": loaded.reused},
         "load": loaded.load,
