@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    and_,
     bindparam,
     column,
     delete,
@@ -309,21 +310,31 @@ class _Stats:
 
 
 def _stats(session: Session, search: SearchFilter) -> _Stats:
-    account_no = session.scalar(
-        select(ProfileSearchAccount.no).where(ProfileSearchAccount.account_id == search.account_id)
-    )
-    if account_no is None:
-        return _Stats(None, 0, 0, True)
+    """The gram counts' view of a search, worked out once per (reading) transaction."""
+    remembered = session.info.setdefault("profile_search_stats", {})
+    key = _key(search)
+    if key not in remembered:
+        remembered[key] = _read_stats(session, search)
+    return remembered[key]
+
+
+def _read_stats(session: Session, search: SearchFilter) -> _Stats:
     pieces = grams.of_needle(search.needle) if search.needle else []
-    g = ProfileSearchGram
-    query = (
-        select(g.gram, func.sum(g.n), func.min(g.lo), func.max(g.hi))
-        .where(g.account_no == account_no, g.gram.in_(["", *pieces]))
-        .group_by(g.gram)
-    )
+    a, g = ProfileSearchAccount, ProfileSearchGram
+    counted = [g.account_no == a.no, g.gram.in_(["", *pieces])]
     if search.type:
-        query = query.where(g.type == search.type)
-    found = {gram: (int(n), lo, hi) for gram, n, lo, hi in session.execute(query)}
+        counted.append(g.type == search.type)
+    # One round trip: the account's number, and the counts of its grams.
+    rows = session.execute(
+        select(a.no, g.gram, func.sum(g.n), func.min(g.lo), func.max(g.hi))
+        .outerjoin(g, and_(*counted))
+        .where(a.account_id == search.account_id)
+        .group_by(a.no, g.gram)
+    ).all()
+    if not rows:
+        return _Stats(None, 0, 0, True)
+    account_no = rows[0][0]
+    found = {gram: (int(n), lo, hi) for _, gram, n, lo, hi in rows if gram is not None}
     scope = found[""][0] if "" in found else 0
     if not pieces:
         return _Stats(account_no, scope, scope, True)
@@ -504,7 +515,7 @@ def _indexed_matches(
     return query
 
 
-def _remembered(session: Session, search: SearchFilter) -> dict[tuple, list[tuple[str, str]]]:
+def _remembered(session: Session) -> dict[tuple, list[tuple[str, str]]]:
     """Matches fetched for a count, kept for the page asked next in the same transaction."""
     return session.info.setdefault("profile_search_matches", {})
 
@@ -529,7 +540,7 @@ def search_count(session: Session, search: SearchFilter) -> int:
     if stats.matches <= REMEMBERED_MATCHES:
         # Few enough to fetch: the first page then sorts them instead of asking again.
         found = sorted((name_key, profile_id) for name_key, profile_id in session.execute(query))
-        _remembered(session, search)[_key(search)] = found
+        _remembered(session)[_key(search)] = found
         return len(found)
     if _dialect(session) == "sqlite" and not _short_needle(session, search):
         # FTS5 counts its own matches, without looking their documents up.
@@ -560,7 +571,7 @@ def search_page(
         # Nothing before the lowest name key that holds the needle's grams can match.
         start = (stats.lo, "")
     if stats.scope <= SMALL_SCOPE or not _indexed(session, search, stats):
-        return _load(session, _walk(session, search, start=start, stop=stats.hi, limit=limit))
+        return _walk_rows(session, search, start=start, stop=stats.hi, limit=limit)
     expected = limit * stats.scope / matches
     indexed_cost = matches * CANDIDATE_COST[_dialect(session)]
     if expected > indexed_cost:
@@ -598,6 +609,24 @@ def _load(session: Session, ids: list[str]) -> list[Profile]:
     return [found[profile_id] for profile_id in ids]
 
 
+def _walk_rows(
+    session: Session,
+    search: SearchFilter,
+    *,
+    start: tuple[str, str] | None,
+    stop: str | None,
+    limit: int,
+) -> list[Profile]:
+    """The first `limit` matches in name order after `start`, as rows."""
+    if _dialect(session) == "sqlite" and (search.needle or search.labels):
+        # The ids come from the covering index; only the page's rows are read.
+        return _load(session, _walk(session, search, start=start, stop=stop, limit=limit))
+    ordered = select(Profile).where(
+        *_in_scope(search), *_after(start, stop), *_matches(session, search)
+    )
+    return list(session.scalars(ordered.order_by(Profile.name_key, Profile.id).limit(limit)))
+
+
 def _walk(
     session: Session,
     search: SearchFilter,
@@ -628,7 +657,7 @@ def _candidates(
     limit: int,
 ) -> list[str]:
     """The ids of the first `limit` matches after `start`, from the trigram index's candidates."""
-    found = _remembered(session, search).get(_key(search))
+    found = _remembered(session).get(_key(search))
     if found is not None:
         later = found if start is None else found[bisect_right(found, start) :]
         return [profile_id for _, profile_id in later[:limit]]
