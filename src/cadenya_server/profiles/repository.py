@@ -8,11 +8,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import (
+    ARRAY,
     CTE,
     ColumnElement,
     Integer,
     Select,
     String,
+    Text,
     and_,
     bindparam,
     column,
@@ -220,6 +222,26 @@ def _count_grams(session: Session, account_id: str, changes: dict[str, grams.Cha
     g = ProfileSearchGram.__table__.c
     if widened:
         statement = upsert(ProfileSearchGram.__table__)
+        if dialect == "postgresql":
+            # One statement over arrays: as many parameter sets, psycopg sends a
+            # statement per row (16,000 a batch, 0.4 s).
+            columns = ("gram", "type", "n", "lo", "hi")
+            arrays = (
+                func.unnest(
+                    *(
+                        bindparam(name, [row[name] for row in widened], type_=ARRAY(kind))
+                        for name, kind in zip(
+                            columns, (Text, Text, Integer, Text, Text), strict=True
+                        )
+                    )
+                )
+                .table_valued(*columns)
+                .render_derived()
+            )
+            statement = statement.from_select(
+                ["account_no", *columns],
+                select(literal(account_no), *(arrays.c[name] for name in columns)),
+            )
         least, greatest = (
             (func.least, func.greatest) if dialect == "postgresql" else (func.min, func.max)
         )
@@ -232,7 +254,7 @@ def _count_grams(session: Session, account_id: str, changes: dict[str, grams.Cha
                     "hi": greatest(g.hi, statement.excluded.hi),
                 },
             ),
-            widened,
+            *([] if dialect == "postgresql" else [widened]),
         )
     if lowered:
         key = (g.account_no == account_no, g.gram == bindparam("g"), g.type == bindparam("t"))
