@@ -197,9 +197,9 @@ def bulk_index(session: Session, *, account_id: str) -> Iterator[BulkIndex]:
 def _count_grams(session: Session, account_id: str, changes: dict[str, grams.Changes]) -> int:
     """Apply gram count changes; the account's number."""
     dialect = _dialect(session)
-    upsert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    insert_new = postgresql_insert if dialect == "postgresql" else sqlite_insert
     session.execute(
-        upsert(ProfileSearchAccount).values(account_id=account_id).on_conflict_do_nothing()
+        insert_new(ProfileSearchAccount).values(account_id=account_id).on_conflict_do_nothing()
     )
     account_no = session.scalar(
         select(ProfileSearchAccount.no).where(ProfileSearchAccount.account_id == account_id)
@@ -211,53 +211,52 @@ def _count_grams(session: Session, account_id: str, changes: dict[str, grams.Cha
     for type_, change in changes.items():
         for gram, n in change.n.items():
             if gram in change.lo:
-                widened.append(
-                    {"account_no": account_no, "gram": gram, "type": type_, "n": n}
-                    | {"lo": change.lo[gram], "hi": change.hi[gram]}
-                )
+                widened.append((gram, type_, n, change.lo[gram], change.hi[gram]))
             elif n:
                 lowered.append({"g": gram, "t": type_, "n": n})
-    # The Core table: ORM statements given many parameter sets turn into bulk
-    # operations by primary key.
     g = ProfileSearchGram.__table__.c
-    if widened:
-        statement = upsert(ProfileSearchGram.__table__)
-        if dialect == "postgresql":
-            # One statement over arrays: as many parameter sets, psycopg sends a
-            # statement per row (16,000 a batch, 0.4 s).
-            columns = ("gram", "type", "n", "lo", "hi")
-            arrays = (
-                func.unnest(
-                    *(
-                        bindparam(name, [row[name] for row in widened], type_=ARRAY(kind))
-                        for name, kind in zip(
-                            columns, (Text, Text, Integer, Text, Text), strict=True
-                        )
-                    )
+    if widened and dialect == "postgresql":
+        # One statement over arrays: given as many parameter sets, psycopg sends a
+        # statement per row (16,000 a batch).
+        columns = ("gram", "type", "n", "lo", "hi")
+        kinds = (Text, Text, Integer, Text, Text)
+        values = zip(*widened, strict=True)
+        arrays = (
+            func.unnest(
+                *(
+                    bindparam(name, list(column), type_=ARRAY(kind))
+                    for name, kind, column in zip(columns, kinds, values, strict=True)
                 )
-                .table_valued(*columns)
-                .render_derived()
             )
-            statement = statement.from_select(
-                ["account_no", *columns],
-                select(literal(account_no), *(arrays.c[name] for name in columns)),
-            )
-        least, greatest = (
-            (func.least, func.greatest) if dialect == "postgresql" else (func.min, func.max)
+            .table_valued(*columns)
+            .render_derived()
+        )
+        statement = postgresql_insert(ProfileSearchGram.__table__).from_select(
+            ["account_no", *columns],
+            select(literal(account_no), *(arrays.c[name] for name in columns)),
         )
         session.execute(
             statement.on_conflict_do_update(
                 index_elements=[g.account_no, g.gram, g.type],
                 set_={
                     "n": g.n + statement.excluded.n,
-                    "lo": least(g.lo, statement.excluded.lo),
-                    "hi": greatest(g.hi, statement.excluded.hi),
+                    "lo": func.least(g.lo, statement.excluded.lo),
+                    "hi": func.greatest(g.hi, statement.excluded.hi),
                 },
-            ),
-            *([] if dialect == "postgresql" else [widened]),
+            )
+        )
+    elif widened:
+        # Straight to the driver: SQLAlchemy would process every one of the rows.
+        session.connection().exec_driver_sql(
+            "INSERT INTO profile_search_grams (account_no, gram, type, n, lo, hi) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_no, gram, type) DO UPDATE "
+            "SET n = n + excluded.n, lo = min(lo, excluded.lo), hi = max(hi, excluded.hi)",
+            [(account_no, *row) for row in widened],
         )
     if lowered:
         key = (g.account_no == account_no, g.gram == bindparam("g"), g.type == bindparam("t"))
+        # The Core table: an ORM statement given many parameter sets becomes a bulk
+        # operation by primary key.
         counts = ProfileSearchGram.__table__
         session.execute(update(counts).where(*key).values(n=g.n + bindparam("n")), lowered)
         session.execute(delete(counts).where(*key, g.n <= 0), lowered)
