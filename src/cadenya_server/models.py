@@ -138,7 +138,7 @@ class ProfileSearchGram(Base):
     """
 
     __tablename__ = "profile_search_grams"
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = {"sqlite_with_rowid": False, "postgresql_with": {"fillfactor": 70}}
 
     account_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     gram: Mapped[str] = mapped_column(KeyText, primary_key=True)
