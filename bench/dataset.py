@@ -4,6 +4,7 @@ the import path of `cadenya-server profiles import`, and what it occupies on dis
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import sys
@@ -170,6 +171,7 @@ def prepare(target: Target, spec: DataSpec, *, reuse: bool, data_dir: Path) -> L
         json.dumps(
             {
                 "spec": asdict(spec),
+                "schema": _schema_fingerprint(),
                 "accountId": loaded.account_id,
                 "apiKey": loaded.api_key,
                 "secretKey": loaded.secret_key,
@@ -189,6 +191,11 @@ def _kept(target: Target, spec: DataSpec) -> Loaded | None:
     if manifest.get("spec") != asdict(spec):
         progress(f"{target.kind}: the kept data set has another size; loading afresh")
         return None
+    # Migrations are still edited in place while the search is developed: a
+    # revision number alone would not tell that the schema changed.
+    if manifest.get("schema") != _schema_fingerprint():
+        progress(f"{target.kind}: the migrations changed since the load; loading afresh")
+        return None
     loaded = Loaded(
         account_id=manifest["accountId"],
         api_key=manifest["apiKey"],
@@ -198,10 +205,6 @@ def _kept(target: Target, spec: DataSpec) -> Loaded | None:
     )
     runtime = runtime_for(target, loaded.secret_key)
     try:
-        # A schema change invalidates the load time and sizes: load again under it.
-        if migrate.pending(runtime.db.engine):
-            progress(f"{target.kind}: the kept data set predates a migration; loading afresh")
-            return None
         with runtime.db.transaction(write=False) as session:
             if session.get(Account, loaded.account_id) is None:
                 return None
@@ -210,6 +213,14 @@ def _kept(target: Target, spec: DataSpec) -> Loaded | None:
     finally:
         runtime.db.dispose()
     return loaded
+
+
+def _schema_fingerprint() -> str:
+    """A hash of every migration the package ships."""
+    digest = hashlib.sha256()
+    for path in sorted((migrate.MIGRATIONS / "versions").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def _load(

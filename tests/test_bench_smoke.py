@@ -59,8 +59,8 @@ def database() -> Iterator[tuple[str, list[str]]]:
     admin.dispose()
 
 
-def test_benchmark_runs_end_to_end_and_reports_every_shape(tmp_path, database):
-    kind, arguments = database
+def run_benchmark(tmp_path, kind: str, arguments: list[str], *extra: str) -> tuple[dict, str]:
+    """Run `python -m bench.search` as a user would; its JSON results and Markdown table."""
     done = subprocess.run(
         [
             sys.executable,
@@ -74,6 +74,7 @@ def test_benchmark_runs_end_to_end_and_reports_every_shape(tmp_path, database):
             f"--limit={LIMIT}",
             f"--data-dir={tmp_path / 'data'}",
             f"--results-dir={tmp_path / 'results'}",
+            *extra,
         ],
         cwd=repo_root(),
         capture_output=True,
@@ -84,6 +85,12 @@ def test_benchmark_runs_end_to_end_and_reports_every_shape(tmp_path, database):
     result = json.loads((tmp_path / "results" / f"search-{kind}.json").read_text())
     table = (tmp_path / "results" / f"search-{kind}.md").read_text()
     assert table in done.stdout
+    return result, table
+
+
+def test_benchmark_runs_end_to_end_and_reports_every_shape(tmp_path, database):
+    kind, arguments = database
+    result, table = run_benchmark(tmp_path, kind, arguments)
 
     assert result["database"] == kind
     assert result["dataset"]["profiles"] == PROFILES
@@ -124,3 +131,8 @@ def test_benchmark_runs_end_to_end_and_reports_every_shape(tmp_path, database):
     assert len(targets) == 8
     assert all(target["met"] in (True, False, None) for target in targets)
     assert "Targets of issue #3" in table
+
+    again, _ = run_benchmark(tmp_path, kind, arguments, "--reuse")
+    assert again["dataset"]["reused"] is True
+    assert again["load"] == result["load"]
+    assert [s["total"] for s in again["shapes"]] == [s["total"] for s in result["shapes"]]
