@@ -21,6 +21,7 @@ from cadenya_server.api_keys.schemas import (
     UpdateApiKeyRequest,
     WorkspaceRequest,
 )
+from cadenya_server.kit.params import Cursor, LabelFilter, Limit
 from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import Empty
 
@@ -49,10 +50,7 @@ def list_api_keys(
     prefix: Annotated[
         str, Query(max_length=200, description="Case-insensitive prefix of the name")
     ] = "",
-    labels: Annotated[
-        str | None,
-        Query(max_length=4096, description="key=value pairs joined by commas; all must match"),
-    ] = None,
+    labels: LabelFilter = None,
     sort_order: Annotated[
         Literal["asc", "desc"],
         Query(alias="sortOrder", description="By creation time; default asc"),
@@ -64,10 +62,8 @@ def list_api_keys(
             description="Fill info.createdBy and info.workspaces (otherwise present but empty)",
         ),
     ] = False,
-    cursor: Annotated[str, Query(max_length=2048, description="nextCursor of a page")] = "",
-    limit: Annotated[
-        int | None, Query(description="Page size: 0 or absent is 50, at most 1000")
-    ] = None,
+    cursor: Cursor = "",
+    limit: Limit = None,
 ) -> ApiKeyList:
     """Lists the account's API keys, tokens masked."""
     return service.list_keys(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from cadenya_server.audit import service
 from cadenya_server.audit.schemas import AuditEventList
 from cadenya_server.auth.dependencies import AdminCaller
+from cadenya_server.kit.params import Cursor, Limit
 from cadenya_server.kit.runtime import AppRuntime, DbSession
 
 router = APIRouter(prefix="/v1/account", tags=["Audit"])
@@ -19,10 +18,8 @@ def list_audit_events(
     caller: AdminCaller,
     session: DbSession,
     runtime: AppRuntime,
-    cursor: Annotated[str, Query(max_length=2048, description="nextCursor of a page")] = "",
-    limit: Annotated[
-        int | None, Query(description="Page size: 0 or absent is 50, at most 1000")
-    ] = None,
+    cursor: Cursor = "",
+    limit: Limit = None,
 ) -> AuditEventList:
     """Lists the changes made to the account, newest first. Administrators only.
 

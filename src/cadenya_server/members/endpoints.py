@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
+from cadenya_server.kit.params import Cursor, Limit
 from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.members import service
@@ -21,10 +22,8 @@ def list_members(
     session: DbSession,
     runtime: AppRuntime,
     workspace_id: WorkspaceId,
-    cursor: Annotated[str, Query(max_length=2048, description="nextCursor of a page")] = "",
-    limit: Annotated[
-        int | None, Query(description="Page size: 0 or absent is 50, at most 1000")
-    ] = None,
+    cursor: Cursor = "",
+    limit: Limit = None,
 ) -> WorkspaceMemberList:
     """Lists a workspace's members in the order they were added."""
     return service.list_members(

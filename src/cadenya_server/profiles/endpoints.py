@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cadenya_server.auth.dependencies import AdminCaller, AnyCaller
+from cadenya_server.kit.params import Cursor, LabelFilter, Limit
 from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.profiles import service
 from cadenya_server.profiles.schemas import ProfileList, ProfileType, WhoamiResponse
@@ -26,14 +27,10 @@ def search_profiles(
             description="Case-insensitive substring of the name or email; empty matches all.",
         ),
     ] = "",
-    cursor: Annotated[str, Query(max_length=2048, description="nextCursor of a page")] = "",
-    limit: Annotated[
-        int | None, Query(description="Page size: 0 or absent is 50, at most 1000")
-    ] = None,
+    cursor: Cursor = "",
+    limit: Limit = None,
     type: Annotated[ProfileType | None, Query(description="Only profiles of this type")] = None,
-    labels: Annotated[
-        str | None, Query(max_length=4096, description="key=value pairs joined by commas")
-    ] = None,
+    labels: LabelFilter = None,
 ) -> ProfileList:
     """Searches the account's profiles for a member picker. Administrators only."""
     return service.search(

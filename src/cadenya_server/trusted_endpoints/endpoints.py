@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from cadenya_server.auth.dependencies import AdminCaller
+from cadenya_server.kit.params import Cursor, LabelFilter, Limit
 from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.trusted_endpoints import service
@@ -32,14 +33,9 @@ def list_trusted_endpoints(
     caller: AdminCaller,
     session: DbSession,
     runtime: AppRuntime,
-    cursor: Annotated[str, Query(max_length=2048, description="nextCursor of a page")] = "",
-    limit: Annotated[
-        int | None, Query(description="Page size: 0 or absent is 50, at most 1000")
-    ] = None,
-    labels: Annotated[
-        str | None,
-        Query(max_length=4096, description="key=value pairs joined by commas; all must match"),
-    ] = None,
+    cursor: Cursor = "",
+    limit: Limit = None,
+    labels: LabelFilter = None,
 ) -> TrustedEndpointList:
     """Lists the account's trusted endpoints, oldest first."""
     return service.list_endpoints(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from cadenya_server.kit.params import Cursor, LabelFilter, Limit
 from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.workspaces import service
@@ -19,13 +20,6 @@ from cadenya_server.workspaces.schemas import (
 )
 
 router = APIRouter(prefix="/v1", tags=["Workspaces"])
-
-Cursor = Annotated[str, Query(max_length=2048, description="nextCursor of the previous page")]
-Limit = Annotated[int | None, Query(description="Page size: 0 or absent is 50, at most 1000")]
-LabelFilter = Annotated[
-    str | None,
-    Query(max_length=4096, description="key=value pairs joined by commas; all must match"),
-]
 
 
 @router.get("/account/workspaces", operation_id="workspaceAdmin.listAccount")
