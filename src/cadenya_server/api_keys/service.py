@@ -39,7 +39,7 @@ from cadenya_server.kit.errors import (
 )
 from cadenya_server.kit.ids import new_id
 from cadenya_server.kit.labels import parse_filter
-from cadenya_server.kit.pagination import Cursors, cut, page_size, scope_of, start_after
+from cadenya_server.kit.pagination import Cursors, id_page, scope_of
 from cadenya_server.kit.schemas import Pagination, UpdateAccountResourceMetadata
 from cadenya_server.models import ApiKey as ApiKeyRow
 from cadenya_server.models import Workspace as WorkspaceRow
@@ -298,14 +298,12 @@ def list_keys(
         sorted(where.labels.items()),
         where.descending,
     )
-    size = page_size(limit)
-    after = start_after(cursors, cursor, scope=scope)
-    rows, next_cursor = cut(
+    rows, next_cursor = id_page(
         cursors,
-        repository.page(session, where, after=after, limit=size + 1),
-        size,
+        cursor=cursor,
+        limit=limit,
         scope=scope,
-        id_of=lambda key: key.id,
+        fetch=lambda after, n: repository.page(session, where, after=after, limit=n),
     )
     return ApiKeyList(
         items=_render(session, account_id=caller.account_id, rows=rows, include_info=include_info),

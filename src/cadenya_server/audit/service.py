@@ -10,7 +10,7 @@ from cadenya_server.audit import repository
 from cadenya_server.audit.schemas import AuditEvent, AuditEventList
 from cadenya_server.auth.caller import Caller
 from cadenya_server.kit.ids import new_id
-from cadenya_server.kit.pagination import Cursors, cut, page_size, scope_of, start_after
+from cadenya_server.kit.pagination import Cursors, id_page, scope_of
 from cadenya_server.kit.schemas import Pagination
 from cadenya_server.models import AuditEvent as AuditEventRow
 
@@ -42,11 +42,17 @@ def list_events(
     *, session: Session, cursors: Cursors, caller: Caller, cursor: str, limit: int | None
 ) -> AuditEventList:
     """One page of the account's audit trail, newest first."""
-    size = page_size(limit)
     scope = scope_of("audit.list", caller.account_id)
-    before = start_after(cursors, cursor, scope=scope)
-    rows = repository.page(session, account_id=caller.account_id, before=before, limit=size + 1)
-    rows, next_cursor = cut(cursors, rows, size, scope=scope, id_of=lambda event: event.id)
+    # Newest first: the page continues before the cursor's id.
+    rows, next_cursor = id_page(
+        cursors,
+        cursor=cursor,
+        limit=limit,
+        scope=scope,
+        fetch=lambda before, n: repository.page(
+            session, account_id=caller.account_id, before=before, limit=n
+        ),
+    )
     return AuditEventList(
         items=[AuditEvent.of(row) for row in rows],
         pagination=Pagination(

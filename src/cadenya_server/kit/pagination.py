@@ -6,6 +6,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from cadenya_server.kit.crypto import Keyring, b64url, b64url_decode
@@ -64,7 +65,7 @@ class Cursors:
         return position
 
 
-def start_after(cursors: Cursors, cursor: str, *, scope: str) -> str | None:
+def _start_after(cursors: Cursors, cursor: str, *, scope: str) -> str | None:
     """Where a page ordered by id starts: after the id in `cursor`, or at the beginning."""
     if not cursor:
         return None
@@ -74,7 +75,7 @@ def start_after(cursors: Cursors, cursor: str, *, scope: str) -> str | None:
     return after
 
 
-def cut(
+def _cut(
     cursors: Cursors, rows: list[T], size: int, *, scope: str, id_of: Callable[[T], str]
 ) -> tuple[list[T], str]:
     """The page in `rows` (fetched with one extra) and the next page's cursor ("" at the end)."""
@@ -82,3 +83,21 @@ def cut(
         return rows, ""
     rows = rows[:size]
     return rows, cursors.encode({"i": id_of(rows[-1])}, scope=scope)
+
+
+def id_page(
+    cursors: Cursors,
+    *,
+    cursor: str,
+    limit: int | None,
+    scope: str,
+    fetch: Callable[[str | None, int], list[T]],
+    id_of: Callable[[T], str] = attrgetter("id"),
+) -> tuple[list[T], str]:
+    """One page of rows in id order, and the next page's cursor ("" at the end).
+
+    `fetch(after, n)` returns up to `n` rows following the id `after` (None: from the start).
+    """
+    size = page_size(limit)
+    rows = fetch(_start_after(cursors, cursor, scope=scope), size + 1)
+    return _cut(cursors, rows, size, scope=scope, id_of=id_of)

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from cadenya_server.audit import service as audit
 from cadenya_server.auth.caller import Caller
 from cadenya_server.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from cadenya_server.kit.pagination import Cursors, cut, page_size, scope_of, start_after
+from cadenya_server.kit.pagination import Cursors, id_page, scope_of
 from cadenya_server.kit.schemas import Pagination
 from cadenya_server.members import repository
 from cadenya_server.members.schemas import AddMemberRequest, WorkspaceMember, WorkspaceMemberList
@@ -27,12 +27,17 @@ def list_members(
     limit: int | None,
 ) -> WorkspaceMemberList:
     """One page of a workspace's members, in the order they were added."""
-    size = page_size(limit)
     workspace = workspaces.find_active(session=session, caller=caller, workspace_id=workspace_id)
-    scope = scope_of("members.list", caller.account_id, workspace.id)
-    after = start_after(cursors, cursor, scope=scope)
-    rows = repository.page(session, workspace_id=workspace.id, after=after, limit=size + 1)
-    rows, next_cursor = cut(cursors, rows, size, scope=scope, id_of=lambda row: row[0].id)
+    rows, next_cursor = id_page(
+        cursors,
+        cursor=cursor,
+        limit=limit,
+        scope=scope_of("members.list", caller.account_id, workspace.id),
+        fetch=lambda after, n: repository.page(
+            session, workspace_id=workspace.id, after=after, limit=n
+        ),
+        id_of=lambda row: row[0].id,
+    )
     return WorkspaceMemberList(
         items=[WorkspaceMember.of(member, profile) for member, profile in rows],
         pagination=Pagination(

@@ -12,7 +12,7 @@ from cadenya_server.kit import labels as label_rules
 from cadenya_server.kit.errors import AlreadyExists, InvalidArgument, NotFound
 from cadenya_server.kit.ids import new_id
 from cadenya_server.kit.labels import parse_filter
-from cadenya_server.kit.pagination import Cursors, cut, page_size, scope_of, start_after
+from cadenya_server.kit.pagination import Cursors, id_page, scope_of
 from cadenya_server.kit.schemas import Pagination
 from cadenya_server.models import TrustedEndpoint as TrustedEndpointRow
 from cadenya_server.profiles.schemas import Profile
@@ -62,14 +62,12 @@ def list_endpoints(
     """One page of the account's trusted endpoints, oldest first."""
     where = repository.EndpointFilter(account_id=caller.account_id, labels=parse_filter(labels))
     scope = scope_of("trusted_endpoints.list", where.account_id, sorted(where.labels.items()))
-    size = page_size(limit)
-    after = start_after(cursors, cursor, scope=scope)
-    rows, next_cursor = cut(
+    rows, next_cursor = id_page(
         cursors,
-        repository.page(session, where, after=after, limit=size + 1),
-        size,
+        cursor=cursor,
+        limit=limit,
         scope=scope,
-        id_of=lambda row: row.id,
+        fetch=lambda after, n: repository.page(session, where, after=after, limit=n),
     )
     return TrustedEndpointList(
         items=_render(session, caller, rows),

@@ -17,7 +17,7 @@ from cadenya_server.kit.errors import (
     NotFound,
     PermissionDenied,
 )
-from cadenya_server.kit.pagination import Cursors, cut, page_size, scope_of, start_after
+from cadenya_server.kit.pagination import Cursors, id_page, scope_of
 from cadenya_server.kit.schemas import Pagination, UpdateAccountResourceMetadata
 from cadenya_server.models import Workspace as WorkspaceRow
 from cadenya_server.workspaces import repository
@@ -45,10 +45,15 @@ def _page(
     limit: int | None,
     descending: bool = False,
 ) -> WorkspaceList:
-    size = page_size(limit)
-    after = start_after(cursors, cursor, scope=scope)
-    rows = repository.page(session, where, after=after, limit=size + 1, descending=descending)
-    rows, next_cursor = cut(cursors, rows, size, scope=scope, id_of=lambda w: w.id)
+    rows, next_cursor = id_page(
+        cursors,
+        cursor=cursor,
+        limit=limit,
+        scope=scope,
+        fetch=lambda after, n: repository.page(
+            session, where, after=after, limit=n, descending=descending
+        ),
+    )
     return WorkspaceList(
         items=[Workspace.of(w) for w in rows],
         pagination=Pagination(next_cursor=next_cursor, total=repository.count(session, where)),
