@@ -23,7 +23,7 @@ from cadenya_server.kit.errors import ApiError
 from cadenya_server.kit.ids import new_id
 from cadenya_server.kit.labels import validate as validate_labels
 from cadenya_server.models import Account, Profile, ProfileLabel
-from cadenya_server.profiles import repository, text
+from cadenya_server.profiles import index, text
 
 BATCH = 2000
 TYPES = {"user": "user", "api_key": "api_key", "system": "system"}
@@ -166,7 +166,7 @@ def _write_batch(
 ) -> None:
     with (
         db.transaction() as session,
-        repository.bulk_index(session, account_id=account_id) as index,
+        index.bulk_index(session, account_id=account_id) as bulk,
     ):
         # By email: (id, type, name_key, search_text), what the search index holds of it.
         indexed = (Profile.id, Profile.type, Profile.name_key, Profile.search_text)
@@ -193,13 +193,13 @@ def _write_batch(
                         **row,
                     }
                 )
-        index.replacing([existing[r["email_key"]] for r in changed_rows])
+        bulk.replacing([existing[r["email_key"]] for r in changed_rows])
         if new_rows:
             session.execute(insert(Profile), new_rows)
         if changed_rows:
             session.execute(update(Profile), changed_rows)
             _delete_labels(session, [r["id"] for r in changed_rows])
-        index.written(
+        bulk.written(
             [
                 (r["id"], r["type"], r["name_key"], r["search_text"])
                 for r in (*new_rows, *changed_rows)

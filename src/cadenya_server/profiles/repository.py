@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import (
-    ARRAY,
     CTE,
     ColumnElement,
     Integer,
     Select,
     String,
-    Text,
     and_,
-    bindparam,
     column,
     delete,
     exists,
@@ -26,12 +21,8 @@ from sqlalchemy import (
     select,
     table,
     tuple_,
-    update,
 )
-from sqlalchemy import text as sql
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from cadenya_server.kit.ids import new_id
@@ -40,9 +31,9 @@ from cadenya_server.models import (
     ProfileLabel,
     ProfileSearchAccount,
     ProfileSearchGram,
-    profile_search_bulk,
 )
 from cadenya_server.profiles import grams, text
+from cadenya_server.profiles.index import DOC_BITS, dialect, docs
 
 
 @dataclass(frozen=True)
@@ -106,163 +97,6 @@ def set_labels(session: Session, profile: Profile, labels: dict[str, str]) -> No
         )
 
 
-IndexedRow = tuple[str, str, str, str]
-"""(id, type, name_key, search_text) of a profile."""
-
-
-class BulkIndex:
-    """The profiles a batch writes, indexed together when the batch is done."""
-
-    def __init__(self, session: Session, account_id: str) -> None:
-        self._session = session
-        self._account_id = account_id
-        self._sqlite = _dialect(session) == "sqlite"
-        self._added: list[grams.Row] = []
-        self._removed: list[grams.Row] = []
-        self._written: list[str] = []
-
-    def replacing(self, rows: list[IndexedRow]) -> None:
-        """Profiles about to be rewritten: out of the index, before their UPDATE."""
-        self._removed.extend((type_, name_key, text) for _, type_, name_key, text in rows)
-        if self._sqlite and rows:
-            # A contentless FTS5 table forgets a document given exactly what it holds,
-            # which the view still computes from the rows as they are.
-            self._session.execute(
-                sql(
-                    "INSERT INTO profile_search_fts (profile_search_fts, rowid, body, facets) "
-                    "SELECT 'delete', docid, body, facets FROM profile_search_documents "
-                    "WHERE profile_id IN :ids"
-                ).bindparams(bindparam("ids", expanding=True)),
-                {"ids": [row[0] for row in rows]},
-            )
-
-    def written(self, rows: list[IndexedRow]) -> None:
-        """Profiles inserted or rewritten."""
-        self._added.extend((type_, name_key, text) for _, type_, name_key, text in rows)
-        self._written.extend(row[0] for row in rows)
-
-    def _finish(self) -> None:
-        changes = grams.changes(added=self._added, removed=self._removed)
-        account_no = _count_grams(self._session, self._account_id, changes)
-        if self._sqlite and self._written:
-            self._index_documents(account_no)
-
-    def _index_documents(self, account_no: int) -> None:
-        """New document ids for new profiles, then every written profile into FTS5."""
-        first = account_no << DOC_BITS
-        last = self._session.scalar(
-            select(func.max(_docs.c.docid)).where(
-                _docs.c.docid.between(first, first + (1 << DOC_BITS) - 1)
-            )
-        )
-        ids = {"ids": self._written}
-        for statement in (
-            "INSERT INTO profile_search_docs (docid, profile_id, name_key) "
-            "SELECT :last + row_number() OVER (ORDER BY pr.id), pr.id, pr.name_key "
-            "FROM profiles AS pr "
-            "WHERE pr.id IN :ids AND pr.id NOT IN (SELECT profile_id FROM profile_search_docs)",
-            "UPDATE profile_search_docs "
-            "SET name_key = (SELECT name_key FROM profiles WHERE id = profile_id) "
-            "WHERE profile_id IN :ids",
-            "INSERT OR IGNORE INTO profile_search_facets (facet) "
-            "SELECT 'type:' || type FROM profiles WHERE id IN :ids UNION "
-            "SELECT 'label:' || j.key || '=' || j.value "
-            "FROM profiles AS pr, json_each(pr.labels) AS j WHERE pr.id IN :ids",
-            # One statement for the batch: FTS5 writes its pending terms out at
-            # every statement, so row by row it would write (and merge) tiny segments.
-            "INSERT INTO profile_search_fts (rowid, body, facets) "
-            "SELECT docid, body, facets FROM profile_search_documents WHERE profile_id IN :ids",
-        ):
-            self._session.execute(
-                sql(statement).bindparams(bindparam("ids", expanding=True)),
-                {**ids, "last": last or first},
-            )
-
-
-@contextmanager
-def bulk_index(session: Session, *, account_id: str) -> Iterator[BulkIndex]:
-    """Index a batch of profile writes at once instead of row by row in the triggers.
-
-    The marker row tells the search triggers to stand aside; it lives only in
-    this transaction, so every other writer keeps its triggers. Leaving the
-    block by an exception indexes nothing: the transaction rolls back anyway.
-    """
-    session.execute(insert(profile_search_bulk).values(active=True))
-    index = BulkIndex(session, account_id)
-    yield index
-    index._finish()
-    session.execute(delete(profile_search_bulk))
-
-
-def _count_grams(session: Session, account_id: str, changes: dict[str, grams.Changes]) -> int:
-    """Apply gram count changes; the account's number."""
-    dialect = _dialect(session)
-    insert_new = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(
-        insert_new(ProfileSearchAccount).values(account_id=account_id).on_conflict_do_nothing()
-    )
-    account_no = session.scalar(
-        select(ProfileSearchAccount.no).where(ProfileSearchAccount.account_id == account_id)
-    )
-    if dialect == "postgresql":
-        # The triggers' lock: one writer of an account's counts at a time.
-        session.execute(select(func.pg_advisory_xact_lock(LOCK_NAMESPACE, account_no)))
-    widened, lowered = [], []
-    for type_, change in changes.items():
-        for gram, n in change.n.items():
-            if gram in change.lo:
-                widened.append((gram, type_, n, change.lo[gram], change.hi[gram]))
-            elif n:
-                lowered.append({"g": gram, "t": type_, "n": n})
-    g = ProfileSearchGram.__table__.c
-    if widened and dialect == "postgresql":
-        # One statement over arrays: given as many parameter sets, psycopg sends a
-        # statement per row (16,000 a batch).
-        columns = ("gram", "type", "n", "lo", "hi")
-        kinds = (Text, Text, Integer, Text, Text)
-        values = zip(*widened, strict=True)
-        arrays = (
-            func.unnest(
-                *(
-                    bindparam(name, list(column), type_=ARRAY(kind))
-                    for name, kind, column in zip(columns, kinds, values, strict=True)
-                )
-            )
-            .table_valued(*columns)
-            .render_derived()
-        )
-        statement = postgresql_insert(ProfileSearchGram.__table__).from_select(
-            ["account_no", *columns],
-            select(literal(account_no), *(arrays.c[name] for name in columns)),
-        )
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[g.account_no, g.gram, g.type],
-                set_={
-                    "n": g.n + statement.excluded.n,
-                    "lo": func.least(g.lo, statement.excluded.lo),
-                    "hi": func.greatest(g.hi, statement.excluded.hi),
-                },
-            )
-        )
-    elif widened:
-        # Straight to the driver: SQLAlchemy would process every one of the rows.
-        session.connection().exec_driver_sql(
-            "INSERT INTO profile_search_grams (account_no, gram, type, n, lo, hi) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_no, gram, type) DO UPDATE "
-            "SET n = n + excluded.n, lo = min(lo, excluded.lo), hi = max(hi, excluded.hi)",
-            [(account_no, *row) for row in widened],
-        )
-    if lowered:
-        key = (g.account_no == account_no, g.gram == bindparam("g"), g.type == bindparam("t"))
-        # The Core table: an ORM statement given many parameter sets becomes a bulk
-        # operation by primary key.
-        counts = ProfileSearchGram.__table__
-        session.execute(update(counts).where(*key).values(n=g.n + bindparam("n")), lowered)
-        session.execute(delete(counts).where(*key, g.n <= 0), lowered)
-    return account_no
-
-
 def get(session: Session, *, account_id: str, profile_id: str) -> Profile | None:
     """A profile of this account, or None (also for another account's id)."""
     return session.scalars(
@@ -285,14 +119,10 @@ def get(session: Session, *, account_id: str, profile_id: str) -> Profile | None
 # matches are dense), or sorts the candidates (cheap when they are few); the
 # gram counts estimate both costs.
 
-# The first key of the advisory lock the gram count writers take (migration 0003).
-LOCK_NAMESPACE = 0x53524348
 # A count of at most this many candidates fetches them, for the page to sort.
 REMEMBERED_MATCHES = 2000
 # Profiles in scope below which a plain scan beats any index.
 SMALL_SCOPE = 5000
-# FTS5 document ids of an account start at its number << DOC_BITS (migration 0003).
-DOC_BITS = 36
 # What one candidate costs (index lookup, row fetch, sort) against one walked row.
 CANDIDATE_COST = {"sqlite": 5, "postgresql": 10}
 # A walk looks ahead twice the rows it expects to need (at least MIN_WALK_BUDGET),
@@ -304,12 +134,6 @@ MIN_WALK_BUDGET = 1000
 HANDOVER = 1.0
 
 _fts = table("profile_search_fts", column("rowid", Integer), column("profile_search_fts", String))
-_docs = table(
-    "profile_search_docs",
-    column("docid", Integer),
-    column("profile_id", String),
-    column("name_key", String),
-)
 _facets = table("profile_search_facets", column("id", Integer), column("facet", String))
 
 
@@ -385,13 +209,9 @@ def _probes(needle: str, pieces: list[str]) -> tuple[str, ...]:
     return inner or ((needle,) if _has_trigram(needle) else ())
 
 
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
 def _contains(session: Session, haystack: ColumnElement[str], needle: str) -> ColumnElement[bool]:
     """A substring test no trigram index can serve, so the planner keeps to the name order."""
-    function = func.strpos if _dialect(session) == "postgresql" else func.instr
+    function = func.strpos if dialect(session) == "postgresql" else func.instr
     return function(haystack, needle) > 0
 
 
@@ -440,7 +260,7 @@ def _indexed(session: Session, search: SearchFilter, stats: _Stats) -> bool:
     """Whether the trigram index can list candidates for this search."""
     if search.labels:
         return True
-    if _dialect(session) == "postgresql":
+    if dialect(session) == "postgresql":
         return bool(stats.probes)
     return len(search.needle) >= 3
 
@@ -515,7 +335,7 @@ def _indexed_matches(
     session: Session, search: SearchFilter, stats: _Stats
 ) -> Select[tuple[str, str]] | None:
     """(name_key, id) of every match, from the trigram index (None: there are none)."""
-    if _dialect(session) == "postgresql":
+    if dialect(session) == "postgresql":
         found = _pg_candidates(search, stats)
         conditions = [found.c.account_id == search.account_id]
         if search.type:
@@ -526,11 +346,9 @@ def _indexed_matches(
     docids = _fts_docids(session, search, stats.account_no)
     if docids is None:
         return None
-    query = select(_docs.c.name_key, _docs.c.profile_id.label("id")).where(
-        _docs.c.docid.in_(docids)
-    )
+    query = select(docs.c.name_key, docs.c.profile_id.label("id")).where(docs.c.docid.in_(docids))
     if _short_needle(session, search):
-        query = query.join(Profile, Profile.id == _docs.c.profile_id).where(
+        query = query.join(Profile, Profile.id == docs.c.profile_id).where(
             *_short_needle(session, search)
         )
     return query
@@ -563,7 +381,7 @@ def search_count(session: Session, search: SearchFilter) -> int:
         found = sorted((name_key, profile_id) for name_key, profile_id in session.execute(query))
         _remembered(session)[_key(search)] = found
         return len(found)
-    if _dialect(session) == "sqlite" and not _short_needle(session, search):
+    if dialect(session) == "sqlite" and not _short_needle(session, search):
         # FTS5 counts its own matches, without looking their documents up.
         docids = _fts_docids(session, search, stats.account_no)
         return session.scalar(select(func.count()).select_from(docids.subquery()))
@@ -594,7 +412,7 @@ def search_page(
     if stats.scope <= SMALL_SCOPE or not _indexed(session, search, stats):
         return _walk_rows(session, search, start=start, stop=stats.hi, limit=limit)
     expected = limit * stats.scope / matches
-    indexed_cost = matches * CANDIDATE_COST[_dialect(session)]
+    indexed_cost = matches * CANDIDATE_COST[dialect(session)]
     if expected > indexed_cost:
         return _load(session, _candidates(session, search, stats, start=start, limit=limit))
     ids: list[str] = []
@@ -639,7 +457,7 @@ def _walk_rows(
     limit: int,
 ) -> list[Profile]:
     """The first `limit` matches in name order after `start`, as rows."""
-    if _dialect(session) == "sqlite" and (search.needle or search.labels):
+    if dialect(session) == "sqlite" and (search.needle or search.labels):
         # The ids come from the covering index; only the page's rows are read.
         return _load(session, _walk(session, search, start=start, stop=stop, limit=limit))
     ordered = select(Profile).where(
