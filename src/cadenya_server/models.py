@@ -76,7 +76,12 @@ class Profile(Base):
     __table_args__ = (
         # Email is unique per account, case-insensitively; NULL (no email) never collides.
         Index(None, "account_id", "email_key", unique=True),
-        Index(None, "account_id", "name_key", "id"),
+        # The name order of the search's walks, which test search_text on every row
+        # they pass: on PostgreSQL without reading the table (an index-only scan).
+        # SQLite walks profile_search_walk instead (migrations 0003 and 0004).
+        Index(None, "account_id", "name_key", "id", postgresql_include=["search_text"]).ddl_if(
+            dialect="postgresql"
+        ),
         Index(None, "account_id", "type", "name_key", "id"),
         # Candidates for selective searches on PostgreSQL (SQLite has an FTS5
         # table instead; see the 0003 migration).

@@ -12,8 +12,9 @@ def include_object(obj, name, type_, reflected, compare_to):
     # made in SQL and have no model: autogenerate must not propose to drop them.
     if reflected and compare_to is None and (name or "").startswith("profile_search_"):
         return False
-    # Nor create a PostgreSQL-only index (GIN, see Profile) anywhere else.
-    postgresql_only = type_ == "index" and obj.dialect_options["postgresql"]["using"]
+    # Nor create a PostgreSQL-only index (`ddl_if`, see Profile) anywhere else.
+    ddl_if = getattr(obj, "_ddl_if", None) if type_ == "index" else None
+    postgresql_only = ddl_if is not None and ddl_if.dialect == "postgresql"
     return not (postgresql_only and connection.dialect.name != "postgresql")
 
 
