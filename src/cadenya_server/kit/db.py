@@ -33,7 +33,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            parsed, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+            parsed,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            # The connection used last has the warmest page cache.
+            pool_use_lifo=True,
+            **kwargs,
         )
         _configure_sqlite(engine)
         return engine
@@ -43,6 +47,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         pool_size=10,
         max_overflow=20,
         pool_timeout=10,
+        # The connection used last has its statements prepared and its caches warm.
+        pool_use_lifo=True,
         # psycopg prepares a statement on its fifth run, and PostgreSQL may then plan it
         # once for any parameters: a walk of the profile search in name order went from
         # 25 ms to 130 ms on its generic plan. Prepared, but planned for each run's values.
@@ -62,6 +68,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA cache_size=-65536")
+        # Reads straight from the operating system's page cache, shared by every
+        # connection, instead of copies in each (SQLite caps it, at 2 GiB by default).
+        cursor.execute("PRAGMA mmap_size=17179869184")
         cursor.close()
 
     @event.listens_for(engine, "begin")
