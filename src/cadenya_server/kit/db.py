@@ -52,7 +52,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # psycopg prepares a statement on its fifth run, and PostgreSQL may then plan it
         # once for any parameters: a walk of the profile search in name order went from
         # 25 ms to 130 ms on its generic plan. Prepared, but planned for each run's values.
-        connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
+        # JIT compiles any plan estimated above jit_above_cost, tens of milliseconds
+        # spent again on every run of a count the estimate thinks large.
+        connect_args={"options": "-c plan_cache_mode=force_custom_plan -c jit=off"},
         **kwargs,
     )
 
