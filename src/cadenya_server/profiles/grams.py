@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from operator import itemgetter
 
 from cadenya_server.profiles.text import SEPARATOR
 
@@ -75,23 +76,18 @@ class Changes:
 def changes(*, added: Iterable[Row], removed: Iterable[Row]) -> dict[str, Changes]:
     """The gram count changes, per profile type, of adding and removing these rows."""
     result: dict[str, Changes] = defaultdict(Changes)
+    gone: dict[str, Counter[str]] = defaultdict(Counter)
     for type_, _name_key, search_text in removed:
-        result[type_].n.subtract(of_text(search_text))
-    by_type: dict[str, list[tuple[str, set[str]]]] = defaultdict(list)
-    for type_, name_key, search_text in added:
-        by_type[type_].append((name_key, of_text(search_text)))
-    for type_, counted in by_type.items():
+        gone[type_].update(of_text(search_text))
+    for type_, counts in gone.items():
+        result[type_].n.subtract(counts)
+    # A profile's grams are counted and dropped before the next profile's: holding a
+    # batch's sets at once cost twice the time, in memory rather than in counting.
+    # In name order, a gram's first profile gives its lowest name key, its last the highest.
+    for type_, name_key, search_text in sorted(added, key=itemgetter(1)):
         change = result[type_]
-        counted.sort(key=lambda item: item[0])
-        for _name_key, found in counted:
-            change.n.update(found)
-        # In name order, a gram's first profile gives its lowest name key; in
-        # reverse order, its highest.
-        for bound, in_order in ((change.lo, counted), (change.hi, reversed(counted))):
-            seen: set[str] = set()
-            for name_key, found in in_order:
-                first = found - seen
-                if first:
-                    seen |= first
-                    bound.update(dict.fromkeys(first, name_key))
+        found = of_text(search_text)
+        change.n.update(found)
+        change.lo.update(dict.fromkeys(found.difference(change.lo), name_key))
+        change.hi.update(dict.fromkeys(found, name_key))
     return result
