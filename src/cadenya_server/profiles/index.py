@@ -7,30 +7,17 @@ the batch's gram count changes in a few statements and feeds FTS5 once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import (
-    ARRAY,
-    Integer,
-    String,
-    Text,
-    bindparam,
-    column,
-    delete,
-    func,
-    insert,
-    literal,
-    select,
-    table,
-    update,
-)
+from sqlalchemy import Connection, Integer, String, column, delete, func, insert, select, table
 from sqlalchemy import text as sql
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from cadenya_server.models import ProfileSearchAccount, ProfileSearchGram, profile_search_bulk
+from cadenya_server.models import ProfileSearchAccount, profile_search_bulk
 from cadenya_server.profiles import grams
 
 # The first key of the advisory lock the gram count writers take (migration 0003).
@@ -49,8 +36,14 @@ def dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
+# A batch's profile ids as one JSON parameter: a list of bound values would run
+# into SQLite's limit on parameters for a large batch.
+_JSON_IDS = "(SELECT value FROM json_each(:ids))"
+
 IndexedRow = tuple[str, str, str, str]
 """(id, type, name_key, search_text) of a profile."""
+WrittenRow = tuple[str, str, str, str, dict[str, str]]
+"""(id, type, name_key, search_text, labels) of a profile."""
 
 
 class BulkIndex:
@@ -60,66 +53,121 @@ class BulkIndex:
         self._session = session
         self._account_id = account_id
         self._sqlite = dialect(session) == "sqlite"
-        self._added: list[grams.Row] = []
         self._removed: list[grams.Row] = []
-        self._written: list[str] = []
+        self._replaced: set[str] = set()
+        self._written: list[WrittenRow] = []
 
     def replacing(self, rows: list[IndexedRow]) -> None:
         """Profiles about to be rewritten: out of the index, before their UPDATE."""
         self._removed.extend((type_, name_key, text) for _, type_, name_key, text in rows)
+        self._replaced.update(row[0] for row in rows)
         if self._sqlite and rows:
             # A contentless FTS5 table forgets a document given exactly what it holds,
             # which the view still computes from the rows as they are.
-            self._session.execute(
-                sql(
-                    "INSERT INTO profile_search_fts (profile_search_fts, rowid, body, facets) "
-                    "SELECT 'delete', docid, body, facets FROM profile_search_documents "
-                    "WHERE profile_id IN :ids"
-                ).bindparams(bindparam("ids", expanding=True)),
-                {"ids": [row[0] for row in rows]},
+            self._session.connection().exec_driver_sql(
+                "INSERT INTO profile_search_fts (profile_search_fts, rowid, body, facets) "
+                "SELECT 'delete', docid, body, facets FROM profile_search_documents "
+                f"WHERE profile_id IN {_JSON_IDS}",
+                {"ids": json.dumps([row[0] for row in rows])},
             )
 
-    def written(self, rows: list[IndexedRow]) -> None:
-        """Profiles inserted or rewritten."""
-        self._added.extend((type_, name_key, text) for _, type_, name_key, text in rows)
-        self._written.extend(row[0] for row in rows)
+    def written(self, rows: list[WrittenRow]) -> None:
+        """Profiles inserted or rewritten, as they now are."""
+        self._written.extend(rows)
 
     def _finish(self) -> None:
-        changes = grams.changes(added=self._added, removed=self._removed)
+        added = [(type_, name_key, text) for _, type_, name_key, text, _ in self._written]
+        changes = grams.changes(added=added, removed=self._removed)
         account_no = count_grams(self._session, self._account_id, changes)
         if self._sqlite and self._written:
             self._index_documents(account_no)
 
     def _index_documents(self, account_no: int) -> None:
-        """New document ids for new profiles, then every written profile into FTS5."""
-        first = account_no << DOC_BITS
-        last = self._session.scalar(
-            select(func.max(docs.c.docid)).where(
-                docs.c.docid.between(first, first + (1 << DOC_BITS) - 1)
+        """Document ids for new profiles, then every written profile into FTS5.
+
+        What the triggers compute in SQL for one row at a time (the
+        profile_search_documents view), computed here for the batch.
+        """
+        connection = self._session.connection()
+        docids: dict[str, int] = {}
+        if self._replaced:
+            docids.update(
+                connection.exec_driver_sql(
+                    "SELECT profile_id, docid FROM profile_search_docs "
+                    f"WHERE profile_id IN {_JSON_IDS}",
+                    {"ids": json.dumps(list(self._replaced))},
+                ).all()
             )
+            connection.exec_driver_sql(
+                "UPDATE profile_search_docs SET name_key = ? WHERE profile_id = ?",
+                [(row[2], row[0]) for row in self._written if row[0] in docids],
+            )
+        new = sorted(row[0] for row in self._written if row[0] not in docids)
+        if new:
+            first = account_no << DOC_BITS
+            last = self._session.scalar(
+                select(func.max(docs.c.docid)).where(
+                    docs.c.docid.between(first, first + (1 << DOC_BITS) - 1)
+                )
+            )
+            # Numbered in id order, as the triggers number them in creation order.
+            docids.update((id_, no) for no, id_ in enumerate(new, start=(last or first) + 1))
+            name_keys = {row[0]: row[2] for row in self._written}
+            connection.exec_driver_sql(
+                "INSERT INTO profile_search_docs (docid, profile_id, name_key) VALUES (?, ?, ?)",
+                [(docids[id_], id_, name_keys[id_]) for id_ in new],
+            )
+        facets = _Facets(connection, self._written)
+        documents = sorted(
+            (docids[id_], text, facets.tokens(type_, labels))
+            for id_, type_, _, text, labels in self._written
         )
-        ids = {"ids": self._written}
-        for statement in (
-            "INSERT INTO profile_search_docs (docid, profile_id, name_key) "
-            "SELECT :last + row_number() OVER (ORDER BY pr.id), pr.id, pr.name_key "
-            "FROM profiles AS pr "
-            "WHERE pr.id IN :ids AND pr.id NOT IN (SELECT profile_id FROM profile_search_docs)",
-            "UPDATE profile_search_docs "
-            "SET name_key = (SELECT name_key FROM profiles WHERE id = profile_id) "
-            "WHERE profile_id IN :ids",
-            "INSERT OR IGNORE INTO profile_search_facets (facet) "
-            "SELECT 'type:' || type FROM profiles WHERE id IN :ids UNION "
-            "SELECT 'label:' || j.key || '=' || j.value "
-            "FROM profiles AS pr, json_each(pr.labels) AS j WHERE pr.id IN :ids",
-            # One statement for the batch: FTS5 writes its pending terms out at
-            # every statement, so row by row it would write (and merge) tiny segments.
+        # One statement for the batch, in document order: FTS5 writes its pending
+        # terms out at every statement, and before a document id lower than the last.
+        connection.exec_driver_sql(
             "INSERT INTO profile_search_fts (rowid, body, facets) "
-            "SELECT docid, body, facets FROM profile_search_documents WHERE profile_id IN :ids",
-        ):
-            self._session.execute(
-                sql(statement).bindparams(bindparam("ids", expanding=True)),
-                {**ids, "last": last or first},
+            "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+            "json_extract(value, '$[2]') FROM json_each(?)",
+            (json.dumps(documents, ensure_ascii=False),),
+        )
+
+
+class _Facets:
+    """The facet tokens of profiles: one token per type and label (migration 0003)."""
+
+    def __init__(self, connection: Connection, rows: list[WrittenRow]) -> None:
+        names = sorted(
+            {f"type:{row[1]}" for row in rows}
+            | {f"label:{key}={value}" for row in rows for key, value in row[4].items()}
+        )
+        # Sorted, as the triggers' UNION hands new facets to the table.
+        connection.exec_driver_sql(
+            "INSERT OR IGNORE INTO profile_search_facets (facet) VALUES (?)",
+            [(name,) for name in names],
+        )
+        self._ids: dict[str, int] = dict(
+            connection.exec_driver_sql(
+                "SELECT facet, id FROM profile_search_facets WHERE facet IN "
+                "(SELECT value FROM json_each(?))",
+                (json.dumps(names),),
+            ).all()
+        )
+        self._tokens: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+
+    def tokens(self, type_: str, labels: dict[str, str]) -> str:
+        """What the view's `facets` column holds for a profile of this type and labels."""
+        key = (type_, tuple(labels.items()))
+        tokens = self._tokens.get(key)
+        if tokens is None:
+            ids = {self._ids[f"type:{type_}"]}
+            ids.update(self._ids[f"label:{k}={v}"] for k, v in labels.items())
+            # Three private-use characters per facet, in facet id order.
+            tokens = " ".join(
+                chr(57344 + n % 6400) + chr(57344 + n // 6400 % 6400) + chr(57344 + n // 40960000)
+                for n in sorted(ids)
             )
+            self._tokens[key] = tokens
+        return tokens
 
 
 @contextmanager
@@ -156,51 +204,77 @@ def count_grams(session: Session, account_id: str, changes: dict[str, grams.Chan
             if gram in change.lo:
                 widened.append((gram, type_, n, change.lo[gram], change.hi[gram]))
             elif n:
-                lowered.append({"g": gram, "t": type_, "n": n})
-    g = ProfileSearchGram.__table__.c
-    if widened and name == "postgresql":
-        # One statement over arrays: given as many parameter sets, psycopg sends a
-        # statement per row (16,000 a batch).
-        columns = ("gram", "type", "n", "lo", "hi")
-        kinds = (Text, Text, Integer, Text, Text)
-        values = zip(*widened, strict=True)
-        arrays = (
-            func.unnest(
-                *(
-                    bindparam(name, list(column), type_=ARRAY(kind))
-                    for name, kind, column in zip(columns, kinds, values, strict=True)
-                )
-            )
-            .table_valued(*columns)
-            .render_derived()
-        )
-        statement = postgresql_insert(ProfileSearchGram.__table__).from_select(
-            ["account_no", *columns],
-            select(literal(account_no), *(arrays.c[name] for name in columns)),
-        )
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[g.account_no, g.gram, g.type],
-                set_={
-                    "n": g.n + statement.excluded.n,
-                    "lo": func.least(g.lo, statement.excluded.lo),
-                    "hi": func.greatest(g.hi, statement.excluded.hi),
-                },
-            )
-        )
-    elif widened:
-        # Straight to the driver: SQLAlchemy would process every one of the rows.
-        session.connection().exec_driver_sql(
+                lowered.append((gram, type_, n))
+    if name == "postgresql":
+        _count_grams_postgresql(session.connection(), account_no, widened, lowered)
+        return account_no
+    connection = session.connection()
+    if widened:
+        connection.exec_driver_sql(
             "INSERT INTO profile_search_grams (account_no, gram, type, n, lo, hi) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_no, gram, type) DO UPDATE "
             "SET n = n + excluded.n, lo = min(lo, excluded.lo), hi = max(hi, excluded.hi)",
             [(account_no, *row) for row in widened],
         )
     if lowered:
-        key = (g.account_no == account_no, g.gram == bindparam("g"), g.type == bindparam("t"))
-        # The Core table: an ORM statement given many parameter sets becomes a bulk
-        # operation by primary key.
-        counts = ProfileSearchGram.__table__
-        session.execute(update(counts).where(*key).values(n=g.n + bindparam("n")), lowered)
-        session.execute(delete(counts).where(*key, g.n <= 0), lowered)
+        key = "account_no = ? AND gram = ? AND type = ?"
+        connection.exec_driver_sql(
+            f"UPDATE profile_search_grams SET n = n + ? WHERE {key}",
+            [(n, account_no, gram, type_) for gram, type_, n in lowered],
+        )
+        connection.exec_driver_sql(
+            f"DELETE FROM profile_search_grams WHERE {key} AND n <= 0",
+            [(account_no, gram, type_) for gram, type_, _ in lowered],
+        )
     return account_no
+
+
+def _count_grams_postgresql(
+    connection: Connection,
+    account_no: int,
+    widened: list[tuple[str, str, int, str, str]],
+    lowered: list[tuple[str, str, int]],
+) -> None:
+    """The changes through a temporary table, filled by COPY: as parameters, psycopg
+    would send a statement per row, or quote arrays element by element in Python."""
+    if not widened and not lowered:
+        return
+    connection.exec_driver_sql(
+        'CREATE TEMPORARY TABLE profile_search_grams_batch (gram text COLLATE "C", '
+        'type text, n integer, lo text COLLATE "C", hi text COLLATE "C") ON COMMIT DROP'
+    )
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor, cursor.copy("COPY profile_search_grams_batch FROM STDIN") as copy:
+        for row in widened:
+            copy.write_row(row)
+        # No name keys: the gram is in no profile the batch wrote, only in some it replaced.
+        for row in lowered:
+            copy.write_row((*row, None, None))
+    no = {"no": account_no}
+    if widened:
+        connection.execute(
+            sql(
+                "INSERT INTO profile_search_grams AS g (account_no, gram, type, n, lo, hi) "
+                "SELECT :no, gram, type, n, lo, hi FROM profile_search_grams_batch "
+                "WHERE lo IS NOT NULL ON CONFLICT (account_no, gram, type) DO UPDATE "
+                "SET n = g.n + excluded.n, lo = least(g.lo, excluded.lo), "
+                "hi = greatest(g.hi, excluded.hi)"
+            ),
+            no,
+        )
+    if lowered:
+        same = "g.account_no = :no AND g.gram = b.gram AND g.type = b.type AND b.lo IS NULL"
+        connection.execute(
+            sql(
+                "UPDATE profile_search_grams AS g SET n = g.n + b.n "
+                f"FROM profile_search_grams_batch AS b WHERE {same}"
+            ),
+            no,
+        )
+        connection.execute(
+            sql(
+                "DELETE FROM profile_search_grams AS g USING profile_search_grams_batch AS b "
+                f"WHERE {same} AND g.n <= 0"
+            ),
+            no,
+        )
