@@ -208,6 +208,24 @@ def test_an_import_interrupted_by_a_failing_batch_leaves_the_index_exact(
         assert_index_matches(server, tenant.id, monkeypatch)
 
 
+def test_grams_counted_in_a_worker_process_keep_the_index_exact(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Large batches are counted in another process, a profile under the type of its
+    # record or else as a new profile's ("user"); one that keeps another type has its
+    # batch counted again in the transaction.
+    tenant = make_account(server, name="Worker", domain="worker.test")
+    monkeypatch.setattr(importer, "BATCH", 20)
+    monkeypatch.setattr(importer, "PARALLEL_MIN", 10)
+    untyped = (
+        (n, {k: v for k, v in record.items() if k != "type"}) for n, record in _records(50, seed=2)
+    )
+    for records in (_records(50, seed=0), _records(50, seed=1), untyped):
+        importer.import_records(db=server.runtime.db, account_id=tenant.id, records=records)
+        assert len(rows_of(server, tenant.id)) == 50 + 2
+        assert_index_matches(server, tenant.id, monkeypatch)
+
+
 def test_a_killed_and_restarted_server_serves_the_same_index(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -73,21 +73,49 @@ class Changes:
     hi: dict[str, str] = field(default_factory=dict)
 
 
-def changes(*, added: Iterable[Row], removed: Iterable[Row]) -> dict[str, Changes]:
-    """The gram count changes, per profile type, of adding and removing these rows."""
-    result: dict[str, Changes] = defaultdict(Changes)
+def changes(
+    *,
+    added: Iterable[Row] = (),
+    removed: Iterable[Row] = (),
+    counted: Iterable[dict[str, Changes]] = (),
+) -> dict[str, Changes]:
+    """The gram count changes, per profile type, of adding and removing these rows.
+
+    `counted`: those of more added rows, counted ahead by `additions`.
+    """
+    result: dict[str, Changes] = defaultdict(Changes, additions(added))
+    for part in counted:
+        for type_, change in part.items():
+            _merge(result[type_], change)
     gone: dict[str, Counter[str]] = defaultdict(Counter)
     for type_, _name_key, search_text in removed:
         gone[type_].update(of_text(search_text))
     for type_, counts in gone.items():
         result[type_].n.subtract(counts)
+    return result
+
+
+def additions(rows: Iterable[Row]) -> dict[str, Changes]:
+    """The gram count changes, per profile type, of adding these rows."""
+    result: dict[str, Changes] = defaultdict(Changes)
     # A profile's grams are counted and dropped before the next profile's: holding a
     # batch's sets at once cost twice the time, in memory rather than in counting.
     # In name order, a gram's first profile gives its lowest name key, its last the highest.
-    for type_, name_key, search_text in sorted(added, key=itemgetter(1)):
+    for type_, name_key, search_text in sorted(rows, key=itemgetter(1)):
         change = result[type_]
         found = of_text(search_text)
         change.n.update(found)
         change.lo.update(dict.fromkeys(found.difference(change.lo), name_key))
         change.hi.update(dict.fromkeys(found, name_key))
-    return result
+    return dict(result)
+
+
+def _merge(into: Changes, other: Changes) -> None:
+    into.n.update(other.n)
+    for bounds, other_bounds, wider in ((into.lo, other.lo, min), (into.hi, other.hi, max)):
+        if not bounds:
+            bounds.update(other_bounds)
+            continue
+        for gram, name_key in other_bounds.items():
+            known = bounds.get(gram)
+            bounds[gram] = name_key if known is None else wider(known, name_key)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,9 +30,11 @@ from cadenya_server.kit.db import Database
 from cadenya_server.kit.errors import ApiError
 from cadenya_server.kit.labels import validate as validate_labels
 from cadenya_server.models import Account, Profile
-from cadenya_server.profiles import index, text
+from cadenya_server.profiles import grams, index, text
 
-BATCH = 10_000
+BATCH = 50_000
+# Batches at least this large have their grams counted in a worker process.
+PARALLEL_MIN = 5_000
 # SQLite's page cache for the importer's connection, in KiB: the indexes a batch
 # inserts into at random (emails, names, the search walk) stay in memory.
 SQLITE_CACHE_KIB = 1 << 20
@@ -168,35 +172,87 @@ def import_records(
             raise ImportAborted(f"no account {account_id}")
         creator = account.creator_profile_id
     report = ImportReport()
-    batch: dict[str, Record] = {}
     batches = 0
-    with _sqlite_cache_restored(db):
-        for number, record in records:
-            try:
-                if isinstance(record, str):
-                    raise ValueError(record)
-                row = _clean(record)
-            except (ValueError, ApiError) as exc:
-                report.errors.append((number, getattr(exc, "message", None) or str(exc)))
-                on_progress(1)
-                continue
-            # The same email twice in a batch: the later line wins, as it would across batches.
-            batch[row["email_key"]] = row
-            if len(batch) >= BATCH:
-                _write_batch(db, account_id, creator, batch, report)
-                on_progress(len(batch))
-                batch = {}
+    with _sqlite_cache_restored(db), _GramCounter() as counter:
+        # Each batch is counted while the one before it is written.
+        ahead: tuple[dict[str, Record], Future[dict[str, grams.Changes]] | None] | None = None
+        for batch in _batches(records, report, on_progress):
+            counting = counter.count(batch)
+            if ahead is not None:
+                _write_batch(db, account_id, creator, *ahead, report)
+                on_progress(len(ahead[0]))
                 batches += 1
                 if batches & (batches - 1) == 0:
                     _refresh_statistics(db)
-        if batch:
-            _write_batch(db, account_id, creator, batch, report)
-            on_progress(len(batch))
+            ahead = batch, counting
+        if ahead is not None:
+            _write_batch(db, account_id, creator, *ahead, report)
+            on_progress(len(ahead[0]))
     return report
 
 
+def _batches(
+    records: Iterable[tuple[int, Record | str]],
+    report: ImportReport,
+    on_progress: Callable[[int], None],
+) -> Iterator[dict[str, Record]]:
+    """The good records as profile rows, BATCH at a time, by email key; the bad ones reported."""
+    batch: dict[str, Record] = {}
+    for number, record in records:
+        try:
+            if isinstance(record, str):
+                raise ValueError(record)
+            row = _clean(record)
+        except (ValueError, ApiError) as exc:
+            report.errors.append((number, getattr(exc, "message", None) or str(exc)))
+            on_progress(1)
+            continue
+        # The same email twice in a batch: the later line wins, as it would across batches.
+        batch[row["email_key"]] = row
+        if len(batch) >= BATCH:
+            yield batch
+            batch = {}
+    if batch:
+        yield batch
+
+
+class _GramCounter:
+    """Counts the grams of large batches in a worker process.
+
+    Counting is half the work of a batch on this side of the database, and
+    needs nothing from it: on a second core it overlaps the writing of the
+    batch before. A profile counts under the type it has in its record, or
+    "user", the type of a new profile.
+    """
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> _GramCounter:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def count(self, batch: dict[str, Record]) -> Future[dict[str, grams.Changes]] | None:
+        """The batch's counts to come, or None: small batches are counted as they are written."""
+        if len(batch) < PARALLEL_MIN:
+            return None
+        if self._pool is None:
+            # Spawned, not forked: the importer's process holds database connections.
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        rows = [(r.get("type", "user"), r["name_key"], r["search_text"]) for r in batch.values()]
+        return self._pool.submit(grams.additions, rows)
+
+
 def _write_batch(
-    db: Database, account_id: str, creator: str, batch: dict[str, Record], report: ImportReport
+    db: Database,
+    account_id: str,
+    creator: str,
+    batch: dict[str, Record],
+    counting: Future[dict[str, grams.Changes]] | None,
+    report: ImportReport,
 ) -> None:
     with (
         db.transaction() as session,
@@ -216,6 +272,9 @@ def _write_batch(
                 new_rows.append(row)
             else:
                 row["id"] = old[0]
+                if "type" not in row and old[1] != "user":
+                    # Counted as a user: the counts are not this batch's.
+                    counting = None
                 row.setdefault("type", old[1])
                 changed_rows.append(row)
         bulk.replacing([existing[r["email_key"]] for r in changed_rows])
@@ -226,7 +285,8 @@ def _write_batch(
             writer.update_profiles(changed_rows, stamp=stamp)
         written = (*new_rows, *changed_rows)
         bulk.written(
-            [(r["id"], r["type"], r["name_key"], r["search_text"], r["labels"]) for r in written]
+            [(r["id"], r["type"], r["name_key"], r["search_text"], r["labels"]) for r in written],
+            counted=counting.result() if counting is not None else None,
         )
         writer.insert_labels(
             [(r["id"], account_id, k, v) for r in written for k, v in r["labels"].items()]

@@ -56,6 +56,8 @@ class BulkIndex:
         self._removed: list[grams.Row] = []
         self._replaced: set[str] = set()
         self._written: list[WrittenRow] = []
+        self._added: list[grams.Row] = []
+        self._counted: list[dict[str, grams.Changes]] = []
 
     def replacing(self, rows: list[IndexedRow]) -> None:
         """Profiles about to be rewritten: out of the index, before their UPDATE."""
@@ -71,13 +73,21 @@ class BulkIndex:
                 {"ids": json.dumps([row[0] for row in rows])},
             )
 
-    def written(self, rows: list[WrittenRow]) -> None:
-        """Profiles inserted or rewritten, as they now are."""
+    def written(
+        self, rows: list[WrittenRow], *, counted: dict[str, grams.Changes] | None = None
+    ) -> None:
+        """Profiles inserted or rewritten, as they now are.
+
+        `counted`: their gram count changes, if already counted (grams.additions).
+        """
         self._written.extend(rows)
+        if counted is None:
+            self._added.extend((type_, name_key, text) for _, type_, name_key, text, _ in rows)
+        else:
+            self._counted.append(counted)
 
     def _finish(self) -> None:
-        added = [(type_, name_key, text) for _, type_, name_key, text, _ in self._written]
-        changes = grams.changes(added=added, removed=self._removed)
+        changes = grams.changes(added=self._added, removed=self._removed, counted=self._counted)
         account_no = count_grams(self._session, self._account_id, changes)
         if self._sqlite and self._written:
             self._index_documents(account_no)
