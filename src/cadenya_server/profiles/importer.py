@@ -12,7 +12,7 @@ import json
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -173,23 +173,75 @@ def import_records(
             raise ImportAborted(f"no account {account_id}")
         creator = account.creator_profile_id
     report = ImportReport()
-    batches = 0
-    with _sqlite_cache_restored(db), _GramCounter() as counter:
-        # Each batch is counted while the one before it is written.
-        ahead: tuple[dict[str, Record], Future[dict[str, grams.Changes]] | None] | None = None
-        for batch in _batches(records, report, on_progress):
-            counting = counter.count(batch)
-            if ahead is not None:
-                _write_batch(db, account_id, creator, *ahead, report)
-                on_progress(len(ahead[0]))
-                batches += 1
-                if batches & (batches - 1) == 0:
-                    _refresh_statistics(db)
-            ahead = batch, counting
-        if ahead is not None:
-            _write_batch(db, account_id, creator, *ahead, report)
-            on_progress(len(ahead[0]))
+
+    def write(batch: dict[str, Record], counting: Counting | None, number: int) -> None:
+        _write_batch(db, account_id, creator, batch, counting, report)
+        if number & (number - 1) == 0:
+            _refresh_statistics(db)
+
+    with (
+        _sqlite_cache_restored(db),
+        _GramCounter() as counter,
+        _Pipeline(write, on_progress, threaded=db.dialect == "postgresql") as pipeline,
+    ):
+        for number, batch in enumerate(_batches(records, report, on_progress), start=1):
+            pipeline.put(batch, counter.count(batch), number)
     return report
+
+
+class _Pipeline:
+    """Batches to the database one behind the reader.
+
+    A batch is written while the grams of the next are counted. On PostgreSQL the
+    writing has a thread of its own, and the next batch is read meanwhile: psycopg
+    lets go of the interpreter while the server works. SQLite's driver takes it
+    back for every row it inserts, so there the reader would only get in the way.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[dict[str, Record], Counting | None, int], None],
+        on_progress: Callable[[int], None],
+        *,
+        threaded: bool,
+    ) -> None:
+        self._write = write
+        self._on_progress = on_progress
+        self._thread = ThreadPoolExecutor(1, "import-writer") if threaded else None
+        self._waiting: tuple[dict[str, Record], Counting | None, int] | None = None
+        self._writing: tuple[int, Future[None]] | None = None
+
+    def __enter__(self) -> _Pipeline:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
+        try:
+            if exc_type is None:
+                self.flush()
+        finally:
+            if self._thread is not None:
+                self._thread.shutdown()
+
+    def put(self, batch: dict[str, Record], counting: Counting | None, number: int) -> None:
+        """Write the batch put before this one (or wait until it is written), then this one."""
+        self.flush()
+        if self._thread is None:
+            self._waiting = batch, counting, number
+        else:
+            self._writing = len(batch), self._thread.submit(self._write, batch, counting, number)
+
+    def flush(self) -> None:
+        """Every batch put so far written, or the error that stopped one."""
+        if self._waiting is not None:
+            batch, counting, number = self._waiting
+            self._waiting = None
+            self._write(batch, counting, number)
+            self._on_progress(len(batch))
+        if self._writing is not None:
+            size, future = self._writing
+            self._writing = None
+            future.result()
+            self._on_progress(size)
 
 
 def _batches(
@@ -217,6 +269,10 @@ def _batches(
         yield batch
 
 
+Counting = Future[dict[str, grams.Changes]]
+"""The gram counts of a batch's profiles, being counted in a worker process."""
+
+
 class _GramCounter:
     """Counts the grams of large batches in a worker process.
 
@@ -236,7 +292,7 @@ class _GramCounter:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
 
-    def count(self, batch: dict[str, Record]) -> Future[dict[str, grams.Changes]] | None:
+    def count(self, batch: dict[str, Record]) -> Counting | None:
         """The batch's counts to come, or None: small batches are counted as they are written."""
         if len(batch) < PARALLEL_MIN:
             return None
@@ -252,7 +308,7 @@ def _write_batch(
     account_id: str,
     creator: str,
     batch: dict[str, Record],
-    counting: Future[dict[str, grams.Changes]] | None,
+    counting: Counting | None,
     report: ImportReport,
 ) -> None:
     with (
