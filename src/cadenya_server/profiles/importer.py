@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import gc
 import json
 import multiprocessing
 import os
@@ -180,6 +181,7 @@ def import_records(
             _refresh_statistics(db)
 
     with (
+        _collector_paused(),
         _sqlite_cache_restored(db),
         _GramCounter() as counter,
         _Pipeline(write, on_progress, threaded=db.dialect == "postgresql") as pipeline,
@@ -501,6 +503,24 @@ class _Writer:
         with cursor, cursor.copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the import runs.
+
+    The two batches in flight are some 300,000 dicts and tuples, none of them in
+    a cycle, which the collector would walk over and over: 7 s of a million
+    profiles on SQLite, where nothing else runs meanwhile.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @contextmanager
