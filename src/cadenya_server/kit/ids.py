@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import re
 
 from ulid import ULID
@@ -12,6 +14,20 @@ _ULID = "[0-9A-HJKMNP-TV-Z]{26}"
 def new_id(prefix: str) -> str:
     """A fresh id with the given prefix."""
     return f"{prefix}_{ULID()}"
+
+
+# base 32 of random bytes is a ULID's randomness in RFC 4648's alphabet, which maps
+# onto Crockford's.
+_CROCKFORD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+)
+
+
+def new_ids(prefix: str, count: int) -> list[str]:
+    """`count` fresh ids at once, sharing one time (new_id took 6 µs an id in the importer)."""
+    stamp = f"{prefix}_{str(ULID())[:10]}"
+    randomness = base64.b32encode(os.urandom(10 * count)).translate(_CROCKFORD).decode()
+    return [stamp + randomness[i : i + 16] for i in range(0, 16 * count, 16)]
 
 
 def looks_like(prefix: str, value: str) -> bool:

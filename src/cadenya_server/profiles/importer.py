@@ -6,12 +6,10 @@ batches behind and running it again finishes the job.
 
 from __future__ import annotations
 
-import base64
 import csv
 import gc
 import json
 import multiprocessing
-import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -24,12 +22,12 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
-from ulid import ULID
 
 from cadenya_server.auth.caller import ROLE_ADMIN, ROLE_MEMBER
 from cadenya_server.kit.clock import now
 from cadenya_server.kit.db import Database
 from cadenya_server.kit.errors import ApiError
+from cadenya_server.kit.ids import new_ids
 from cadenya_server.kit.labels import validate as validate_labels
 from cadenya_server.models import Account, Profile
 from cadenya_server.profiles import grams, index, text
@@ -321,7 +319,7 @@ def _write_batch(
         # By email: (id, type, name_key, search_text), what the search index holds of it.
         existing = writer.existing(account_id, list(batch))
         new_rows, changed_rows = [], []
-        ids = _new_ids(len(batch) - len(existing))
+        ids = new_ids("profile", len(batch) - len(existing))
         for key, row in batch.items():
             old = existing.get(key)
             if old is None:
@@ -355,20 +353,6 @@ def _write_batch(
         )
     report.inserted += len(new_rows)
     report.updated += len(changed_rows)
-
-
-# ULIDs as kit.ids.new_id makes them, a batch at once: base 32 of random bytes is
-# the ULID's randomness in RFC 4648's alphabet, which maps onto Crockford's.
-_CROCKFORD = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-)
-
-
-def _new_ids(count: int) -> list[str]:
-    """`count` new profile ids, sharing the time of their batch."""
-    stamp = f"profile_{str(ULID())[:10]}"
-    randomness = base64.b32encode(os.urandom(10 * count)).translate(_CROCKFORD).decode()
-    return [stamp + randomness[i : i + 16] for i in range(0, 16 * count, 16)]
 
 
 _PROFILE_COLUMNS = (
