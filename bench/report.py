@@ -116,6 +116,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['measured_at']}.",
         "",
         "Milliseconds. API: `GET /v1/account/profiles` through HTTP on a keep-alive connection "
+        "(Python's http.client) "
         f"after {settings['warm_up']} warm-up calls; SQL: the repository's queries alone; "
         "baseline: a `LIKE '%q%'` scan plus `count(*)`, same filters and order. "
         f"Up to {settings['runs']} samples each, fewer once one measurement has taken "

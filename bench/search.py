@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import platform
 import sqlite3
@@ -156,9 +157,9 @@ def _walk(api: Api, shape: Shape, *, limit: int, cursor: str) -> tuple[str, Stat
         if not cursor:
             break
         started = time.perf_counter()
-        response = api.get(shape.params(limit=limit, cursor=cursor))
+        body = api.get(shape.params(limit=limit, cursor=cursor))
         seconds.append(time.perf_counter() - started)
-        cursor = response.json()["pagination"]["nextCursor"]
+        cursor = json.loads(body)["pagination"]["nextCursor"]
     return cursor, Stats.of(seconds) if seconds else None
 
 
