@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from cadenya_server.auth.dependencies import AdminCaller, AnyCaller
 from cadenya_server.kit.params import Cursor, LabelFilter, Limit
@@ -15,7 +15,9 @@ from cadenya_server.profiles.schemas import ProfileList, ProfileType, WhoamiResp
 router = APIRouter(prefix="/v1", tags=["Profiles"])
 
 
-@router.get("/account/profiles", operation_id="workspaceAdmin.listProfiles")
+@router.get(
+    "/account/profiles", operation_id="workspaceAdmin.listProfiles", response_model=ProfileList
+)
 def search_profiles(
     caller: AdminCaller,
     session: DbSession,
@@ -31,9 +33,9 @@ def search_profiles(
     limit: Limit = None,
     type: Annotated[ProfileType | None, Query(description="Only profiles of this type")] = None,
     labels: LabelFilter = None,
-) -> ProfileList:
+) -> Response:
     """Searches the account's profiles for a member picker. Administrators only."""
-    return service.search(
+    found = service.search(
         session=session,
         cursors=runtime.cursors,
         caller=caller,
@@ -43,6 +45,9 @@ def search_profiles(
         type=type,
         labels=labels,
     )
+    # Serialized here, in this thread: FastAPI would check the model it was handed in
+    # another trip to the thread pool first, a tenth of a millisecond for nothing.
+    return Response(found.model_dump_json(by_alias=True), media_type="application/json")
 
 
 @router.get("/whoami", operation_id="profiles.whoami")
