@@ -21,8 +21,13 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from cadenya_server.models import Profile, ProfileSearchAccount, ProfileSearchGram
-from cadenya_server.profiles import grams, importer, repository
+from cadenya_server.models import (
+    Profile,
+    ProfileSearchAccount,
+    ProfileSearchGram,
+    ProfileSearchLabelGram,
+)
+from cadenya_server.profiles import grams, importer, index, repository
 from cadenya_server.profiles.schemas import STORED_TYPES, ProfileType
 from conftest import Server, Tenant, free_port, make_account, start_server, stop_server
 from search_model import Row, expected, rows_of, walk
@@ -80,7 +85,7 @@ def assert_index_matches(server: Server, account_id: str, monkeypatch: pytest.Mo
     """The account's gram counts equal a recount; every plan agrees with the model."""
     with server.runtime.db.transaction(write=False) as session:
         profiles = session.execute(
-            select(Profile.type, Profile.name_key, Profile.search_text).where(
+            select(Profile.type, Profile.name_key, Profile.search_text, Profile.labels).where(
                 Profile.account_id == account_id
             )
         ).all()
@@ -98,9 +103,36 @@ def assert_index_matches(server: Server, account_id: str, monkeypatch: pytest.Mo
                 .where(ProfileSearchAccount.account_id == account_id)
             )
         }
-    recount = Counter((type_, g) for type_, _, text in profiles for g in grams.of_text(text))
+        label_grams = session.scalar(
+            select(ProfileSearchAccount.label_grams).where(
+                ProfileSearchAccount.account_id == account_id
+            )
+        )
+        stored_labels = {
+            (label, gram): n
+            for label, gram, n in session.execute(
+                select(
+                    ProfileSearchLabelGram.label,
+                    ProfileSearchLabelGram.gram,
+                    ProfileSearchLabelGram.n,
+                )
+                .join(
+                    ProfileSearchAccount,
+                    ProfileSearchAccount.no == ProfileSearchLabelGram.account_no,
+                )
+                .where(ProfileSearchAccount.account_id == account_id)
+            )
+        }
+    recount = Counter((type_, g) for type_, _, text, _ in profiles for g in grams.of_text(text))
     assert {key: n for key, (n, _, _) in stored.items()} == dict(recount)
-    for type_, name_key, text in profiles:
+    recount_labels = Counter(
+        (f"{key}={value}", g)
+        for _, _, text, labels in profiles
+        for key, value in labels.items()
+        for g in grams.of_text(text)
+    )
+    assert stored_labels == (dict(recount_labels) if label_grams else {})
+    for type_, name_key, text, _ in profiles:
         for gram in grams.of_text(text):
             _, lo, hi = stored[type_, gram]
             assert lo <= name_key <= hi, (gram, name_key)
@@ -224,6 +256,47 @@ def test_grams_counted_in_a_worker_process_keep_the_index_exact(
         importer.import_records(db=server.runtime.db, account_id=tenant.id, records=records)
         assert len(rows_of(server, tenant.id)) == 50 + 2
         assert_index_matches(server, tenant.id, monkeypatch)
+
+
+def _label_grams_marked(server: Server, account_id: str) -> bool:
+    with server.runtime.db.transaction(write=False) as session:
+        return index.label_grams_marked(session, account_id)
+
+
+def test_label_gram_counts_of_a_large_account_stay_exact(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An import that takes the account past LABEL_GRAMS_FROM counts the profiles
+    # already there, then each batch; from then on the triggers keep the counts
+    # through the API's writes, and the totals of one-label searches come from them.
+    tenant = make_account(server, name="Large", domain="large.test")
+    monkeypatch.setattr(importer, "BATCH", 15)
+    monkeypatch.setattr(importer, "LABEL_GRAMS_FROM", 40)
+    importer.import_records(
+        db=server.runtime.db, account_id=tenant.id, records=_records(30, seed=0)
+    )
+    assert_index_matches(server, tenant.id, monkeypatch)
+    assert not _label_grams_marked(server, tenant.id)  # 32 profiles
+
+    monkeypatch.setattr(importer, "PARALLEL_MIN", 10)
+    for seed in (0, 1):
+        importer.import_records(
+            db=server.runtime.db, account_id=tenant.id, records=_records(60, seed=seed)
+        )
+        assert_index_matches(server, tenant.id, monkeypatch)
+    assert _label_grams_marked(server, tenant.id)
+
+    http = server.http(tenant.api_key)
+    ids = [
+        _add(http, name, f"n{n}@large.test", {"team": f"t{n % 2}", "tier": "vip"})
+        for n, name in enumerate(NAMES)
+    ]
+    for n, profile_id in enumerate(ids[:4]):
+        body = {"spec": {"name": f"Ümit {n}"}, "metadata": {"labels": {"team": "t9"}}}
+        assert http.patch(f"/v1/account/profiles/{profile_id}", json=body).status_code == 200
+    for profile_id in ids[4:7]:
+        assert http.delete(f"/v1/account/profiles/{profile_id}").status_code == 200
+    assert_index_matches(server, tenant.id, monkeypatch)
 
 
 def test_a_killed_and_restarted_server_serves_the_same_index(

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -133,6 +134,8 @@ class ProfileSearchAccount(Base):
 
     no: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[str] = mapped_column(IdType, unique=True)
+    # Whether profile_search_label_grams counts this account's profiles (large accounts).
+    label_grams: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
 
 
 class ProfileSearchGram(Base):
@@ -151,6 +154,18 @@ class ProfileSearchGram(Base):
     n: Mapped[int] = mapped_column(Integer)
     lo: Mapped[str] = mapped_column(KeyText)
     hi: Mapped[str] = mapped_column(KeyText)
+
+
+class ProfileSearchLabelGram(Base):
+    """How many profiles with a label (`key=value`) contain a gram, for marked accounts."""
+
+    __tablename__ = "profile_search_label_grams"
+    __table_args__ = {"sqlite_with_rowid": False, "postgresql_with": {"fillfactor": 70}}
+
+    account_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    label: Mapped[str] = mapped_column(KeyText, primary_key=True)
+    gram: Mapped[str] = mapped_column(KeyText, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
 
 
 # A row here, visible only inside the transaction that wrote it, tells the search

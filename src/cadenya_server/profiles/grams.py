@@ -60,8 +60,10 @@ def of_needle(needle: str) -> list[str]:
     return sorted({needle[i : i + MAX_GRAM] for i in range(len(needle) - MAX_GRAM + 1)})
 
 
-Row = tuple[str, str, str]
-"""(type, name_key, search_text) of a profile."""
+Row = tuple[str, str, str, dict[str, str]]
+"""(type, name_key, search_text, labels) of a profile."""
+LabelChanges = dict[str, Counter[str]]
+"""Count changes per label (`key=value`) and gram."""
 
 
 @dataclass
@@ -78,36 +80,65 @@ def changes(
     added: Iterable[Row] = (),
     removed: Iterable[Row] = (),
     counted: Iterable[dict[str, Changes]] = (),
+    labels: LabelChanges | None = None,
 ) -> dict[str, Changes]:
     """The gram count changes, per profile type, of adding and removing these rows.
 
-    `counted`: those of more added rows, counted ahead by `additions`.
+    `counted`: those of more added rows, counted ahead by `additions`. `labels`:
+    where to count the label gram changes too, if they are wanted.
     """
-    result: dict[str, Changes] = defaultdict(Changes, additions(added))
+    result: dict[str, Changes] = defaultdict(Changes, additions(added, labels=labels))
     for part in counted:
         for type_, change in part.items():
             _merge(result[type_], change)
     gone: dict[str, Counter[str]] = defaultdict(Counter)
-    for type_, _name_key, search_text in removed:
-        gone[type_].update(of_text(search_text))
+    for type_, _name_key, search_text, row_labels in removed:
+        found = of_text(search_text)
+        gone[type_].update(found)
+        if labels is not None:
+            for key, value in row_labels.items():
+                labels.setdefault(f"{key}={value}", Counter()).subtract(found)
     for type_, counts in gone.items():
         result[type_].n.subtract(counts)
     return result
 
 
-def additions(rows: Iterable[Row]) -> dict[str, Changes]:
-    """The gram count changes, per profile type, of adding these rows."""
+def additions(rows: Iterable[Row], *, labels: LabelChanges | None = None) -> dict[str, Changes]:
+    """The gram count changes, per profile type, of adding these rows.
+
+    `labels`: where to add the label gram changes too, if they are wanted.
+    """
     result: dict[str, Changes] = defaultdict(Changes)
     # A profile's grams are counted and dropped before the next profile's: holding a
     # batch's sets at once cost twice the time, in memory rather than in counting.
     # In name order, a gram's first profile gives its lowest name key, its last the highest.
-    for type_, name_key, search_text in sorted(rows, key=itemgetter(1)):
+    for type_, name_key, search_text, row_labels in sorted(rows, key=itemgetter(1)):
         change = result[type_]
         found = of_text(search_text)
         change.n.update(found)
         change.lo.update(dict.fromkeys(found.difference(change.lo), name_key))
         change.hi.update(dict.fromkeys(found, name_key))
+        if labels is not None:
+            _count_labels(labels, found, row_labels)
     return dict(result)
+
+
+def label_additions(rows: Iterable[tuple[str, dict[str, str]]]) -> LabelChanges:
+    """The label gram count changes of adding profiles with these (search_text, labels)."""
+    result: LabelChanges = {}
+    for search_text, labels in rows:
+        if labels:
+            _count_labels(result, of_text(search_text), labels)
+    return result
+
+
+def _count_labels(into: LabelChanges, found: set[str], labels: dict[str, str]) -> None:
+    for key, value in labels.items():
+        label = f"{key}={value}"
+        counts = into.get(label)
+        if counts is None:
+            counts = into[label] = Counter()
+        counts.update(found)
 
 
 def _merge(into: Changes, other: Changes) -> None:

@@ -19,7 +19,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
@@ -30,9 +30,12 @@ from cadenya_server.kit.errors import ApiError
 from cadenya_server.kit.ids import new_ids
 from cadenya_server.kit.labels import validate as validate_labels
 from cadenya_server.models import Account, Profile
-from cadenya_server.profiles import grams, index, text
+from cadenya_server.profiles import index, text
 
 BATCH = 100_000
+# An import that takes an account to this many profiles starts its label gram
+# counts (index.mark_label_grams): below it, counting a search's candidates is cheap.
+LABEL_GRAMS_FROM = 50_000
 # Batches at least this large have their grams counted in a worker process.
 PARALLEL_MIN = 5_000
 # SQLite's page cache for the importer's connection, in KiB: the indexes a batch
@@ -171,11 +174,15 @@ def import_records(
         if account is None:
             raise ImportAborted(f"no account {account_id}")
         creator = account.creator_profile_id
+        label_grams = index.label_grams_marked(session, account_id)
+        size = session.scalar(
+            select(func.count()).select_from(Profile).where(Profile.account_id == account_id)
+        )
     report = ImportReport()
 
-    def write(batch: dict[str, Record], counting: Counting | None, number: int) -> None:
-        _write_batch(db, account_id, creator, batch, counting, report)
-        if number & (number - 1) == 0:
+    def write(job: _Job) -> None:
+        _write_batch(db, account_id, creator, job, report)
+        if job.number & (job.number - 1) == 0:
             _refresh_statistics(db)
 
     with (
@@ -185,8 +192,23 @@ def import_records(
         _Pipeline(write, on_progress, threaded=db.dialect == "postgresql") as pipeline,
     ):
         for number, batch in enumerate(_batches(records, report, on_progress), start=1):
-            pipeline.put(batch, counter.count(batch), number)
+            size += len(batch)
+            # The batch that takes the account past the threshold marks it.
+            label_grams = label_grams or size >= LABEL_GRAMS_FROM
+            counting = counter.count(batch, label_grams=label_grams)
+            pipeline.put(_Job(batch, counting, number, label_grams))
     return report
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A batch on its way to the database."""
+
+    batch: dict[str, Record]
+    counting: Counting | None
+    number: int
+    # Whether the account's label grams are counted (index.mark_label_grams).
+    label_grams: bool
 
 
 class _Pipeline:
@@ -200,7 +222,7 @@ class _Pipeline:
 
     def __init__(
         self,
-        write: Callable[[dict[str, Record], Counting | None, int], None],
+        write: Callable[[_Job], None],
         on_progress: Callable[[int], None],
         *,
         threaded: bool,
@@ -208,7 +230,7 @@ class _Pipeline:
         self._write = write
         self._on_progress = on_progress
         self._thread = ThreadPoolExecutor(1, "import-writer") if threaded else None
-        self._waiting: tuple[dict[str, Record], Counting | None, int] | None = None
+        self._waiting: _Job | None = None
         self._writing: tuple[int, Future[None]] | None = None
 
     def __enter__(self) -> _Pipeline:
@@ -222,21 +244,20 @@ class _Pipeline:
             if self._thread is not None:
                 self._thread.shutdown()
 
-    def put(self, batch: dict[str, Record], counting: Counting | None, number: int) -> None:
+    def put(self, job: _Job) -> None:
         """Write the batch put before this one (or wait until it is written), then this one."""
         self.flush()
         if self._thread is None:
-            self._waiting = batch, counting, number
+            self._waiting = job
         else:
-            self._writing = len(batch), self._thread.submit(self._write, batch, counting, number)
+            self._writing = len(job.batch), self._thread.submit(self._write, job)
 
     def flush(self) -> None:
         """Every batch put so far written, or the error that stopped one."""
         if self._waiting is not None:
-            batch, counting, number = self._waiting
-            self._waiting = None
-            self._write(batch, counting, number)
-            self._on_progress(len(batch))
+            job, self._waiting = self._waiting, None
+            self._write(job)
+            self._on_progress(len(job.batch))
         if self._writing is not None:
             size, future = self._writing
             self._writing = None
@@ -269,7 +290,7 @@ def _batches(
         yield batch
 
 
-Counting = Future[dict[str, grams.Changes]]
+Counting = Future[index.Counted]
 """The gram counts of a batch's profiles, being counted in a worker process."""
 
 
@@ -292,31 +313,32 @@ class _GramCounter:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
 
-    def count(self, batch: dict[str, Record]) -> Counting | None:
+    def count(self, batch: dict[str, Record], *, label_grams: bool) -> Counting | None:
         """The batch's counts to come, or None: small batches are counted as they are written."""
         if len(batch) < PARALLEL_MIN:
             return None
         if self._pool is None:
             # Spawned, not forked: the importer's process holds database connections.
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        rows = [(r.get("type", "user"), r["name_key"], r["search_text"]) for r in batch.values()]
-        return self._pool.submit(grams.additions, rows)
+        rows = [
+            (r.get("type", "user"), r["name_key"], r["search_text"], r["labels"])
+            for r in batch.values()
+        ]
+        return self._pool.submit(index.count_additions, rows, label_grams=label_grams)
 
 
 def _write_batch(
-    db: Database,
-    account_id: str,
-    creator: str,
-    batch: dict[str, Record],
-    counting: Counting | None,
-    report: ImportReport,
+    db: Database, account_id: str, creator: str, job: _Job, report: ImportReport
 ) -> None:
+    batch, counting = job.batch, job.counting
     with (
         db.transaction() as session,
-        index.bulk_index(session, account_id=account_id) as bulk,
+        index.bulk_index(session, account_id=account_id, label_grams=job.label_grams) as bulk,
     ):
+        if job.label_grams and not index.label_grams_marked(session, account_id):
+            index.mark_label_grams(session, account_id)
         writer = _Writer(session)
-        # By email: (id, type, name_key, search_text), what the search index holds of it.
+        # By email: (id, type, name_key, search_text, labels), what the search index holds of it.
         existing = writer.existing(account_id, list(batch))
         new_rows, changed_rows = [], []
         ids = new_ids("profile", len(batch) - len(existing))
@@ -379,7 +401,7 @@ class _Writer:
         """The account's profiles with these email keys, by email key."""
         if self._sqlite:
             statement = (
-                "SELECT email_key, id, type, name_key, search_text FROM profiles "
+                "SELECT email_key, id, type, name_key, search_text, labels FROM profiles "
                 "WHERE account_id = ? AND email_key IN (SELECT value FROM json_each(?))"
             )
             keys: str = json.dumps(email_keys)
@@ -387,12 +409,15 @@ class _Writer:
             # One text for the keys: psycopg would quote an array element by element.
             # An email never holds a control character, so none holds a line feed.
             statement = (
-                "SELECT email_key, id, type, name_key, search_text FROM profiles "
+                "SELECT email_key, id, type, name_key, search_text, labels FROM profiles "
                 "WHERE account_id = %s AND email_key = ANY(string_to_array(%s, E'\\n'))"
             )
             keys = "\n".join(email_keys)
         rows = self._connection.exec_driver_sql(statement, (account_id, keys))
-        return {key: (id_, type_, name_key, text_) for key, id_, type_, name_key, text_ in rows}
+        return {
+            key: (id_, type_, name_key, text_, json.loads(labels) if self._sqlite else labels)
+            for key, id_, type_, name_key, text_, labels in rows
+        }
 
     def insert_profiles(
         self, rows: list[Record], *, account_id: str, creator: str, stamp: Any

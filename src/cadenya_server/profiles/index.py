@@ -8,16 +8,28 @@ the batch's gram count changes in a few statements and feeds FTS5 once.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Integer, String, column, delete, func, insert, select, table
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    column,
+    delete,
+    func,
+    insert,
+    select,
+    table,
+    update,
+)
 from sqlalchemy import text as sql
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from cadenya_server.models import ProfileSearchAccount, profile_search_bulk
+from cadenya_server.models import Profile, ProfileSearchAccount, profile_search_bulk
 from cadenya_server.profiles import grams
 
 # The first key of the advisory lock the gram count writers take (migration 0003).
@@ -40,28 +52,32 @@ def dialect(session: Session) -> str:
 # into SQLite's limit on parameters for a large batch.
 _JSON_IDS = "(SELECT value FROM json_each(:ids))"
 
-IndexedRow = tuple[str, str, str, str]
-"""(id, type, name_key, search_text) of a profile."""
-WrittenRow = tuple[str, str, str, str, dict[str, str]]
+IndexedRow = tuple[str, str, str, str, dict[str, str]]
 """(id, type, name_key, search_text, labels) of a profile."""
 
 
 class BulkIndex:
-    """The profiles a batch writes, indexed together when the batch is done."""
+    """The profiles a batch writes, indexed together when the batch is done.
 
-    def __init__(self, session: Session, account_id: str) -> None:
+    `label_grams`: whether the account's label gram counts are kept (see
+    mark_label_grams).
+    """
+
+    def __init__(self, session: Session, account_id: str, *, label_grams: bool) -> None:
         self._session = session
         self._account_id = account_id
         self._sqlite = dialect(session) == "sqlite"
-        self._removed: list[grams.Row] = []
+        self._label_grams = label_grams
+        self._removed: list[IndexedRow] = []
         self._replaced: set[str] = set()
-        self._written: list[WrittenRow] = []
-        self._added: list[grams.Row] = []
+        self._written: list[IndexedRow] = []
+        self._added: list[IndexedRow] = []
         self._counted: list[dict[str, grams.Changes]] = []
+        self._counted_labels: list[grams.LabelChanges] = []
 
     def replacing(self, rows: list[IndexedRow]) -> None:
         """Profiles about to be rewritten: out of the index, before their UPDATE."""
-        self._removed.extend((type_, name_key, text) for _, type_, name_key, text in rows)
+        self._removed.extend(rows)
         self._replaced.update(row[0] for row in rows)
         if self._sqlite and rows:
             # A contentless FTS5 table forgets a document given exactly what it holds,
@@ -73,22 +89,35 @@ class BulkIndex:
                 {"ids": json.dumps([row[0] for row in rows])},
             )
 
-    def written(
-        self, rows: list[WrittenRow], *, counted: dict[str, grams.Changes] | None = None
-    ) -> None:
+    def written(self, rows: list[IndexedRow], *, counted: Counted | None = None) -> None:
         """Profiles inserted or rewritten, as they now are.
 
-        `counted`: their gram count changes, if already counted (grams.additions).
+        `counted`: their gram count changes, if already counted (count_additions).
         """
         self._written.extend(rows)
-        if counted is None:
-            self._added.extend((type_, name_key, text) for _, type_, name_key, text, _ in rows)
+        if counted is None or (self._label_grams and counted[1] is None):
+            self._added.extend(rows)
         else:
-            self._counted.append(counted)
+            self._counted.append(counted[0])
+            if counted[1] is not None:
+                self._counted_labels.append(counted[1])
 
     def _finish(self) -> None:
-        changes = grams.changes(added=self._added, removed=self._removed, counted=self._counted)
+        labels: grams.LabelChanges | None = None
+        if self._label_grams:
+            labels = {}
+            for part in self._counted_labels:
+                for label, counts in part.items():
+                    labels.setdefault(label, Counter()).update(counts)
+        changes = grams.changes(
+            added=[row[1:] for row in self._added],
+            removed=[row[1:] for row in self._removed],
+            counted=self._counted,
+            labels=labels,
+        )
         account_no = count_grams(self._session, self._account_id, changes)
+        if labels is not None:
+            count_label_grams(self._session, account_no, labels)
         if self._sqlite and self._written:
             self._index_documents(account_no)
 
@@ -145,7 +174,7 @@ class BulkIndex:
 class _Facets:
     """The facet tokens of profiles: one token per type and label (migration 0003)."""
 
-    def __init__(self, connection: Connection, rows: list[WrittenRow]) -> None:
+    def __init__(self, connection: Connection, rows: list[IndexedRow]) -> None:
         names = sorted(
             {f"type:{row[1]}" for row in rows}
             | {f"label:{key}={value}" for row in rows for key, value in row[4].items()}
@@ -180,8 +209,20 @@ class _Facets:
         return tokens
 
 
+Counted = tuple[dict[str, grams.Changes], grams.LabelChanges | None]
+"""A batch's gram count changes, and its label gram count changes if they were asked for."""
+
+
+def count_additions(rows: list[grams.Row], *, label_grams: bool) -> Counted:
+    """The count changes of adding these profiles (in a worker process, for the importer)."""
+    labels: grams.LabelChanges | None = {} if label_grams else None
+    return grams.additions(rows, labels=labels), labels
+
+
 @contextmanager
-def bulk_index(session: Session, *, account_id: str) -> Iterator[BulkIndex]:
+def bulk_index(
+    session: Session, *, account_id: str, label_grams: bool = False
+) -> Iterator[BulkIndex]:
     """Index a batch of profile writes at once instead of row by row in the triggers.
 
     The marker row tells the search triggers to stand aside; it lives only in
@@ -189,25 +230,64 @@ def bulk_index(session: Session, *, account_id: str) -> Iterator[BulkIndex]:
     block by an exception indexes nothing: the transaction rolls back anyway.
     """
     session.execute(insert(profile_search_bulk).values(active=True))
-    index = BulkIndex(session, account_id)
+    index = BulkIndex(session, account_id, label_grams=label_grams)
     yield index
     index._finish()
     session.execute(delete(profile_search_bulk))
 
 
-def count_grams(session: Session, account_id: str, changes: dict[str, grams.Changes]) -> int:
-    """Apply gram count changes; the account's number."""
-    name = dialect(session)
-    insert_new = postgresql_insert if name == "postgresql" else sqlite_insert
+def mark_label_grams(session: Session, account_id: str) -> None:
+    """Count the account's label grams from now on, starting with the profiles it has.
+
+    Inside a bulk_index block, before the batch writes anything: the triggers
+    stand aside for this transaction, and count the account's label grams in
+    every other one once it commits. The account's lock keeps out any writer
+    that has not committed yet, so the profiles counted here are all there are.
+    """
+    account_no = _account_no(session, account_id)
+    rows = session.execute(
+        select(Profile.search_text, Profile.labels)
+        .where(Profile.account_id == account_id)
+        .execution_options(yield_per=10_000)
+    )
+    count_label_grams(session, account_no, grams.label_additions(rows))
+    session.execute(
+        update(ProfileSearchAccount)
+        .where(ProfileSearchAccount.no == account_no)
+        .values(label_grams=True)
+    )
+
+
+def label_grams_marked(session: Session, account_id: str) -> bool:
+    """Whether the account's label grams are counted."""
+    return bool(
+        session.scalar(
+            select(ProfileSearchAccount.label_grams).where(
+                ProfileSearchAccount.account_id == account_id
+            )
+        )
+    )
+
+
+def _account_no(session: Session, account_id: str) -> int:
+    """The account's number (given one if it has none yet), with its lock taken."""
+    insert_new = postgresql_insert if dialect(session) == "postgresql" else sqlite_insert
     session.execute(
         insert_new(ProfileSearchAccount).values(account_id=account_id).on_conflict_do_nothing()
     )
     account_no = session.scalar(
         select(ProfileSearchAccount.no).where(ProfileSearchAccount.account_id == account_id)
     )
-    if name == "postgresql":
+    if dialect(session) == "postgresql":
         # The triggers' lock: one writer of an account's counts at a time.
         session.execute(select(func.pg_advisory_xact_lock(LOCK_NAMESPACE, account_no)))
+    return account_no
+
+
+def count_grams(session: Session, account_id: str, changes: dict[str, grams.Changes]) -> int:
+    """Apply gram count changes; the account's number."""
+    name = dialect(session)
+    account_no = _account_no(session, account_id)
     widened, lowered = [], []
     for type_, change in changes.items():
         for gram, n in change.n.items():
@@ -245,21 +325,17 @@ def _count_grams_postgresql(
     widened: list[tuple[str, str, int, str, str]],
     lowered: list[tuple[str, str, int]],
 ) -> None:
-    """The changes through a temporary table, filled by COPY: as parameters, psycopg
-    would send a statement per row, or quote arrays element by element in Python."""
+    """The changes through a temporary table (see _copy_into_temporary)."""
     if not widened and not lowered:
         return
-    connection.exec_driver_sql(
-        'CREATE TEMPORARY TABLE profile_search_grams_batch (gram text COLLATE "C", '
-        'type text, n integer, lo text COLLATE "C", hi text COLLATE "C") ON COMMIT DROP'
+    _copy_into_temporary(
+        connection,
+        'profile_search_grams_batch (gram text COLLATE "C", type text, n integer, '
+        'lo text COLLATE "C", hi text COLLATE "C")',
+        # No name keys for the lowered: the gram is in no profile the batch wrote, only
+        # in some it replaced.
+        [*widened, *((*row, None, None) for row in lowered)],
     )
-    cursor = connection.connection.driver_connection.cursor()
-    with cursor, cursor.copy("COPY profile_search_grams_batch FROM STDIN") as copy:
-        for row in widened:
-            copy.write_row(row)
-        # No name keys: the gram is in no profile the batch wrote, only in some it replaced.
-        for row in lowered:
-            copy.write_row((*row, None, None))
     no = {"no": account_no}
     if widened:
         connection.execute(
@@ -288,3 +364,65 @@ def _count_grams_postgresql(
             ),
             no,
         )
+
+
+def count_label_grams(session: Session, account_no: int, changes: grams.LabelChanges) -> None:
+    """Apply label gram count changes."""
+    rows = [
+        (label, gram, n) for label, counts in changes.items() for gram, n in counts.items() if n
+    ]
+    if not rows:
+        return
+    connection = session.connection()
+    if dialect(session) == "sqlite":
+        key = "account_no = ? AND label = ? AND gram = ?"
+        connection.exec_driver_sql(
+            "INSERT INTO profile_search_label_grams (account_no, label, gram, n) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (account_no, label, gram) DO UPDATE "
+            "SET n = n + excluded.n",
+            [(account_no, *row) for row in rows],
+        )
+        lowered = [(account_no, label, gram) for label, gram, n in rows if n < 0]
+        if lowered:
+            connection.exec_driver_sql(
+                f"DELETE FROM profile_search_label_grams WHERE {key} AND n <= 0", lowered
+            )
+        return
+    _copy_into_temporary(
+        connection,
+        'profile_search_label_grams_batch (label text COLLATE "C", gram text COLLATE "C", '
+        "n integer)",
+        rows,
+    )
+    no = {"no": account_no}
+    connection.execute(
+        sql(
+            "INSERT INTO profile_search_label_grams AS g (account_no, label, gram, n) "
+            "SELECT :no, label, gram, n FROM profile_search_label_grams_batch "
+            "ORDER BY label, gram "
+            "ON CONFLICT (account_no, label, gram) DO UPDATE SET n = g.n + excluded.n"
+        ),
+        no,
+    )
+    connection.execute(
+        sql(
+            "DELETE FROM profile_search_label_grams AS g "
+            "USING profile_search_label_grams_batch AS b WHERE g.account_no = :no "
+            "AND g.label = b.label AND g.gram = b.gram AND b.n < 0 AND g.n <= 0"
+        ),
+        no,
+    )
+
+
+def _copy_into_temporary(connection: Connection, table: str, rows: list[tuple]) -> None:
+    """Rows into a new temporary table (`name (columns)`), dropped at commit, by COPY.
+
+    As parameters, psycopg would send a statement per row, or quote arrays element
+    by element in Python.
+    """
+    connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {table} ON COMMIT DROP")
+    name = table.partition(" ")[0]
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor, cursor.copy(f"COPY {name} FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)

@@ -31,6 +31,7 @@ from cadenya_server.models import (
     ProfileLabel,
     ProfileSearchAccount,
     ProfileSearchGram,
+    ProfileSearchLabelGram,
 )
 from cadenya_server.profiles import grams, text
 from cadenya_server.profiles.index import DOC_BITS, dialect, docs
@@ -139,12 +140,12 @@ _facets = table("profile_search_facets", column("id", Integer), column("facet", 
 
 @dataclass(frozen=True)
 class _Stats:
-    """What the gram counts say about a search, its labels aside."""
+    """What the gram counts say about a search."""
 
     account_no: int | None
     # Profiles of the account (of the type, when the search names one).
     scope: int
-    # Profiles containing the needle: exact when `exact`, else an upper bound.
+    # Profiles matching the search: exact when `exact`, else an upper bound.
     matches: int
     exact: bool
     # Every match has lo <= name_key <= hi (None: no bound).
@@ -171,31 +172,55 @@ def _read_stats(session: Session, search: SearchFilter) -> _Stats:
         counted.append(g.type == search.type)
     # One round trip: the account's number, and the counts of its grams.
     rows = session.execute(
-        select(a.no, g.gram, func.sum(g.n), func.min(g.lo), func.max(g.hi))
+        select(a.no, a.label_grams, g.gram, func.sum(g.n), func.min(g.lo), func.max(g.hi))
         .outerjoin(g, and_(*counted))
         .where(a.account_id == search.account_id)
-        .group_by(a.no, g.gram)
+        .group_by(a.no, a.label_grams, g.gram)
     ).all()
     if not rows:
         return _Stats(None, 0, 0, True)
-    account_no = rows[0][0]
-    found = {gram: (int(n), lo, hi) for _, gram, n, lo, hi in rows if gram is not None}
+    account_no, label_grams = rows[0][0], rows[0][1]
+    found = {gram: (int(n), lo, hi) for _, _, gram, n, lo, hi in rows if gram is not None}
     scope = found[""][0] if "" in found else 0
-    if not pieces:
-        return _Stats(account_no, scope, scope, True)
-    counts = {piece: found.get(piece, (0, "", "")) for piece in pieces}
+    counts = {piece: found.get(piece, (0, "", "")) for piece in pieces or [""]}
     matches = min(n for n, _, _ in counts.values())
+    exact = len(search.needle) <= grams.MAX_GRAM
+    if search.labels and matches:
+        # The label gram counts know nothing of types, and one label at a time.
+        exact = label_grams and len(search.labels) == 1 and not search.type and exact
+        if label_grams:
+            matches = min(matches, _label_matches(session, account_no, search.labels, pieces))
     if matches == 0:
         return _Stats(account_no, scope, 0, True)
+    if not pieces:
+        return _Stats(account_no, scope, matches, exact)
     return _Stats(
         account_no,
         scope,
         matches,
-        exact=len(search.needle) <= grams.MAX_GRAM,
+        exact,
         lo=max(lo for _, lo, _ in counts.values()),
         hi=min(hi for _, _, hi in counts.values()),
         probes=_probes(search.needle, pieces),
     )
+
+
+def _label_matches(
+    session: Session, account_no: int, labels: dict[str, str], pieces: list[str]
+) -> int:
+    """At most how many profiles with these labels hold these pieces (the fewest of any pair)."""
+    wanted = [f"{key}={value}" for key, value in labels.items()]
+    grams_ = pieces or [""]
+    lg = ProfileSearchLabelGram
+    found = {
+        (label, gram): n
+        for label, gram, n in session.execute(
+            select(lg.label, lg.gram, lg.n).where(
+                lg.account_no == account_no, lg.label.in_(wanted), lg.gram.in_(grams_)
+            )
+        )
+    }
+    return min(found.get((label, gram), 0) for label in wanted for gram in grams_)
 
 
 def _probes(needle: str, pieces: list[str]) -> tuple[str, ...]:
@@ -368,7 +393,7 @@ def search_count(session: Session, search: SearchFilter) -> int:
     stats = _stats(session, search)
     if stats.matches == 0:
         return 0
-    if stats.exact and not search.labels:
+    if stats.exact:
         return stats.matches
     if stats.scope <= SMALL_SCOPE or not _indexed(session, search, stats):
         scanned = select(func.count()).select_from(Profile)
