@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import (
     CTE,
@@ -240,13 +241,15 @@ def _contains(session: Session, haystack: ColumnElement[str], needle: str) -> Co
     return function(haystack, needle) > 0
 
 
-def _matches(session: Session, search: SearchFilter) -> list[ColumnElement[bool]]:
-    """The needle and label conditions on a profile."""
-    conditions = [_contains(session, Profile.search_text, search.needle)] if search.needle else []
+def _matches(
+    session: Session, search: SearchFilter, rows: Any = Profile
+) -> list[ColumnElement[bool]]:
+    """The needle and label conditions on a profile (`rows`: the table, or a subquery's `c`)."""
+    conditions = [_contains(session, rows.search_text, search.needle)] if search.needle else []
     for key, value in search.labels.items():
         conditions.append(
             exists().where(
-                ProfileLabel.profile_id == Profile.id,
+                ProfileLabel.profile_id == rows.id,
                 ProfileLabel.account_id == search.account_id,
                 ProfileLabel.key == key,
                 ProfileLabel.value == value,
@@ -443,7 +446,12 @@ def search_page(
     ids: list[str] = []
     walked, reach = 0, max(MIN_WALK_BUDGET, int(WALK_FACTOR * expected))
     while True:
-        # Where this step stops: found from the index alone, before reading any row.
+        ids += _window(
+            session, search, start=start, stop=stats.hi, reach=reach, limit=limit - len(ids)
+        )
+        if len(ids) == limit:
+            return _load(session, ids)
+        # Where the window ended, from the index alone; None: the names ran out in it.
         boundary = session.execute(
             select(Profile.name_key, Profile.id)
             .where(*_in_scope(search), *_after(start, stats.hi))
@@ -451,13 +459,9 @@ def search_page(
             .offset(reach - 1)
             .limit(1)
         ).one_or_none()
-        until = None if boundary is None else (boundary[0], boundary[1])
-        ids += _walk(
-            session, search, start=start, stop=stats.hi, limit=limit - len(ids), until=until
-        )
-        if len(ids) == limit or until is None:
+        if boundary is None:
             return _load(session, ids)
-        start, walked, reach = until, walked + reach, 2 * reach
+        start, walked, reach = (boundary[0], boundary[1]), walked + reach, 2 * reach
         if walked >= HANDOVER * indexed_cost:
             break
     # The matches are sparser here than on average: sort the candidates past the walk.
@@ -498,18 +502,37 @@ def _walk(
     start: tuple[str, str] | None,
     stop: str | None,
     limit: int,
-    until: tuple[str, str] | None = None,
 ) -> list[str]:
-    """The ids of the first `limit` matches in name order after `start` (up to `until`)."""
-    if until is not None:
-        # The boundary's name must end the index range, else the scan runs on to `stop`
-        # when the page does not fill, testing the boundary on every row.
-        stop = until[0]
+    """The ids of the first `limit` matches in name order after `start`."""
     conditions = [*_in_scope(search), *_after(start, stop), *_matches(session, search)]
-    if until is not None:
-        conditions.append(tuple_(Profile.name_key, Profile.id) <= tuple_(*until))
     ordered = select(Profile.id).where(*conditions).order_by(Profile.name_key, Profile.id)
     return list(session.scalars(ordered.limit(limit)))
+
+
+def _window(
+    session: Session,
+    search: SearchFilter,
+    *,
+    start: tuple[str, str] | None,
+    stop: str | None,
+    reach: int,
+    limit: int,
+) -> list[str]:
+    """The ids of the first `limit` matches among the `reach` profiles in name order after
+    `start`: one pass over the name-order index, which stops at the limit."""
+    window = (
+        select(Profile.id, Profile.name_key, Profile.search_text)
+        .where(*_in_scope(search), *_after(start, stop))
+        .order_by(Profile.name_key, Profile.id)
+        .limit(reach)
+        .subquery("window")
+    )
+    matching = select(window.c.id).where(*_matches(session, search, window.c))
+    if dialect(session) == "postgresql":
+        # Free when the plan keeps the window's order, which PostgreSQL knows; SQLite
+        # would sort the whole window for it, though its co-routine yields in order.
+        matching = matching.order_by(window.c.name_key, window.c.id)
+    return list(session.scalars(matching.limit(limit)))
 
 
 def _candidates(
