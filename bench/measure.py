@@ -132,12 +132,21 @@ class Api:
     def get(self, params: dict[str, str]) -> bytes:
         """The body of a successful call."""
         target = f"{PROFILES_PATH}?{urlencode(params)}"
-        self._connection.request("GET", target, headers=self._headers)
-        response = self._connection.getresponse()
+        try:
+            response = self._send(target)
+        except (http.client.RemoteDisconnected, ConnectionError):
+            # The server closes a connection idle for its keep-alive timeout (uvicorn:
+            # 5 s), as it is while the SQL is timed; the next call opens another.
+            self._connection.close()
+            response = self._send(target)
         body = response.read()
         if response.status != 200:
             raise BenchError(f"GET {target}: {response.status} {body.decode(errors='replace')}")
         return body
+
+    def _send(self, target: str) -> http.client.HTTPResponse:
+        self._connection.request("GET", target, headers=self._headers)
+        return self._connection.getresponse()
 
     def page(self, params: dict[str, str]) -> dict[str, Any]:
         return json.loads(self.get(params))
