@@ -158,6 +158,19 @@ def profiles_import(
         raise typer.Exit(1)
 
 
+@profiles_app.command("count-labels")
+def profiles_count_labels(
+    account: Annotated[str, typer.Option(help="The account whose label searches to speed up")],
+) -> None:
+    """Keep gram counts per label for a large account (imports past 50,000 profiles do)."""
+    runtime = _runtime()
+    try:
+        started = importer.count_labels(db=runtime.db, account_id=account)
+    except importer.ImportAborted as exc:
+        raise _fail(str(exc)) from exc
+    print("label gram counts started" if started else "label gram counts were already kept")
+
+
 @app.command()
 def token(
     profile: Annotated[str, typer.Option(help="The profile the token speaks for")],

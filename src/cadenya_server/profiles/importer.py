@@ -200,6 +200,21 @@ def import_records(
     return report
 
 
+def count_labels(*, db: Database, account_id: str) -> bool:
+    """Start keeping the account's label gram counts; False if it already keeps them.
+
+    What an import that takes an account past LABEL_GRAMS_FROM does by itself, for
+    an account that grew through the API.
+    """
+    with db.transaction() as session, index.bulk_index(session, account_id=account_id):
+        if session.get(Account, account_id) is None:
+            raise ImportAborted(f"no account {account_id}")
+        if index.label_grams_marked(session, account_id):
+            return False
+        index.mark_label_grams(session, account_id)
+        return True
+
+
 @dataclass(frozen=True)
 class _Job:
     """A batch on its way to the database."""
