@@ -410,3 +410,7 @@ def test_only_administrators_may_search(server: Server, account: Tenant) -> None
     assert denied.status_code == 403 and denied.json()["code"] == 7
     anonymous = server.http().get(PATH)
     assert anonymous.status_code == 401 and anonymous.json()["code"] == 16
+    # The caller is checked in the handler's thread, but a missing token is refused
+    # before the parameters, as on every other route.
+    anonymous = server.http().get(PATH, params={"limit": -1, "type": "nope"})
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == 16

@@ -28,16 +28,14 @@ T = TypeVar("T")
 class Credentials:
     """What a request presents, checked against a route's rule by `caller`."""
 
-    authorization: str | None
+    token: str
     request_id: str
     # The permission the route needs (None: any caller).
     scope: str | None
 
     def caller(self, *, session: Session, runtime: Runtime) -> Caller:
         """The caller, or Unauthenticated; PermissionDenied unless it holds the scope."""
-        caller = authenticate(
-            session=session, runtime=runtime, token=bearer_token(self.authorization)
-        )
+        caller = authenticate(session=session, runtime=runtime, token=self.token)
         if self.scope is not None and not caller.can(self.scope):
             raise PermissionDenied(f"this call needs the {self.scope!r} permission")
         return replace(caller, request_id=self.request_id)
@@ -54,8 +52,10 @@ def credentials(scope: str | None) -> Callable[..., Credentials]:
         request: Request,
         authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> Credentials:
+        # A missing or malformed header is refused here, before the route's parameters
+        # are checked, as the routes that resolve their caller in a dependency refuse it.
         return Credentials(
-            authorization=authorization,
+            token=bearer_token(authorization),
             request_id=getattr(request.state, "request_id", ""),
             scope=scope,
         )
