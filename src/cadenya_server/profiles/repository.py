@@ -230,9 +230,18 @@ def _probes(needle: str, pieces: list[str]) -> tuple[str, ...]:
     pg_trgm pads the words of a pattern: "edsger iyer" also looks up "er " and
     "  i", the ends and starts of a tenth of all words. Its pieces "edsg" ...
     "iyer" look up inner trigrams only, and the needle is tested whole anyway.
+    Pieces that hold a single trigram between them hardly narrow anything down:
+    "666666@" has the one piece "6666", that is "666", in 3,900 profiles at a
+    million; the whole needle adds the word end "66 " and leaves 1,209 (7.5 ms
+    -> 4.0 ms).
     """
     inner = tuple(piece for piece in pieces if len(piece) >= 3 and piece.isalnum())
-    return inner or ((needle,) if _has_trigram(needle) else ())
+    if not inner:
+        return (needle,) if _has_trigram(needle) else ()
+    trigrams = {piece[i : i + 3] for piece in inner for i in range(len(piece) - 2)}
+    if len(trigrams) == 1 and needle not in inner and _has_trigram(needle):
+        return (*inner, needle)
+    return inner
 
 
 def _contains(session: Session, haystack: ColumnElement[str], needle: str) -> ColumnElement[bool]:
