@@ -193,7 +193,8 @@ def import_records(
     ):
         for number, batch in enumerate(_batches(records, report, on_progress), start=1):
             size += len(batch)
-            # The batch that takes the account past the threshold marks it.
+            # The batch that takes the account past the threshold marks it (counting every
+            # record, new or not: an estimate that errs on the large side).
             label_grams = label_grams or size >= LABEL_GRAMS_FROM
             counting = counter.count(batch, label_grams=label_grams)
             pipeline.put(_Job(batch, counting, number, label_grams))
