@@ -66,8 +66,9 @@ def downgrade() -> None:
         for event in ("insert", "update", "delete"):
             op.execute(f"DROP TRIGGER profile_search_labels_{event}")
     op.drop_table("profile_search_label_grams")
-    with op.batch_alter_table("profile_search_accounts") as batch:
-        batch.drop_column("label_grams")
+    # Not batch mode: on SQLite it would copy and rename the table, which the triggers
+    # of 0003 name. SQLite drops a column itself since 3.35.
+    op.execute("ALTER TABLE profile_search_accounts DROP COLUMN label_grams")
 
 
 def _upgrade_postgresql() -> None:

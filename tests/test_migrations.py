@@ -1,0 +1,110 @@
+"""Migrations go down and up again on a database with profiles in it, nothing lost.
+
+A database of its own (a SQLite file, or a new PostgreSQL database when the
+suite runs on PostgreSQL): the shared one serves the other tests meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy.engine import make_url
+
+from cadenya_server.kit import migrate
+from cadenya_server.kit.db import Database, engine_url
+from cadenya_server.models import Profile, ProfileSearchLabelGram
+from cadenya_server.profiles import index
+from conftest import cli
+
+
+@pytest.fixture
+def own_database(tmp_path: Path) -> Iterator[str]:
+    given = os.environ.get("CADENYA_TEST_DATABASE_URL", "")
+    if not given.startswith("postgres"):
+        yield f"sqlite:///{tmp_path / 'migrations.db'}"
+        return
+    name = f"cadenya_test_migrations_{secrets.token_hex(4)}"
+    admin = create_engine(engine_url(given), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(given).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _downgrade(db: Database, revision: str) -> None:
+    config = migrate._config(db.engine)
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def test_label_gram_counts_go_down_and_up_again(
+    own_database: str, server_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**server_env, "CADENYA_SERVER_DATABASE_URL": own_database}
+    cli(env, "migrate")
+    created = json.loads(
+        cli(
+            env,
+            "accounts",
+            "create",
+            "--name",
+            "Initech",
+            "--domain",
+            "initech.test",
+            "--admin-email",
+            "bill@initech.test",
+            "--admin-name",
+            "Bill Lumbergh",
+            "--json",
+        ).stdout
+    )
+    account_id = created["accountId"]
+    records = tmp_path / "staff.jsonl"
+    records.write_text(
+        "".join(
+            json.dumps({"name": f"Peter {n}", "email": f"p{n}@initech.test", "labels": {"t": "a"}})
+            + "\n"
+            for n in range(25)
+        )
+    )
+    cli(env, "profiles", "import", "--account", account_id, str(records))
+    cli(env, "profiles", "count-labels", "--account", account_id)
+    db = Database(own_database)
+    try:
+
+        def state() -> tuple[int, int, bool]:
+            with db.transaction(write=False) as session:
+                profiles = session.scalar(select(func.count()).select_from(Profile))
+                label_grams = session.scalar(
+                    select(func.count()).select_from(ProfileSearchLabelGram)
+                )
+                return profiles, label_grams, index.label_grams_marked(session, account_id)
+
+        profiles, label_grams, marked = state()
+        assert profiles == 25 + 2 and label_grams > 0 and marked
+
+        _downgrade(db, "0004")
+        cli(env, "migrate")
+        # The profiles stay; the label counts start again from nothing, unmarked.
+        assert state() == (profiles, 0, False)
+        cli(env, "profiles", "count-labels", "--account", account_id)
+        assert state() == (profiles, label_grams, True)
+
+        # All the way down, every table gone, and up again to the schema the server needs.
+        _downgrade(db, "base")
+        with db.engine.connect() as connection:
+            assert inspect(connection).get_table_names() == ["alembic_version"]
+        cli(env, "migrate")
+        assert not migrate.pending(db.engine)
+    finally:
+        db.dispose()
