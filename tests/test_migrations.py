@@ -7,44 +7,23 @@ suite runs on PostgreSQL): the shared one serves the other tests meanwhile.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
-from sqlalchemy import create_engine, func, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, inspect, select
 
 from cadenya_server.kit import migrate
-from cadenya_server.kit.db import Database, engine_url
+from cadenya_server.kit.db import Database
 from cadenya_server.models import Profile, ProfileSearchLabelGram
 from cadenya_server.profiles import index
-from conftest import cli
+from conftest import cli, new_database
 
 
 @pytest.fixture
 def own_database(tmp_path: Path) -> Iterator[str]:
-    given = os.environ.get("CADENYA_TEST_DATABASE_URL", "")
-    if not given.startswith("postgres"):
-        yield f"sqlite:///{tmp_path / 'migrations.db'}"
-        return
-    name = f"cadenya_test_migrations_{secrets.token_hex(4)}"
-    admin = create_engine(engine_url(given), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(given).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def _downgrade(db: Database, revision: str) -> None:
-    config = migrate._config(db.engine)
-    with db.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, revision)
+    with new_database(tmp_path) as url:
+        yield url
 
 
 def test_label_gram_counts_go_down_and_up_again(
@@ -93,7 +72,7 @@ def test_label_gram_counts_go_down_and_up_again(
         profiles, label_grams, marked = state()
         assert profiles == 25 + 2 and label_grams > 0 and marked
 
-        _downgrade(db, "0004")
+        migrate.downgrade(db.engine, "0004")
         cli(env, "migrate")
         # The profiles stay; the label counts start again from nothing, unmarked.
         assert state() == (profiles, 0, False)
@@ -101,7 +80,7 @@ def test_label_gram_counts_go_down_and_up_again(
         assert state() == (profiles, label_grams, True)
 
         # All the way down, every table gone, and up again to the schema the server needs.
-        _downgrade(db, "base")
+        migrate.downgrade(db.engine, "base")
         with db.engine.connect() as connection:
             assert inspect(connection).get_table_names() == ["alembic_version"]
         cli(env, "migrate")

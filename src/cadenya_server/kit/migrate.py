@@ -28,6 +28,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the database back to `revision` ("base": no tables at all)."""
+    config = _config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
 def pending(engine: Engine) -> bool:
     """Whether the database is behind the migrations this build ships."""
     head = ScriptDirectory.from_config(_config(engine)).get_current_head()
