@@ -15,7 +15,7 @@ from sqlalchemy import func, inspect, select
 
 from cadenya_server.kit import migrate
 from cadenya_server.kit.db import Database
-from cadenya_server.models import Profile, ProfileSearchLabelGram
+from cadenya_server.models import Profile, ProfileLabel, ProfileSearchLabelGram
 from cadenya_server.profiles import index
 from conftest import cli, new_database
 
@@ -26,7 +26,7 @@ def own_database(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def test_label_gram_counts_go_down_and_up_again(
+def test_label_migrations_go_down_and_up_again(
     own_database: str, server_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = {**server_env, "CADENYA_SERVER_DATABASE_URL": own_database}
@@ -76,6 +76,17 @@ def test_label_gram_counts_go_down_and_up_again(
         cli(env, "migrate")
         # The profiles stay; the label counts start again from nothing, unmarked.
         assert state() == (profiles, 0, False)
+        # The label rows carry their profile's text again (0006 fills it in).
+        with db.transaction(write=False) as session:
+            carried = session.execute(
+                select(ProfileLabel.name_key, ProfileLabel.search_text)
+                .join(Profile, Profile.id == ProfileLabel.profile_id)
+                .where(
+                    ProfileLabel.name_key == Profile.name_key,
+                    ProfileLabel.search_text == Profile.search_text,
+                )
+            ).all()
+        assert len(carried) == 25 and ("peter 7", "peter 7\np7@initech.test") in carried
         cli(env, "profiles", "count-labels", "--account", account_id)
         assert state() == (profiles, label_grams, True)
 

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from cadenya_server.models import (
     Profile,
+    ProfileLabel,
     ProfileSearchAccount,
     ProfileSearchGram,
     ProfileSearchLabelGram,
@@ -89,6 +90,15 @@ def assert_index_matches(server: Server, account_id: str, monkeypatch: pytest.Mo
                 Profile.account_id == account_id
             )
         ).all()
+        # Label rows carry their profile's text, for walks in a label's name order.
+        label_rows = session.execute(
+            select(
+                ProfileLabel.key,
+                ProfileLabel.value,
+                ProfileLabel.name_key,
+                ProfileLabel.search_text,
+            ).where(ProfileLabel.account_id == account_id)
+        ).all()
         stored = {
             (type_, gram): (n, lo, hi)
             for gram, type_, n, lo, hi in session.execute(
@@ -123,6 +133,11 @@ def assert_index_matches(server: Server, account_id: str, monkeypatch: pytest.Mo
                 .where(ProfileSearchAccount.account_id == account_id)
             )
         }
+    assert sorted(label_rows) == sorted(
+        (key, value, name_key, text)
+        for _, name_key, text, labels in profiles
+        for key, value in labels.items()
+    )
     recount = Counter((type_, g) for type_, _, text, _ in profiles for g in grams.of_text(text))
     assert {key: n for key, (n, _, _) in stored.items()} == dict(recount)
     recount_labels = Counter(
@@ -142,7 +157,8 @@ def assert_index_matches(server: Server, account_id: str, monkeypatch: pytest.Mo
     searches = [(needle, None, {}) for needle in _needles(rows)]
     searches += [("", ProfileType.API_KEY, {}), ("key", ProfileType.API_KEY, {})]
     searches += [(n, None, dict([label])) for n in ("", "a", "ada", "zoë k") for label in labels]
-    searches += [("o", ProfileType.USER, dict(labels)), ("team", None, {"nobody": "x"})]
+    searches += [("o", ProfileType.USER, dict(labels)), ("o", None, dict(labels))]
+    searches += [("team", None, {"nobody": "x"})]
     for plan in PLANS:
         with monkeypatch.context() as patch:
             _plan(patch, plan)
@@ -185,6 +201,12 @@ def test_updates_and_deletes_through_the_api_keep_the_index_exact(
         response = http.patch(
             f"/v1/account/profiles/{profile_id}",
             json={"spec": {"name": f"Renamed Ümit {n}"}, "metadata": {"labels": {"team": "x"}}},
+        )
+        assert response.status_code == 200, response.text
+    for profile_id in ids[14:17]:
+        # A new name alone: the label rows follow it (the trigger of migration 0006).
+        response = http.patch(
+            f"/v1/account/profiles/{profile_id}", json={"spec": {"name": "Ålvar"}}
         )
         assert response.status_code == 200, response.text
     client.api_keys.update(keys[0].metadata.id, metadata={"name": "Łukasz's key"})

@@ -114,10 +114,29 @@ class Profile(Base):
 
 
 class ProfileLabel(Base):
-    """One row per label of a profile, so a label filter is an index lookup."""
+    """One row per label of a profile, so a label filter is an index lookup.
+
+    Each row carries its profile's name_key and search_text (a trigger follows
+    renames, migration 0006): the index below lists a label's profiles in the
+    search's order with the text it tests, so a search with a label walks the
+    label's rows instead of the whole account.
+    """
 
     __tablename__ = "profile_labels"
-    __table_args__ = (Index(None, "account_id", "key", "value", "profile_id"),)
+    __table_args__ = (
+        Index(
+            None,
+            "account_id",
+            "key",
+            "value",
+            "name_key",
+            "profile_id",
+            postgresql_include=["search_text"],
+        ).ddl_if(dialect="postgresql"),
+        Index(None, "account_id", "key", "value", "name_key", "profile_id", "search_text").ddl_if(
+            dialect="sqlite"
+        ),
+    )
 
     profile_id: Mapped[str] = mapped_column(
         IdType, ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True
@@ -125,6 +144,8 @@ class ProfileLabel(Base):
     key: Mapped[str] = mapped_column(String(317), primary_key=True)
     account_id: Mapped[str] = mapped_column(IdType)
     value: Mapped[str] = mapped_column(String(63))
+    name_key: Mapped[str] = mapped_column(KeyText, server_default="")
+    search_text: Mapped[str] = mapped_column(KeyText, server_default="")
 
 
 class ProfileSearchAccount(Base):

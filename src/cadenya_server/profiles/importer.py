@@ -387,7 +387,11 @@ def _write_batch(
             counted=counting.result() if counting is not None else None,
         )
         writer.insert_labels(
-            [(r["id"], account_id, k, v) for r in written for k, v in r["labels"].items()]
+            [
+                (r["id"], account_id, k, v, r["name_key"], r["search_text"])
+                for r in written
+                for k, v in r["labels"].items()
+            ]
         )
     report.inserted += len(new_rows)
     report.updated += len(changed_rows)
@@ -504,18 +508,17 @@ class _Writer:
                 "DELETE FROM profile_labels WHERE profile_id = ANY(%s)", (ids,)
             )
 
-    def insert_labels(self, rows: list[tuple[str, str, str, str]]) -> None:
-        """(profile id, account id, key, value) rows."""
+    def insert_labels(self, rows: list[tuple[str, str, str, str, str, str]]) -> None:
+        """(profile id, account id, key, value, name_key, search_text) rows."""
         if not rows:
             return
+        columns = "profile_id, account_id, key, value, name_key, search_text"
         if self._sqlite:
             self._connection.exec_driver_sql(
-                "INSERT INTO profile_labels (profile_id, account_id, key, value) "
-                "VALUES (?, ?, ?, ?)",
-                rows,
+                f"INSERT INTO profile_labels ({columns}) VALUES (?, ?, ?, ?, ?, ?)", rows
             )
         else:
-            self._copy("COPY profile_labels (profile_id, account_id, key, value) FROM STDIN", rows)
+            self._copy(f"COPY profile_labels ({columns}) FROM STDIN", rows)
 
     def _bind(self, column: str, value: Any) -> Any:
         """A value as the column's type stores it (SQLite keeps datetimes as text)."""

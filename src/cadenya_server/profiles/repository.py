@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -93,7 +93,14 @@ def set_labels(session: Session, profile: Profile, labels: dict[str, str]) -> No
         session.execute(
             insert(ProfileLabel),
             [
-                {"profile_id": profile.id, "account_id": profile.account_id, "key": k, "value": v}
+                {
+                    "profile_id": profile.id,
+                    "account_id": profile.account_id,
+                    "key": k,
+                    "value": v,
+                    "name_key": profile.name_key,
+                    "search_text": profile.search_text,
+                }
                 for k, v in labels.items()
             ],
         )
@@ -154,6 +161,10 @@ class _Stats:
     hi: str | None = None
     # What pg_trgm should look up for the needle (see _probes).
     probes: tuple[str, ...] = ()
+    # The label whose rows a walk reads (see _order), and how many profiles have it
+    # (at most: scope when the account keeps no label gram counts).
+    walk_label: tuple[str, str] | None = None
+    walk_scope: int = 0
 
 
 def _stats(session: Session, search: SearchFilter) -> _Stats:
@@ -186,42 +197,44 @@ def _read_stats(session: Session, search: SearchFilter) -> _Stats:
     counts = {piece: found.get(piece, (0, "", "")) for piece in pieces or [""]}
     matches = min(n for n, _, _ in counts.values())
     exact = len(search.needle) <= grams.MAX_GRAM
+    walk_label, walk_scope = None, scope
     if search.labels and matches:
         # The label gram counts know nothing of types, and one label at a time.
         exact = label_grams and len(search.labels) == 1 and not search.type and exact
+        sizes = dict.fromkeys(search.labels.items(), scope)
         if label_grams:
-            matches = min(matches, _label_matches(session, account_no, search.labels, pieces))
+            label_matches, sizes = _label_counts(session, account_no, search.labels, pieces)
+            matches = min(matches, label_matches)
+        if not search.type:
+            walk_label = min(sizes, key=sizes.__getitem__)
+            walk_scope = sizes[walk_label]
     if matches == 0:
         return _Stats(account_no, scope, 0, True)
-    if not pieces:
-        return _Stats(account_no, scope, matches, exact)
-    return _Stats(
-        account_no,
-        scope,
-        matches,
-        exact,
-        lo=max(lo for _, lo, _ in counts.values()),
-        hi=min(hi for _, _, hi in counts.values()),
-        probes=_probes(search.needle, pieces),
-    )
+    bounds: dict[str, Any] = {"walk_label": walk_label, "walk_scope": walk_scope}
+    if pieces:
+        bounds["lo"] = max(lo for _, lo, _ in counts.values())
+        bounds["hi"] = min(hi for _, _, hi in counts.values())
+        bounds["probes"] = _probes(search.needle, pieces)
+    return _Stats(account_no, scope, matches, exact, **bounds)
 
 
-def _label_matches(
+def _label_counts(
     session: Session, account_no: int, labels: dict[str, str], pieces: list[str]
-) -> int:
-    """At most how many profiles with these labels hold these pieces (the fewest of any pair)."""
-    wanted = [f"{key}={value}" for key, value in labels.items()]
-    grams_ = pieces or [""]
+) -> tuple[int, dict[tuple[str, str], int]]:
+    """At most how many profiles with these labels hold these pieces (the fewest of any
+    pair), and how many profiles have each label."""
+    wanted = {f"{key}={value}": (key, value) for key, value in labels.items()}
     lg = ProfileSearchLabelGram
     found = {
         (label, gram): n
         for label, gram, n in session.execute(
             select(lg.label, lg.gram, lg.n).where(
-                lg.account_no == account_no, lg.label.in_(wanted), lg.gram.in_(grams_)
+                lg.account_no == account_no, lg.label.in_(wanted), lg.gram.in_(["", *pieces])
             )
         )
     }
-    return min(found.get((label, gram), 0) for label in wanted for gram in grams_)
+    matches = min(found.get((label, gram), 0) for label in wanted for gram in pieces or [""])
+    return matches, {item: found.get((label, ""), 0) for label, item in wanted.items()}
 
 
 def _probes(needle: str, pieces: list[str]) -> tuple[str, ...]:
@@ -274,12 +287,43 @@ def _in_scope(search: SearchFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _after(start: tuple[str, str] | None, stop: str | None) -> list[ColumnElement[bool]]:
+@dataclass(frozen=True)
+class _Order:
+    """Index entries that list profiles in the contract's order, with their search text:
+    the account's (of the search's type), or one label's rows (profile_labels carry
+    their profile's name_key and search_text, migration 0006)."""
+
+    id: ColumnElement[str]
+    name_key: ColumnElement[str]
+    search_text: ColumnElement[str]
+    scope: list[ColumnElement[bool]]
+    # What the entries still have to be tested for (the search less the walked label).
+    rest: SearchFilter
+
+
+def _order(search: SearchFilter, stats: _Stats) -> _Order:
+    if stats.walk_label is None:
+        return _Order(Profile.id, Profile.name_key, Profile.search_text, _in_scope(search), search)
+    key, value = stats.walk_label
+    label = ProfileLabel
+    return _Order(
+        label.profile_id,
+        label.name_key,
+        label.search_text,
+        [label.account_id == search.account_id, label.key == key, label.value == value],
+        replace(search, labels={k: v for k, v in search.labels.items() if k != key}),
+    )
+
+
+def _after(
+    start: tuple[str, str] | None, stop: str | None, order: _Order | None = None
+) -> list[ColumnElement[bool]]:
+    name_key, id_ = (order.name_key, order.id) if order else (Profile.name_key, Profile.id)
     conditions = []
     if start is not None:
-        conditions.append(tuple_(Profile.name_key, Profile.id) > tuple_(*start))
+        conditions.append(tuple_(name_key, id_) > tuple_(*start))
     if stop is not None:
-        conditions.append(Profile.name_key <= stop)
+        conditions.append(name_key <= stop)
     return conditions
 
 
@@ -448,7 +492,9 @@ def search_page(
         start = (stats.lo, "")
     if stats.scope <= SMALL_SCOPE or not _indexed(session, search, stats):
         return _walk_rows(session, search, start=start, stop=stats.hi, limit=limit)
-    expected = limit * stats.scope / matches
+    # Walk the label's rows when the search names one (and no type), else the account's.
+    order = _order(search, stats)
+    expected = limit * stats.walk_scope / matches
     indexed_cost = matches * CANDIDATE_COST[dialect(session)]
     if expected > indexed_cost:
         return _load(session, _candidates(session, search, stats, start=start, limit=limit))
@@ -456,15 +502,15 @@ def search_page(
     walked, reach = 0, max(MIN_WALK_BUDGET, int(WALK_FACTOR * expected))
     while True:
         ids += _window(
-            session, search, start=start, stop=stats.hi, reach=reach, limit=limit - len(ids)
+            session, order, start=start, stop=stats.hi, reach=reach, limit=limit - len(ids)
         )
         if len(ids) == limit:
             return _load(session, ids)
         # Where the window ended, from the index alone; None: the names ran out in it.
         boundary = session.execute(
-            select(Profile.name_key, Profile.id)
-            .where(*_in_scope(search), *_after(start, stats.hi))
-            .order_by(Profile.name_key, Profile.id)
+            select(order.name_key, order.id)
+            .where(*order.scope, *_after(start, stats.hi, order))
+            .order_by(order.name_key, order.id)
             .offset(reach - 1)
             .limit(1)
         ).one_or_none()
@@ -520,23 +566,27 @@ def _walk(
 
 def _window(
     session: Session,
-    search: SearchFilter,
+    order: _Order,
     *,
     start: tuple[str, str] | None,
     stop: str | None,
     reach: int,
     limit: int,
 ) -> list[str]:
-    """The ids of the first `limit` matches among the `reach` profiles in name order after
-    `start`: one pass over the name-order index, which stops at the limit."""
+    """The ids of the first `limit` matches among the next `reach` entries of `order`
+    after `start`: one pass over its index, which stops at the limit."""
     window = (
-        select(Profile.id, Profile.name_key, Profile.search_text)
-        .where(*_in_scope(search), *_after(start, stop))
-        .order_by(Profile.name_key, Profile.id)
+        select(
+            order.id.label("id"),
+            order.name_key.label("name_key"),
+            order.search_text.label("search_text"),
+        )
+        .where(*order.scope, *_after(start, stop, order))
+        .order_by(order.name_key, order.id)
         .limit(reach)
         .subquery("window")
     )
-    matching = select(window.c.id).where(*_matches(session, search, window.c))
+    matching = select(window.c.id).where(*_matches(session, order.rest, window.c))
     if dialect(session) == "postgresql":
         # Free when the plan keeps the window's order, which PostgreSQL knows; SQLite
         # would sort the whole window for it, though its co-routine yields in order.
