@@ -57,6 +57,24 @@ BASE_PROFILES_INDEXES = frozenset(
         "ix_profiles_account_id_type_name_key_id",
     }
 )
+# The indexes `profile_labels` had before the search index (on SQLite its old
+# primary key is now the unique index on (profile_id, key)); any other one (the
+# label walk's on PostgreSQL, migration 0006) was added for the search.
+BASE_LABEL_INDEXES = frozenset(
+    {
+        "pk_profile_labels",
+        "sqlite_autoindex_profile_labels_1",
+        "ix_profile_labels_account_id_key_value_profile_id",
+        "ix_profile_labels_profile_id_key",
+    }
+)
+# What the copies of name_key and search_text in profile_labels take (migration 0006).
+LABEL_TEXT_BYTES = {
+    "postgresql": "SELECT sum(pg_column_size(name_key) + pg_column_size(search_text))"
+    " FROM profile_labels",
+    "sqlite": "SELECT sum(length(CAST(name_key AS BLOB)) + length(CAST(search_text AS BLOB)))"
+    " FROM profile_labels",
+}
 
 
 class BenchError(Exception):
@@ -353,6 +371,7 @@ def sizes(runtime: Runtime) -> dict[str, Any]:
             method = "pg_relation_size / pg_indexes_size / pg_total_relation_size"
         else:
             tables, indexes, method = _sqlite_sizes(connection)
+        label_text = connection.exec_driver_sql(LABEL_TEXT_BYTES[runtime.db.dialect]).scalar() or 0
     tables.sort(key=lambda t: -t["total_bytes"])
     indexes.sort(key=lambda i: -i["bytes"])
     by_name = {t["name"]: t for t in tables}
@@ -363,11 +382,20 @@ def sizes(runtime: Runtime) -> dict[str, Any]:
         for t in tables
         if t["name"] not in BASE_TABLES and not t["name"].startswith("sqlite_")
     )
-    search_bytes = profiles_indexes + search_tables
-    added = search_tables + sum(
+    label_walk = label_text + sum(
         i["bytes"]
         for i in indexes
-        if i["table"] == "profiles" and i["name"] not in BASE_PROFILES_INDEXES
+        if i["table"] == "profile_labels" and i["name"] not in BASE_LABEL_INDEXES
+    )
+    search_bytes = profiles_indexes + search_tables + label_walk
+    added = (
+        search_tables
+        + label_walk
+        + sum(
+            i["bytes"]
+            for i in indexes
+            if i["table"] == "profiles" and i["name"] not in BASE_PROFILES_INDEXES
+        )
     )
     return {
         "method": method,
@@ -376,6 +404,7 @@ def sizes(runtime: Runtime) -> dict[str, Any]:
         "profiles_table_bytes": profiles_bytes,
         "profiles_indexes_bytes": profiles_indexes,
         "search_tables_bytes": search_tables,
+        "label_walk_bytes": label_walk,
         "search_index_bytes": search_bytes,
         "index_to_table": round(search_bytes / profiles_bytes, 2) if profiles_bytes else None,
         "search_added_bytes": added,

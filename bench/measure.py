@@ -60,15 +60,21 @@ class Sampling:
     min_runs: int = 5
 
     def measure(self, call: Callable[[], object]) -> Stats:
-        seconds: list[float] = []
-        deadline = time.perf_counter() + self.budget_s
-        while len(seconds) < self.runs:
-            started = time.perf_counter()
-            call()
-            seconds.append(time.perf_counter() - started)
-            if time.perf_counter() > deadline and len(seconds) >= min(self.min_runs, self.runs):
+        return self.interleaved(call)[0]
+
+    def interleaved(self, *calls: Callable[[], object]) -> list[Stats]:
+        """Samples of each call, taken in turns: timings compared with each other then see
+        the same machine, whose speed drifts over minutes."""
+        seconds: list[list[float]] = [[] for _ in calls]
+        deadline = time.perf_counter() + self.budget_s * len(calls)
+        for taken in range(1, self.runs + 1):
+            for call, own in zip(calls, seconds, strict=True):
+                started = time.perf_counter()
+                call()
+                own.append(time.perf_counter() - started)
+            if time.perf_counter() > deadline and taken >= min(self.min_runs, self.runs):
                 break
-        return Stats.of(seconds)
+        return [Stats.of(own) for own in seconds]
 
 
 def free_port() -> int:

@@ -121,6 +121,8 @@ def markdown(result: dict[str, Any]) -> str:
         "baseline: a `LIKE '%q%'` scan plus `count(*)`, same filters and order. "
         f"Up to {settings['runs']} samples each, fewer once one measurement has taken "
         f"{settings['budget_seconds']:g} s (at least 5); p99 is the nearest-rank percentile. "
+        "The first page through the API and its SQL are sampled in turns, and so are the "
+        "next and the 200th page, so a drift of the machine's speed does not tell them apart. "
         "Load average (1 min) before and after measuring: "
         f"{env['load_average'][0]:.1f} and {env['load_average'][1]:.1f}.",
         "",
@@ -221,8 +223,10 @@ def _sizes(sizes: dict[str, Any]) -> list[str]:
         "",
         "Objects under 1 MiB are left out. Search index: "
         f"{_mib(sizes['search_index_bytes'])}{_times(sizes['index_to_table'])}: every index on "
-        f"`profiles` ({_mib(sizes['profiles_indexes_bytes'])}) and every table the base schema "
-        f"does not have ({_mib(sizes['search_tables_bytes'])}). Of it, added for the search "
+        f"`profiles` ({_mib(sizes['profiles_indexes_bytes'])}), every table the base schema "
+        f"does not have ({_mib(sizes['search_tables_bytes'])}), and the label walk: the "
+        "name-order index of `profile_labels` and its copies of `name_key` and `search_text` "
+        f"({_mib(sizes.get('label_walk_bytes', 0))}). Of it, added for the search "
         f"alone (beyond the primary key, email and name-order indexes): "
         f"{_mib(sizes['search_added_bytes'])}{_times(sizes['added_to_table'])}.",
     ]

@@ -117,9 +117,11 @@ class ProfileLabel(Base):
     """One row per label of a profile, so a label filter is an index lookup.
 
     Each row carries its profile's name_key and search_text (a trigger follows
-    renames, migration 0006): the index below lists a label's profiles in the
-    search's order with the text it tests, so a search with a label walks the
-    label's rows instead of the whole account.
+    renames), and a label's rows are kept in the search's order with the text it
+    tests, so a search with a label walks the label's rows instead of the whole
+    account (migration 0006): on PostgreSQL through the index below; on SQLite
+    the table itself is WITHOUT ROWID with (account_id, key, value, name_key,
+    profile_id) as its primary key, and (profile_id, key) is a unique index.
     """
 
     __tablename__ = "profile_labels"
@@ -133,9 +135,6 @@ class ProfileLabel(Base):
             "profile_id",
             postgresql_include=["search_text"],
         ).ddl_if(dialect="postgresql"),
-        Index(None, "account_id", "key", "value", "name_key", "profile_id", "search_text").ddl_if(
-            dialect="sqlite"
-        ),
     )
 
     profile_id: Mapped[str] = mapped_column(
@@ -144,8 +143,8 @@ class ProfileLabel(Base):
     key: Mapped[str] = mapped_column(String(317), primary_key=True)
     account_id: Mapped[str] = mapped_column(IdType)
     value: Mapped[str] = mapped_column(String(63))
-    name_key: Mapped[str] = mapped_column(KeyText, server_default="")
-    search_text: Mapped[str] = mapped_column(KeyText, server_default="")
+    name_key: Mapped[str] = mapped_column(KeyText)
+    search_text: Mapped[str] = mapped_column(KeyText)
 
 
 class ProfileSearchAccount(Base):

@@ -122,11 +122,13 @@ def get(session: Session, *, account_id: str, profile_id: str) -> Profile | None
 #   (exact: a phrase over search_text, plus one token per type and label), on
 #   PostgreSQL the pg_trgm GIN index (a superset that LIKE rechecks);
 # - the (account_id[, type], name_key, id) indexes, which list profiles in the
-#   contract's order.
+#   contract's order, and (account_id, key, value, name_key, profile_id) on
+#   profile_labels, which lists a label's profiles in it (migration 0006).
 # A total is a lookup when the counts know it, else a count of the candidates. A
 # page either walks the name order from the cursor and filters (cheap when
 # matches are dense), or sorts the candidates (cheap when they are few); the
-# gram counts estimate both costs.
+# gram counts estimate both costs. A walk reads a label's order when the search
+# names a label and no type, else the account's (or the type's).
 
 # A count of at most this many candidates fetches them, for the page to sort.
 REMEMBERED_MATCHES = 2000
