@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from bench import baseline, dataset, report
@@ -34,7 +34,6 @@ from bench.measure import Api, Sampling, Stats, serving
 from cadenya_server import demo_data
 from cadenya_server.kit.db import Database
 from cadenya_server.kit.labels import parse_filter
-from cadenya_server.models import Profile
 from cadenya_server.profiles import repository
 from cadenya_server.profiles.schemas import STORED_TYPES, ProfileType
 
@@ -164,18 +163,18 @@ def _walk(api: Api, shape: Shape, *, limit: int, cursor: str) -> tuple[str, Stat
 
 def _sql(
     db: Database, search: repository.SearchFilter, *, limit: int
-) -> tuple[Callable[[], list[Profile]], Callable[[], list[Profile]] | None]:
+) -> tuple[Callable[[], list[Row[Any]]], Callable[[], list[Row[Any]]] | None]:
     """The repository calls of profiles.service.search, to time: the first page with its
     count, and the next page (None: there is none), which knows the total from its cursor."""
 
-    def in_transaction(work: Callable[[Session], list[Profile]]) -> Callable[[], list[Profile]]:
-        def call() -> list[Profile]:
+    def in_transaction(work: Callable[[Session], list[Row[Any]]]) -> Callable[[], list[Row[Any]]]:
+        def call() -> list[Row[Any]]:
             with db.transaction(write=False) as session:
                 return work(session)
 
         return call
 
-    def first(session: Session) -> list[Profile]:
+    def first(session: Session) -> list[Row[Any]]:
         total = repository.search_count(session, search)
         return repository.search_page(session, search, after=None, limit=limit + 1, total=total)
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Protocol
 
-from cadenya_server.kit.schemas import AccountResourceMetadata, Pagination, WireModel
-from cadenya_server.models import Profile as ProfileRow
+from cadenya_server.kit.schemas import (
+    AccountResourceMetadata,
+    AccountResourceRow,
+    Pagination,
+    WireModel,
+)
 
 
 class ProfileType(StrEnum):
@@ -22,6 +27,13 @@ STORED_TYPES = {
     ProfileType.SYSTEM: "system",
 }
 WIRE_TYPES = {stored: wire for wire, stored in STORED_TYPES.items()}
+
+
+class ProfileRow(AccountResourceRow, Protocol):
+    """A stored profile: the ORM's, or a row of profiles.repository.PAGE_COLUMNS."""
+
+    type: str
+    email: str
 
 
 class ProfileSpec(WireModel):
