@@ -14,6 +14,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    any_,
     column,
     delete,
     exists,
@@ -24,7 +25,7 @@ from sqlalchemy import (
     table,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session
 
 from cadenya_server.kit.ids import new_id
@@ -196,7 +197,7 @@ def _stats(session: Session, search: SearchFilter) -> _Stats:
 def _read_stats(session: Session, search: SearchFilter) -> _Stats:
     pieces = grams.of_needle(search.needle) if search.needle else []
     a, g = ProfileSearchAccount, ProfileSearchGram
-    counted = [g.account_no == a.no, g.gram.in_(["", *pieces])]
+    counted = [g.account_no == a.no, _one_of(session, g.gram, ["", *pieces])]
     if search.type:
         counted.append(g.type == search.type)
     # One round trip: the account's number, and the counts of its grams.
@@ -246,7 +247,9 @@ def _label_counts(
         (label, gram): n
         for label, gram, n in session.execute(
             select(lg.label, lg.gram, lg.n).where(
-                lg.account_no == account_no, lg.label.in_(wanted), lg.gram.in_(["", *pieces])
+                lg.account_no == account_no,
+                _one_of(session, lg.label, list(wanted)),
+                _one_of(session, lg.gram, ["", *pieces]),
             )
         )
     }
@@ -542,13 +545,21 @@ def search_page(
     return _load(session, ids)
 
 
+def _one_of(session: Session, column: ColumnElement[str], values: list[str]) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `= ANY` of one array parameter, whose statement
+    psycopg parses once and prepares: fifty-one parameters rendered, cast and parsed
+    anew took longer than the lookup itself."""
+    if dialect(session) == "postgresql":
+        return column == any_(literal(values, ARRAY(String)))
+    return column.in_(values)
+
+
 def _load(session: Session, ids: list[str]) -> list[Row[Any]]:
     """The profiles of these ids, in this order."""
     if not ids:
         return []
-    found = {
-        row.id: row for row in session.execute(select(*PAGE_COLUMNS).where(Profile.id.in_(ids)))
-    }
+    loaded = select(*PAGE_COLUMNS).where(_one_of(session, Profile.id, ids))
+    found = {row.id: row for row in session.execute(loaded)}
     return [found[profile_id] for profile_id in ids]
 
 
