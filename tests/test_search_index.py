@@ -157,8 +157,13 @@ def assert_index_matches(server: Server, account_id: str, monkeypatch: pytest.Mo
     searches = [(needle, None, {}) for needle in _needles(rows)]
     searches += [("", ProfileType.API_KEY, {}), ("key", ProfileType.API_KEY, {})]
     searches += [(n, None, dict([label])) for n in ("", "a", "ada", "zoë k") for label in labels]
-    searches += [("o", ProfileType.USER, dict(labels)), ("o", None, dict(labels))]
-    searches += [("team", None, {"nobody": "x"})]
+    # Two labels of different keys: a walk of the one's rows tests the other.
+    first_values: dict[str, str] = {}
+    for key, value in sorted({item for r in rows for item in r.labels.items()}):
+        first_values.setdefault(key, value)
+    two_labels = dict(list(first_values.items())[:2])
+    searches += [("o", ProfileType.USER, dict(labels)), ("o", None, two_labels)]
+    searches += [("", None, two_labels), ("team", None, {"nobody": "x"})]
     for plan in PLANS:
         with monkeypatch.context() as patch:
             _plan(patch, plan)
@@ -188,7 +193,12 @@ def test_updates_and_deletes_through_the_api_keep_the_index_exact(
     http = server.http(account.api_key)
     client = server.client(account.api_key)
     ids = [
-        _add(http, name, f"{name.split()[0].lower()}.{n}@zoë-design.eu", {"team": f"t{n % 3}"})
+        _add(
+            http,
+            name,
+            f"{name.split()[0].lower()}.{n}@zoë-design.eu",
+            {"team": f"t{n % 3}", **({"region": "eu"} if n % 2 else {})},
+        )
         for n, name in enumerate(NAMES * 2)
     ]
     keys = [
