@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     CTE,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     and_,
     any_,
+    bindparam,
     column,
     delete,
     exists,
@@ -38,6 +40,8 @@ from cadenya_server.models import (
 )
 from cadenya_server.profiles import grams, text
 from cadenya_server.profiles.index import DOC_BITS, dialect, docs
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -196,17 +200,25 @@ def _stats(session: Session, search: SearchFilter) -> _Stats:
 
 def _read_stats(session: Session, search: SearchFilter) -> _Stats:
     pieces = grams.of_needle(search.needle) if search.needle else []
-    a, g = ProfileSearchAccount, ProfileSearchGram
-    counted = [g.account_no == a.no, _one_of(session, g.gram, ["", *pieces])]
-    if search.type:
-        counted.append(g.type == search.type)
+
+    def build() -> Select[Any]:
+        a, g = ProfileSearchAccount, ProfileSearchGram
+        counted = [g.account_no == a.no, _one_of(session, g.gram, "grams")]
+        if search.type:
+            counted.append(g.type == bindparam("type"))
+        return (
+            select(a.no, a.label_grams, g.gram, func.sum(g.n), func.min(g.lo), func.max(g.hi))
+            .outerjoin(g, and_(*counted))
+            .where(a.account_id == bindparam("account_id"))
+            .group_by(a.no, a.label_grams, g.gram)
+        )
+
     # One round trip: the account's number, and the counts of its grams.
-    rows = session.execute(
-        select(a.no, a.label_grams, g.gram, func.sum(g.n), func.min(g.lo), func.max(g.hi))
-        .outerjoin(g, and_(*counted))
-        .where(a.account_id == search.account_id)
-        .group_by(a.no, a.label_grams, g.gram)
-    ).all()
+    values = {"account_id": search.account_id, "grams": ["", *pieces]}
+    if search.type:
+        values["type"] = search.type
+    statement = _built(("stats", dialect(session), bool(search.type)), build)
+    rows = session.execute(statement, values).all()
     if not rows:
         return _Stats(None, 0, 0, True)
     account_no, label_grams = rows[0][0], rows[0][1]
@@ -242,17 +254,18 @@ def _label_counts(
     """At most how many profiles with these labels hold these pieces (the fewest of any
     pair), and how many profiles have each label."""
     wanted = {f"{key}={value}": (key, value) for key, value in labels.items()}
-    lg = ProfileSearchLabelGram
-    found = {
-        (label, gram): n
-        for label, gram, n in session.execute(
-            select(lg.label, lg.gram, lg.n).where(
-                lg.account_no == account_no,
-                _one_of(session, lg.label, list(wanted)),
-                _one_of(session, lg.gram, ["", *pieces]),
-            )
+
+    def build() -> Select[Any]:
+        lg = ProfileSearchLabelGram
+        return select(lg.label, lg.gram, lg.n).where(
+            lg.account_no == bindparam("account_no"),
+            _one_of(session, lg.label, "labels"),
+            _one_of(session, lg.gram, "grams"),
         )
-    }
+
+    values = {"account_no": account_no, "labels": list(wanted), "grams": ["", *pieces]}
+    statement = _built(("label counts", dialect(session)), build)
+    found = {(label, gram): n for label, gram, n in session.execute(statement, values)}
     matches = min(found.get((label, gram), 0) for label in wanted for gram in pieces or [""])
     return matches, {item: found.get((label, ""), 0) for label, item in wanted.items()}
 
@@ -277,7 +290,9 @@ def _probes(needle: str, pieces: list[str]) -> tuple[str, ...]:
     return inner
 
 
-def _contains(session: Session, haystack: ColumnElement[str], needle: str) -> ColumnElement[bool]:
+def _contains(
+    session: Session, haystack: ColumnElement[str], needle: str | ColumnElement[str]
+) -> ColumnElement[bool]:
     """A substring test no trigram index can serve, so the planner keeps to the name order."""
     function = func.strpos if dialect(session) == "postgresql" else func.instr
     return function(haystack, needle) > 0
@@ -310,35 +325,67 @@ def _in_scope(search: SearchFilter) -> list[ColumnElement[bool]]:
 @dataclass(frozen=True)
 class _Order:
     """Index entries that list profiles in the contract's order, with their search text:
-    the account's (of the search's type), or one label's rows (profile_labels carry
+    the account's, the account's of one type, or one label's rows (profile_labels carry
     their profile's name_key and search_text, migration 0006)."""
 
-    id: ColumnElement[str]
-    name_key: ColumnElement[str]
-    search_text: ColumnElement[str]
-    scope: list[ColumnElement[bool]]
+    kind: str  # "account", "type" or "label"
+    # The values of its bound parameters (see _order_columns).
+    values: dict[str, str]
     # What the entries still have to be tested for (the search less the walked label).
     rest: SearchFilter
 
 
 def _order(search: SearchFilter, stats: _Stats) -> _Order:
+    values = {"account_id": search.account_id}
     if stats.walk_label is None:
-        return _Order(Profile.id, Profile.name_key, Profile.search_text, _in_scope(search), search)
+        if search.type:
+            return _Order("type", {**values, "type": search.type}, search)
+        return _Order("account", values, search)
     key, value = stats.walk_label
-    label = ProfileLabel
-    return _Order(
-        label.profile_id,
-        label.name_key,
-        label.search_text,
-        [label.account_id == search.account_id, label.key == key, label.value == value],
-        replace(search, labels={k: v for k, v in search.labels.items() if k != key}),
-    )
+    rest = replace(search, labels={k: v for k, v in search.labels.items() if k != key})
+    return _Order("label", {**values, "label_key": key, "label_value": value}, rest)
 
 
-def _after(
-    start: tuple[str, str] | None, stop: str | None, order: _Order | None = None
+def _order_columns(
+    kind: str,
+) -> tuple[ColumnElement[str], ColumnElement[str], ColumnElement[str], list[ColumnElement[bool]]]:
+    """id, name_key and search_text of an order's entries, and the conditions of its scope."""
+    if kind == "label":
+        label = ProfileLabel
+        scope = [
+            label.account_id == bindparam("account_id"),
+            label.key == bindparam("label_key"),
+            label.value == bindparam("label_value"),
+        ]
+        return label.profile_id, label.name_key, label.search_text, scope
+    scope = [Profile.account_id == bindparam("account_id")]
+    if kind == "type":
+        scope.append(Profile.type == bindparam("type"))
+    return Profile.id, Profile.name_key, Profile.search_text, scope
+
+
+def _bounded(
+    name_key: ColumnElement[str], id_: ColumnElement[str], *, start: bool, stop: bool
 ) -> list[ColumnElement[bool]]:
-    name_key, id_ = (order.name_key, order.id) if order else (Profile.name_key, Profile.id)
+    """Entries after the parameters start_name and start_id, up to the name key stop."""
+    conditions = []
+    if start:
+        after = tuple_(bindparam("start_name", type_=String), bindparam("start_id", type_=String))
+        conditions.append(tuple_(name_key, id_) > after)
+    if stop:
+        conditions.append(name_key <= bindparam("stop"))
+    return conditions
+
+
+def _bounds(start: tuple[str, str] | None, stop: str | None) -> dict[str, str]:
+    values = {"stop": stop} if stop is not None else {}
+    if start is not None:
+        values["start_name"], values["start_id"] = start
+    return values
+
+
+def _after(start: tuple[str, str] | None, stop: str | None) -> list[ColumnElement[bool]]:
+    name_key, id_ = Profile.name_key, Profile.id
     conditions = []
     if start is not None:
         conditions.append(tuple_(name_key, id_) > tuple_(*start))
@@ -529,11 +576,8 @@ def search_page(
             return _load(session, ids)
         # Where the window ended, from the index alone; None: the names ran out in it.
         boundary = session.execute(
-            select(order.name_key, order.id)
-            .where(*order.scope, *_after(start, stats.hi, order))
-            .order_by(order.name_key, order.id)
-            .offset(reach - 1)
-            .limit(1)
+            _boundary_statement(session, order.kind, start=start is not None, stop=stats.hi),
+            {**order.values, **_bounds(start, stats.hi), "reach": reach - 1},
         ).one_or_none()
         if boundary is None:
             return _load(session, ids)
@@ -545,21 +589,40 @@ def search_page(
     return _load(session, ids)
 
 
-def _one_of(session: Session, column: ColumnElement[str], values: list[str]) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL `= ANY` of one array parameter, whose statement
-    psycopg parses once and prepares: fifty-one parameters rendered, cast and parsed
-    anew took longer than the lookup itself."""
+def _one_of(session: Session, column: ColumnElement[str], name: str) -> ColumnElement[bool]:
+    """`column IN` the list bound to `name`; on PostgreSQL `= ANY` of one array
+    parameter, whose statement psycopg parses once and prepares: fifty-one parameters
+    rendered, cast and parsed anew took longer than the lookup itself."""
     if dialect(session) == "postgresql":
-        return column == any_(literal(values, ARRAY(String)))
-    return column.in_(values)
+        return column == any_(bindparam(name, type_=ARRAY(String)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+# The statements of every search, built once per shape with their values bound at
+# execution: building a statement and its cache key anew took SQLAlchemy about as
+# long as PostgreSQL took to run it (some 2 ms of a 7 ms page).
+_statements: dict[tuple[Any, ...], Any] = {}
+MAX_STATEMENTS = 1000
+
+
+def _built(shape: tuple[Any, ...], build: Callable[[], _T]) -> _T:
+    statement = _statements.get(shape)
+    if statement is None:
+        if len(_statements) >= MAX_STATEMENTS:
+            _statements.clear()
+        statement = _statements[shape] = build()
+    return statement
 
 
 def _load(session: Session, ids: list[str]) -> list[Row[Any]]:
     """The profiles of these ids, in this order."""
     if not ids:
         return []
-    loaded = select(*PAGE_COLUMNS).where(_one_of(session, Profile.id, ids))
-    found = {row.id: row for row in session.execute(loaded)}
+    loaded = _built(
+        ("load", dialect(session)),
+        lambda: select(*PAGE_COLUMNS).where(_one_of(session, Profile.id, "ids")),
+    )
+    found = {row.id: row for row in session.execute(loaded, {"ids": ids})}
     return [found[profile_id] for profile_id in ids]
 
 
@@ -606,23 +669,69 @@ def _window(
 ) -> list[str]:
     """The ids of the first `limit` matches among the next `reach` entries of `order`
     after `start`: one pass over its index, which stops at the limit."""
+    rest = order.rest
+    shape = (
+        "window",
+        dialect(session),
+        order.kind,
+        start is not None,
+        stop is not None,
+        bool(rest.needle),
+        len(rest.labels),
+    )
+    statement = _built(shape, lambda: _window_statement(session, *shape[2:]))
+    values: dict[str, Any] = {**order.values, **_bounds(start, stop)}
+    values.update(reach=reach, limit=limit, needle=rest.needle)
+    for n, (key, value) in enumerate(rest.labels.items()):
+        values[f"key_{n}"], values[f"value_{n}"] = key, value
+    return list(session.scalars(statement, values))
+
+
+def _window_statement(
+    session: Session, kind: str, start: bool, stop: bool, needle: bool, labels: int
+) -> Select[tuple[str]]:
+    id_, name_key, search_text, scope = _order_columns(kind)
     window = (
-        select(
-            order.id.label("id"),
-            order.name_key.label("name_key"),
-            order.search_text.label("search_text"),
-        )
-        .where(*order.scope, *_after(start, stop, order))
-        .order_by(order.name_key, order.id)
-        .limit(reach)
+        select(id_.label("id"), name_key.label("name_key"), search_text.label("search_text"))
+        .where(*scope, *_bounded(name_key, id_, start=start, stop=stop))
+        .order_by(name_key, id_)
+        .limit(bindparam("reach"))
         .subquery("window")
     )
-    matching = select(window.c.id).where(*_matches(session, order.rest, window.c))
+    conditions = [_contains(session, window.c.search_text, bindparam("needle"))] if needle else []
+    for n in range(labels):
+        conditions.append(
+            exists().where(
+                ProfileLabel.profile_id == window.c.id,
+                ProfileLabel.account_id == bindparam("account_id"),
+                ProfileLabel.key == bindparam(f"key_{n}"),
+                ProfileLabel.value == bindparam(f"value_{n}"),
+            )
+        )
+    matching = select(window.c.id).where(*conditions)
     if dialect(session) == "postgresql":
         # Free when the plan keeps the window's order, which PostgreSQL knows; SQLite
         # would sort the whole window for it, though its co-routine yields in order.
         matching = matching.order_by(window.c.name_key, window.c.id)
-    return list(session.scalars(matching.limit(limit)))
+    return matching.limit(bindparam("limit"))
+
+
+def _boundary_statement(
+    session: Session, kind: str, *, start: bool, stop: str | None
+) -> Select[tuple[str, str]]:
+    """The (name_key, id) of the entry `reach` after `start` in an order."""
+
+    def build() -> Select[tuple[str, str]]:
+        id_, name_key, _, scope = _order_columns(kind)
+        return (
+            select(name_key, id_)
+            .where(*scope, *_bounded(name_key, id_, start=start, stop=stop is not None))
+            .order_by(name_key, id_)
+            .offset(bindparam("reach"))
+            .limit(1)
+        )
+
+    return _built(("boundary", dialect(session), kind, start, stop is not None), build)
 
 
 def _candidates(
