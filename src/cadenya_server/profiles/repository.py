@@ -299,27 +299,35 @@ def _contains(
 
 
 def _matches(
-    session: Session, search: SearchFilter, rows: Any = Profile
+    session: Session,
+    *,
+    needle: bool,
+    labels: int,
+    id_: ColumnElement[str],
+    search_text: ColumnElement[str],
 ) -> list[ColumnElement[bool]]:
-    """The needle and label conditions on a profile (`rows`: the table, or a subquery's `c`)."""
-    conditions = [_contains(session, rows.search_text, search.needle)] if search.needle else []
-    for key, value in search.labels.items():
+    """The needle's and the labels' tests of an entry, their values bound (see _values)."""
+    conditions = [_contains(session, search_text, bindparam("needle"))] if needle else []
+    for n in range(labels):
         conditions.append(
             exists().where(
-                ProfileLabel.profile_id == rows.id,
-                ProfileLabel.account_id == search.account_id,
-                ProfileLabel.key == key,
-                ProfileLabel.value == value,
+                ProfileLabel.profile_id == id_,
+                ProfileLabel.account_id == bindparam("account_id"),
+                ProfileLabel.key == bindparam(f"key_{n}"),
+                ProfileLabel.value == bindparam(f"value_{n}"),
             )
         )
     return conditions
 
 
-def _in_scope(search: SearchFilter) -> list[ColumnElement[bool]]:
-    conditions = [Profile.account_id == search.account_id]
+def _values(search: SearchFilter) -> dict[str, Any]:
+    """The values of a search's scope and tests, as the built statements bind them."""
+    values: dict[str, Any] = {"account_id": search.account_id, "needle": search.needle}
     if search.type:
-        conditions.append(Profile.type == search.type)
-    return conditions
+        values["type"] = search.type
+    for n, (key, value) in enumerate(search.labels.items()):
+        values[f"key_{n}"], values[f"value_{n}"] = key, value
+    return values
 
 
 @dataclass(frozen=True)
@@ -382,16 +390,6 @@ def _bounds(start: tuple[str, str] | None, stop: str | None) -> dict[str, str]:
     if start is not None:
         values["start_name"], values["start_id"] = start
     return values
-
-
-def _after(start: tuple[str, str] | None, stop: str | None) -> list[ColumnElement[bool]]:
-    name_key, id_ = Profile.name_key, Profile.id
-    conditions = []
-    if start is not None:
-        conditions.append(tuple_(name_key, id_) > tuple_(*start))
-    if stop is not None:
-        conditions.append(name_key <= stop)
-    return conditions
 
 
 def _has_trigram(needle: str) -> bool:
@@ -519,8 +517,8 @@ def search_count(session: Session, search: SearchFilter) -> int:
     if stats.exact:
         return stats.matches
     if stats.scope <= SMALL_SCOPE or not _indexed(session, search, stats):
-        scanned = select(func.count()).select_from(Profile)
-        return session.scalar(scanned.where(*_in_scope(search), *_matches(session, search)))
+        counted = _walk_statement(session, search, "count", start=False, stop=False)
+        return session.scalar(counted, _values(search))
     query = _indexed_matches(session, search, stats)
     if query is None:
         return 0
@@ -635,27 +633,52 @@ def _walk_rows(
     limit: int,
 ) -> list[Row[Any]]:
     """The first `limit` matches in name order after `start`, as rows."""
+    values = {**_values(search), **_bounds(start, stop), "limit": limit}
     if dialect(session) == "sqlite" and (search.needle or search.labels):
         # The ids come from the covering index; only the page's rows are read.
-        return _load(session, _walk(session, search, start=start, stop=stop, limit=limit))
-    ordered = select(*PAGE_COLUMNS).where(
-        *_in_scope(search), *_after(start, stop), *_matches(session, search)
+        walk = _walk_statement(
+            session, search, "ids", start=start is not None, stop=stop is not None
+        )
+        return _load(session, list(session.scalars(walk, values)))
+    walk = _walk_statement(session, search, "rows", start=start is not None, stop=stop is not None)
+    return list(session.execute(walk, values))
+
+
+def _walk_statement(
+    session: Session, search: SearchFilter, selected: str, *, start: bool, stop: bool
+) -> Select[Any]:
+    """The matches of a search in name order ("ids" or "rows" of them), or their "count"."""
+    shape = (
+        "walk",
+        dialect(session),
+        selected,
+        bool(search.type),
+        start,
+        stop,
+        bool(search.needle),
+        len(search.labels),
     )
-    return list(session.execute(ordered.order_by(Profile.name_key, Profile.id).limit(limit)))
 
+    def build() -> Select[Any]:
+        id_, name_key, search_text, scope = _order_columns("type" if search.type else "account")
+        conditions = [
+            *scope,
+            *_bounded(name_key, id_, start=start, stop=stop),
+            *_matches(
+                session,
+                needle=bool(search.needle),
+                labels=len(search.labels),
+                id_=id_,
+                search_text=search_text,
+            ),
+        ]
+        if selected == "count":
+            return select(func.count()).select_from(Profile).where(*conditions)
+        columns = (Profile.id,) if selected == "ids" else PAGE_COLUMNS
+        ordered = select(*columns).where(*conditions).order_by(name_key, id_)
+        return ordered.limit(bindparam("limit"))
 
-def _walk(
-    session: Session,
-    search: SearchFilter,
-    *,
-    start: tuple[str, str] | None,
-    stop: str | None,
-    limit: int,
-) -> list[str]:
-    """The ids of the first `limit` matches in name order after `start`."""
-    conditions = [*_in_scope(search), *_after(start, stop), *_matches(session, search)]
-    ordered = select(Profile.id).where(*conditions).order_by(Profile.name_key, Profile.id)
-    return list(session.scalars(ordered.limit(limit)))
+    return _built(shape, build)
 
 
 def _window(
@@ -680,11 +703,8 @@ def _window(
         len(rest.labels),
     )
     statement = _built(shape, lambda: _window_statement(session, *shape[2:]))
-    values: dict[str, Any] = {**order.values, **_bounds(start, stop)}
-    values.update(reach=reach, limit=limit, needle=rest.needle)
-    for n, (key, value) in enumerate(rest.labels.items()):
-        values[f"key_{n}"], values[f"value_{n}"] = key, value
-    return list(session.scalars(statement, values))
+    values = {**_values(rest), **order.values, **_bounds(start, stop), "reach": reach}
+    return list(session.scalars(statement, {**values, "limit": limit}))
 
 
 def _window_statement(
@@ -698,16 +718,9 @@ def _window_statement(
         .limit(bindparam("reach"))
         .subquery("window")
     )
-    conditions = [_contains(session, window.c.search_text, bindparam("needle"))] if needle else []
-    for n in range(labels):
-        conditions.append(
-            exists().where(
-                ProfileLabel.profile_id == window.c.id,
-                ProfileLabel.account_id == bindparam("account_id"),
-                ProfileLabel.key == bindparam(f"key_{n}"),
-                ProfileLabel.value == bindparam(f"value_{n}"),
-            )
-        )
+    conditions = _matches(
+        session, needle=needle, labels=labels, id_=window.c.id, search_text=window.c.search_text
+    )
     matching = select(window.c.id).where(*conditions)
     if dialect(session) == "postgresql":
         # Free when the plan keeps the window's order, which PostgreSQL knows; SQLite
