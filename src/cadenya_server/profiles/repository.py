@@ -337,21 +337,18 @@ class _Order:
     their profile's name_key and search_text, migration 0006)."""
 
     kind: str  # "account", "type" or "label"
-    # The values of its bound parameters (see _order_columns).
-    values: dict[str, str]
     # What the entries still have to be tested for (the search less the walked label).
     rest: SearchFilter
+    # The values of the bound parameters: the scope's (see _order_columns) and the tests'.
+    values: dict[str, Any]
 
 
 def _order(search: SearchFilter, stats: _Stats) -> _Order:
-    values = {"account_id": search.account_id}
     if stats.walk_label is None:
-        if search.type:
-            return _Order("type", {**values, "type": search.type}, search)
-        return _Order("account", values, search)
+        return _Order("type" if search.type else "account", search, _values(search))
     key, value = stats.walk_label
     rest = replace(search, labels={k: v for k, v in search.labels.items() if k != key})
-    return _Order("label", {**values, "label_key": key, "label_value": value}, rest)
+    return _Order("label", rest, {**_values(rest), "label_key": key, "label_value": value})
 
 
 def _order_columns(
@@ -705,8 +702,8 @@ def _window(
         len(rest.labels),
     )
     statement = _built(shape, lambda: _window_statement(session, *shape[2:]))
-    values = {**_values(rest), **order.values, **_bounds(start, stop), "reach": reach}
-    return list(session.scalars(statement, {**values, "limit": limit}))
+    values = {**order.values, **_bounds(start, stop), "reach": reach, "limit": limit}
+    return list(session.scalars(statement, values))
 
 
 def _window_statement(
