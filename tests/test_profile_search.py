@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, timedelta, timezone
+from types import SimpleNamespace
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cadenya_server import demo_data
 from cadenya_server.api_keys import service as api_keys
 from cadenya_server.profiles import importer
+from cadenya_server.profiles.schemas import WIRE_TYPES, Profile, ProfileList
 from conftest import Server, Tenant, jwt_for, make_account, make_profile
 from search_model import PATH, Row, expected, label_filter, rows_of, walk
 
@@ -313,6 +318,32 @@ def test_the_raw_json_has_the_seed_shape(catalog: Catalog) -> None:
     assert metadata["labels"] == {"team": "core", "env": "prod"}
     assert RFC3339_MS.fullmatch(metadata["createdAt"])
     assert spec == {"type": "PROFILE_TYPE_USER", "email": "zoe@zoë-design.eu", "name": "Zoë Ärger"}
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+_stored_rows = st.builds(
+    SimpleNamespace,
+    id=_text,
+    account_id=_text,
+    type=st.sampled_from(sorted(WIRE_TYPES)),
+    name=_text,
+    email=_text,
+    external_id=_text,
+    labels=st.dictionaries(_text, _text, max_size=3),
+    creator_profile_id=_text,
+    # SQLite hands back naive datetimes, PostgreSQL aware ones.
+    created_at=st.datetimes(timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=-5))])),
+)
+
+
+@given(rows=st.lists(_stored_rows, max_size=4), next_cursor=_text, total=st.integers(0, 2**40))
+def test_a_page_renders_as_its_models_would(rows, next_cursor: str, total: int) -> None:
+    models = ProfileList(
+        items=[Profile.of(r) for r in rows],
+        pagination={"next_cursor": next_cursor, "total": total},
+    )
+    rendered = ProfileList.render(rows, next_cursor=next_cursor, total=total)
+    assert rendered == models.model_dump_json(by_alias=True).encode()
 
 
 def test_every_page_but_the_last_has_a_cursor(catalog: Catalog) -> None:

@@ -8,7 +8,7 @@ from cadenya_server.auth.caller import Caller
 from cadenya_server.kit.errors import NotFound
 from cadenya_server.kit.labels import parse_filter
 from cadenya_server.kit.pagination import Cursors, page_size, scope_of
-from cadenya_server.kit.schemas import AccountResourceMetadata, Pagination
+from cadenya_server.kit.schemas import AccountResourceMetadata
 from cadenya_server.profiles import repository, text
 from cadenya_server.profiles.schemas import (
     STORED_TYPES,
@@ -31,8 +31,9 @@ def search(
     limit: int | None,
     type: ProfileType | None,
     labels: str | None,
-) -> ProfileList:
-    """One page of the account's profiles matching a search, with the exact total."""
+) -> bytes:
+    """One page of the account's profiles matching a search, with the exact total, as the
+    JSON of a ProfileList."""
     size = page_size(limit)
     search = repository.SearchFilter(
         account_id=caller.account_id,
@@ -54,7 +55,7 @@ def search(
         after, total = (position["n"], position["i"]), position["t"]
     if text.has_control(search.needle):
         # Stored names and emails never hold control characters.
-        return ProfileList(items=[], pagination=Pagination(next_cursor="", total=0))
+        return ProfileList.render([], next_cursor="", total=0)
     if total is None:
         # Counted on the first page only; later pages carry it in the cursor.
         total = repository.search_count(session, search)
@@ -64,10 +65,7 @@ def search(
         rows = rows[:size]
         last = rows[-1]
         next_cursor = cursors.encode({"n": last.name_key, "i": last.id, "t": total}, scope=scope)
-    return ProfileList(
-        items=[Profile.of(r) for r in rows],
-        pagination=Pagination(next_cursor=next_cursor, total=total),
-    )
+    return ProfileList.render(rows, next_cursor=next_cursor, total=total)
 
 
 def whoami(*, session: Session, caller: Caller) -> WhoamiResponse:
