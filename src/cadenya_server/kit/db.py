@@ -99,6 +99,14 @@ class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # PostgreSQL reads in autocommit: under READ COMMITTED every statement takes its
+        # own snapshot inside a transaction too, so a reading one bought nothing but its
+        # BEGIN and COMMIT, two round trips of every GET (0.27 ms instead of 0.09 for a
+        # SELECT 1 through psycopg here). SQLite keeps its transaction, which gives the
+        # statements of a request one snapshot.
+        self._read_options = (
+            {"isolation_level": "AUTOCOMMIT"} if self.dialect == "postgresql" else None
+        )
 
     @property
     def dialect(self) -> str:
@@ -107,6 +115,9 @@ class Database:
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
         """A session whose work commits on success and rolls back on any error.
+
+        `write=False` promises the work only reads (GET and HEAD requests): on SQLite
+        it then takes no write lock, on PostgreSQL it runs without a transaction.
 
         Work registered with `after_transaction` runs once the session is closed,
         whether it committed or not.
@@ -118,7 +129,7 @@ class Database:
                 # Begin now, in this call, so the BEGIN sees the write intent.
                 token = _write_intent.set(write)
                 try:
-                    session.connection()
+                    session.connection(execution_options=self._read_options if not write else None)
                 finally:
                     _write_intent.reset(token)
                 yield session
