@@ -32,6 +32,8 @@ from sqlalchemy.orm import Session
 from cadenya_server.models import Profile, ProfileSearchAccount, profile_search_bulk
 from cadenya_server.profiles import grams
 
+# What marks a bulk transaction on PostgreSQL (migration 0007).
+BULK_SETTING = "cadenya.search_bulk"
 # The first key of the advisory lock the gram count writers take (migration 0003).
 LOCK_NAMESPACE = 0x53524348
 # FTS5 document ids of an account start at its number << DOC_BITS (migration 0003).
@@ -225,15 +227,26 @@ def bulk_index(
 ) -> Iterator[BulkIndex]:
     """Index a batch of profile writes at once instead of row by row in the triggers.
 
-    The marker row tells the search triggers to stand aside; it lives only in
-    this transaction, so every other writer keeps its triggers. Leaving the
-    block by an exception indexes nothing: the transaction rolls back anyway.
+    A mark tells the search triggers to stand aside: on SQLite a row in
+    profile_search_bulk, on PostgreSQL a transaction-local setting, which a
+    trigger's WHEN can read (migration 0007). Either lives only in this
+    transaction, so every other writer keeps its triggers. Leaving the block by
+    an exception indexes nothing: the transaction rolls back anyway.
     """
-    session.execute(insert(profile_search_bulk).values(active=True))
+    _mark_bulk(session, True)
     index = BulkIndex(session, account_id, label_grams=label_grams)
     yield index
     index._finish()
-    session.execute(delete(profile_search_bulk))
+    _mark_bulk(session, False)
+
+
+def _mark_bulk(session: Session, on: bool) -> None:
+    if dialect(session) == "postgresql":
+        session.execute(select(func.set_config(BULK_SETTING, "on" if on else "off", True)))
+    elif on:
+        session.execute(insert(profile_search_bulk).values(active=True))
+    else:
+        session.execute(delete(profile_search_bulk))
 
 
 def mark_label_grams(session: Session, account_id: str) -> None:
