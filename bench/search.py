@@ -169,7 +169,8 @@ def _sql(
 
     def in_transaction(work: Callable[[Session], list[Row[Any]]]) -> Callable[[], list[Row[Any]]]:
         def call() -> list[Row[Any]]:
-            with db.transaction(write=False) as session:
+            # As profiles.endpoints runs them.
+            with db.transaction(write=False, statements_alone=True) as session:
                 return work(session)
 
         return call

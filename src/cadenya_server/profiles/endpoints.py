@@ -40,7 +40,7 @@ async def search_profiles(
     # JSON too: as dependencies and a returned model they took five, a millisecond
     # of every call at the end of a member picker's keystroke.
     def search() -> bytes:
-        with runtime.db.transaction(write=False) as session:
+        with runtime.db.transaction(write=False, statements_alone=True) as session:
             return service.search(
                 session=session,
                 cursors=runtime.cursors,
