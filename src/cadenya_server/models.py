@@ -188,8 +188,9 @@ class ProfileSearchLabelGram(Base):
     n: Mapped[int] = mapped_column(Integer)
 
 
-# A row here, visible only inside the transaction that wrote it, tells the search
-# triggers that the writer (the bulk importer) indexes its batch itself.
+# On SQLite, a row here, visible only inside the transaction that wrote it, tells the
+# search triggers that the writer (the bulk importer) indexes its batch itself; on
+# PostgreSQL a setting does (profiles.index.bulk_index).
 profile_search_bulk = Table(
     "profile_search_bulk", Base.metadata, Column("active", Boolean, nullable=False)
 )
