@@ -561,14 +561,14 @@ def search_page(
     indexed_cost = matches * CANDIDATE_COST[dialect(session)]
     if expected > indexed_cost:
         return _load(session, _candidates(session, search, stats, start=start, limit=limit))
-    ids: list[str] = []
+    rows: list[Row[Any]] = []
     walked, reach = 0, max(MIN_WALK_BUDGET, int(WALK_FACTOR * expected))
     while True:
-        ids += _window(
-            session, order, start=start, stop=stats.hi, reach=reach, limit=limit - len(ids)
+        rows += _window(
+            session, order, start=start, stop=stats.hi, reach=reach, limit=limit - len(rows)
         )
-        if len(ids) == limit:
-            return _load(session, ids)
+        if len(rows) == limit:
+            return rows
         # Where the window ended, from the index alone; None: the names ran out in it.
         boundary = session.execute(
             _boundary_statement(
@@ -577,13 +577,14 @@ def search_page(
             {**order.values, **_bounds(start, stats.hi), "reach": reach - 1},
         ).one_or_none()
         if boundary is None:
-            return _load(session, ids)
+            return rows
         start, walked, reach = (boundary[0], boundary[1]), walked + reach, 2 * reach
         if walked >= HANDOVER * indexed_cost:
             break
     # The matches are sparser here than on average: sort the candidates past the walk.
-    ids += _candidates(session, search, stats, start=start, limit=limit - len(ids))
-    return _load(session, ids)
+    return rows + _load(
+        session, _candidates(session, search, stats, start=start, limit=limit - len(rows))
+    )
 
 
 def _one_of(session: Session, column: ColumnElement[str], name: str) -> ColumnElement[bool]:
@@ -688,9 +689,9 @@ def _window(
     stop: str | None,
     reach: int,
     limit: int,
-) -> list[str]:
-    """The ids of the first `limit` matches among the next `reach` entries of `order`
-    after `start`: one pass over its index, which stops at the limit."""
+) -> list[Row[Any]]:
+    """The first `limit` matches among the next `reach` entries of `order` after `start`,
+    as rows of PAGE_COLUMNS: one pass over its index, which stops at the limit."""
     rest = order.rest
     shape = (
         "window",
@@ -703,12 +704,14 @@ def _window(
     )
     statement = _built(shape, lambda: _window_statement(session, *shape[2:]))
     values = {**order.values, **_bounds(start, stop), "reach": reach, "limit": limit}
-    return list(session.scalars(statement, values))
+    if dialect(session) == "sqlite":
+        return _load(session, list(session.scalars(statement, values)))
+    return list(session.execute(statement, values))
 
 
 def _window_statement(
     session: Session, kind: str, start: bool, stop: bool, needle: bool, labels: int
-) -> Select[tuple[str]]:
+) -> Select[Any]:
     id_, name_key, search_text, scope = _order_columns(kind)
     window = (
         select(id_.label("id"), name_key.label("name_key"), search_text.label("search_text"))
@@ -721,11 +724,24 @@ def _window_statement(
         session, needle=needle, labels=labels, id_=window.c.id, search_text=window.c.search_text
     )
     matching = select(window.c.id).where(*conditions)
-    if dialect(session) == "postgresql":
-        # Free when the plan keeps the window's order, which PostgreSQL knows; SQLite
-        # would sort the whole window for it, though its co-routine yields in order.
-        matching = matching.order_by(window.c.name_key, window.c.id)
-    return matching.limit(bindparam("limit"))
+    if dialect(session) == "sqlite":
+        # The ids, as its co-routine yields them, in order (an ORDER BY would sort the
+        # whole window). Joined to their rows, SQLite took 0.3-0.5 ms longer than
+        # loading them after.
+        return matching.limit(bindparam("limit"))
+    # The order is free when the plan keeps the window's, which PostgreSQL knows; the rows
+    # in the same statement, one round trip fewer than loading them after (a first page
+    # of łuk 3.1 -> 2.3 ms, of query + label 4.3 -> 3.8, in-process).
+    found = (
+        matching.order_by(window.c.name_key, window.c.id)
+        .limit(bindparam("limit"))
+        .subquery("found")
+    )
+    return (
+        select(*PAGE_COLUMNS)
+        .join_from(found, Profile, Profile.id == found.c.id)
+        .order_by(Profile.name_key, Profile.id)
+    )
 
 
 def _boundary_statement(
