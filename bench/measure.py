@@ -64,14 +64,17 @@ class Sampling:
 
     def interleaved(self, *calls: Callable[[], object]) -> list[Stats]:
         """Samples of each call, taken in turns: timings compared with each other then see
-        the same machine, whose speed drifts over minutes."""
+        the same machine, whose speed drifts over minutes. Each call opens a turn as often
+        as the others, so none always pays for, or always profits from, what the one before
+        it left in the caches (the API call had always gone first)."""
         seconds: list[list[float]] = [[] for _ in calls]
         deadline = time.perf_counter() + self.budget_s * len(calls)
         for taken in range(1, self.runs + 1):
-            for call, own in zip(calls, seconds, strict=True):
+            for i in range(len(calls)):
+                which = (taken + i) % len(calls)
                 started = time.perf_counter()
-                call()
-                own.append(time.perf_counter() - started)
+                calls[which]()
+                seconds[which].append(time.perf_counter() - started)
             if time.perf_counter() > deadline and taken >= min(self.min_runs, self.runs):
                 break
         return [Stats.of(own) for own in seconds]
