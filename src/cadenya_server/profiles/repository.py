@@ -8,7 +8,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from sqlalchemy import (
-    CTE,
     ColumnElement,
     Integer,
     Row,
@@ -22,7 +21,6 @@ from sqlalchemy import (
     exists,
     func,
     insert,
-    literal,
     select,
     table,
     tuple_,
@@ -433,68 +431,127 @@ def _fts_query(session: Session, search: SearchFilter) -> str | None:
     return " AND ".join(phrases)
 
 
-def _short_needle(session: Session, search: SearchFilter) -> list[ColumnElement[bool]]:
-    """The needle's own test where FTS5 cannot take it (fewer than three characters)."""
-    if 0 < len(search.needle) < 3:
-        return [_contains(session, Profile.search_text, search.needle)]
-    return []
+@dataclass(frozen=True)
+class _Lookup:
+    """What the trigram index is asked for a search: the shape of its statements (see
+    _indexed_statement) and the values they bind."""
+
+    shape: tuple[Any, ...]
+    values: dict[str, Any]
 
 
-def _fts_docids(
-    session: Session, search: SearchFilter, account_no: int
-) -> Select[tuple[int]] | None:
+def _lookup(session: Session, search: SearchFilter, stats: _Stats) -> _Lookup | None:
+    """The trigram index's lookup for a search (None: nothing can match)."""
+    if dialect(session) == "postgresql":
+        values: dict[str, Any] = {"account_id": search.account_id}
+        for n, probe in enumerate(stats.probes):
+            escaped = probe.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            values[f"probe_{n}"] = f"%{escaped}%"
+        if search.labels:
+            values["labels"] = search.labels
+        if search.type:
+            values["type"] = search.type
+        if search.needle:
+            values["needle"] = search.needle
+        shape = (len(stats.probes), bool(search.labels), bool(search.type), bool(search.needle))
+        return _Lookup(("postgresql", *shape), values)
     query = _fts_query(session, search)
     if query is None:
         return None
-    first = account_no << DOC_BITS
+    first = stats.account_no << DOC_BITS
+    values = {"fts": query, "first": first, "last": first + (1 << DOC_BITS) - 1}
+    # FTS5 takes no needle shorter than three characters: it is tested on the profile.
+    short = 0 < len(search.needle) < 3
+    if short:
+        values["needle"] = search.needle
+    return _Lookup(("sqlite", short), values)
+
+
+def _indexed_statement(
+    session: Session, shape: tuple[Any, ...], selected: str, *, start: bool = False
+) -> Select[Any]:
+    """The matches the trigram index finds for a lookup of this shape: their (name_key, id)
+    ("matches"), how many there are ("count"), or the first `limit` of them in name order
+    ("page": rows of PAGE_COLUMNS on PostgreSQL, ids on SQLite), after the parameters
+    start_name and start_id if `start`.
+    """
+
+    def build() -> Select[Any]:
+        if shape[0] == "sqlite" and selected == "count" and not shape[1]:
+            # FTS5 counts its own matches, without looking their documents up.
+            return select(func.count()).select_from(_fts_docids().subquery())
+        matches = (_pg_matches if shape[0] == "postgresql" else _sqlite_matches)(session, shape)
+        if selected == "matches":
+            return matches
+        if selected == "count":
+            return select(func.count()).select_from(matches.subquery())
+        found = matches.subquery("matches")
+        page = (
+            select(found.c.id)
+            .where(*_bounded(found.c.name_key, found.c.id, start=start, stop=False))
+            .order_by(found.c.name_key, found.c.id)
+            .limit(bindparam("limit"))
+        )
+        if shape[0] == "sqlite":
+            return page
+        # The rows in the same statement, as a walk's window has them (see _window_statement).
+        ids = page.subquery("page")
+        return (
+            select(*PAGE_COLUMNS)
+            .join_from(ids, Profile, Profile.id == ids.c.id)
+            .order_by(Profile.name_key, Profile.id)
+        )
+
+    return _built(("indexed", selected, start, *shape), build)
+
+
+def _fts_docids() -> Select[tuple[int]]:
+    """The FTS5 documents that match the parameter fts, between the parameters first and last."""
     return select(_fts.c.rowid).where(
-        _fts.c.profile_search_fts.op("MATCH")(query),
-        _fts.c.rowid.between(first, first + (1 << DOC_BITS) - 1),
+        _fts.c.profile_search_fts.op("MATCH")(bindparam("fts")),
+        _fts.c.rowid.between(bindparam("first"), bindparam("last")),
     )
 
 
-def _pg_candidates(search: SearchFilter, stats: _Stats) -> CTE:
-    """Profiles of any account the GIN index finds for the needle's probes and the labels.
+def _sqlite_matches(session: Session, shape: tuple[Any, ...]) -> Select[tuple[str, str]]:
+    _, short = shape
+    query = select(docs.c.name_key, docs.c.profile_id.label("id")).where(
+        docs.c.docid.in_(_fts_docids())
+    )
+    if short:
+        query = query.join(Profile, Profile.id == docs.c.profile_id).where(
+            _contains(session, Profile.search_text, bindparam("needle"))
+        )
+    return query
 
-    MATERIALIZED keeps the account and type conditions out of it: there, the
-    planner would combine the index with the account's B-tree, a bitmap of the
-    whole account. The callers test the whole needle on what it finds.
+
+def _pg_matches(session: Session, shape: tuple[Any, ...]) -> Select[tuple[str, str]]:
+    """Profiles of any account the GIN index finds for the needle's probes and the labels,
+    then those of the search.
+
+    MATERIALIZED keeps the account and type conditions out of the candidates: there,
+    the planner would combine the index with the account's B-tree, a bitmap of the
+    whole account. The whole needle is tested on what the index finds.
     """
-    conditions = []
-    for probe in stats.probes:
-        escaped = probe.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(Profile.search_text.like(f"%{escaped}%", escape="\\"))
-    if search.labels:
-        conditions.append(Profile.labels.op("@>")(literal(search.labels, JSONB)))
-    return (
+    _, probes, labels, type_, needle = shape
+    conditions = [
+        Profile.search_text.like(bindparam(f"probe_{n}", type_=String), escape="\\")
+        for n in range(probes)
+    ]
+    if labels:
+        conditions.append(Profile.labels.op("@>")(bindparam("labels", type_=JSONB)))
+    found = (
         select(Profile.id, Profile.account_id, Profile.type, Profile.name_key, Profile.search_text)
         .where(*conditions)
         .cte("candidates")
         .prefix_with("MATERIALIZED")
     )
-
-
-def _indexed_matches(
-    session: Session, search: SearchFilter, stats: _Stats
-) -> Select[tuple[str, str]] | None:
-    """(name_key, id) of every match, from the trigram index (None: there are none)."""
-    if dialect(session) == "postgresql":
-        found = _pg_candidates(search, stats)
-        conditions = [found.c.account_id == search.account_id]
-        if search.type:
-            conditions.append(found.c.type == search.type)
-        if search.needle:
-            conditions.append(_contains(session, found.c.search_text, search.needle))
-        return select(found.c.name_key, found.c.id).where(*conditions)
-    docids = _fts_docids(session, search, stats.account_no)
-    if docids is None:
-        return None
-    query = select(docs.c.name_key, docs.c.profile_id.label("id")).where(docs.c.docid.in_(docids))
-    if _short_needle(session, search):
-        query = query.join(Profile, Profile.id == docs.c.profile_id).where(
-            *_short_needle(session, search)
-        )
-    return query
+    tests = [found.c.account_id == bindparam("account_id")]
+    if type_:
+        tests.append(found.c.type == bindparam("type"))
+    if needle:
+        tests.append(_contains(session, found.c.search_text, bindparam("needle")))
+    return select(found.c.name_key, found.c.id).where(*tests)
 
 
 def _remembered(session: Session) -> dict[tuple, list[tuple[str, str]]]:
@@ -516,19 +573,18 @@ def search_count(session: Session, search: SearchFilter) -> int:
     if stats.scope <= SMALL_SCOPE or not _indexed(session, search, stats):
         counted = _walk_statement(session, search, "count", start=False, stop=False)
         return session.scalar(counted, _values(search))
-    query = _indexed_matches(session, search, stats)
-    if query is None:
+    lookup = _lookup(session, search, stats)
+    if lookup is None:
         return 0
     if stats.matches <= REMEMBERED_MATCHES:
         # Few enough to fetch: the first page then sorts them instead of asking again.
-        found = sorted((name_key, profile_id) for name_key, profile_id in session.execute(query))
+        query = _indexed_statement(session, lookup.shape, "matches")
+        found = sorted(
+            (name_key, profile_id) for name_key, profile_id in session.execute(query, lookup.values)
+        )
         _remembered(session)[_key(search)] = found
         return len(found)
-    if dialect(session) == "sqlite" and not _short_needle(session, search):
-        # FTS5 counts its own matches, without looking their documents up.
-        docids = _fts_docids(session, search, stats.account_no)
-        return session.scalar(select(func.count()).select_from(docids.subquery()))
-    return session.scalar(select(func.count()).select_from(query.subquery()))
+    return session.scalar(_indexed_statement(session, lookup.shape, "count"), lookup.values)
 
 
 def search_page(
@@ -560,7 +616,7 @@ def search_page(
     expected = limit * stats.walk_scope / matches
     indexed_cost = matches * CANDIDATE_COST[dialect(session)]
     if expected > indexed_cost:
-        return _load(session, _candidates(session, search, stats, start=start, limit=limit))
+        return _candidates(session, search, stats, start=start, limit=limit)
     rows: list[Row[Any]] = []
     walked, reach = 0, max(MIN_WALK_BUDGET, int(WALK_FACTOR * expected))
     while True:
@@ -582,9 +638,7 @@ def search_page(
         if walked >= HANDOVER * indexed_cost:
             break
     # The matches are sparser here than on average: sort the candidates past the walk.
-    return rows + _load(
-        session, _candidates(session, search, stats, start=start, limit=limit - len(rows))
-    )
+    return rows + _candidates(session, search, stats, start=start, limit=limit - len(rows))
 
 
 def _one_of(session: Session, column: ColumnElement[str], name: str) -> ColumnElement[bool]:
@@ -769,22 +823,17 @@ def _candidates(
     *,
     start: tuple[str, str] | None,
     limit: int,
-) -> list[str]:
-    """The ids of the first `limit` matches after `start`, from the trigram index's candidates."""
+) -> list[Row[Any]]:
+    """The first `limit` matches after `start`, from the trigram index's candidates, as rows."""
     found = _remembered(session).get(_key(search))
     if found is not None:
         later = found if start is None else found[bisect_right(found, start) :]
-        return [profile_id for _, profile_id in later[:limit]]
-    query = _indexed_matches(session, search, stats)
-    if query is None:
+        return _load(session, [profile_id for _, profile_id in later[:limit]])
+    lookup = _lookup(session, search, stats)
+    if lookup is None:
         return []
-    matches = query.subquery()
-    position = tuple_(matches.c.name_key, matches.c.id)
-    return list(
-        session.scalars(
-            select(matches.c.id)
-            .where(*([position > tuple_(*start)] if start is not None else []))
-            .order_by(matches.c.name_key, matches.c.id)
-            .limit(limit)
-        )
-    )
+    page = _indexed_statement(session, lookup.shape, "page", start=start is not None)
+    values = {**lookup.values, **_bounds(start, None), "limit": limit}
+    if dialect(session) == "sqlite":
+        return _load(session, list(session.scalars(page, values)))
+    return list(session.execute(page, values))
