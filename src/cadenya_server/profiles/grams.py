@@ -19,6 +19,8 @@ from operator import itemgetter
 from cadenya_server.profiles.text import SEPARATOR
 
 MAX_GRAM = 4
+# How many sets of labels `additions` counts in groups.
+MAX_GROUPS = 1000
 
 
 @cache
@@ -109,17 +111,36 @@ def additions(rows: Iterable[Row], *, labels: LabelChanges | None = None) -> dic
     `labels`: where to add the label gram changes too, if they are wanted.
     """
     result: dict[str, Changes] = defaultdict(Changes)
+    # Profiles of one type and one set of labels add to the same counts: a profile's grams
+    # are counted once, in its group, and each group into its type's counts and its
+    # labels' at the end (once per profile for the type and again for each label: 8.2 s
+    # for 100,000 profiles of the bench, 7.0 s in groups). Past MAX_GROUPS sets of labels,
+    # a profile with a new one is counted directly.
+    groups: dict[tuple[str, tuple[tuple[str, str], ...]], Counter[str]] = {}
     # A profile's grams are counted and dropped before the next profile's: holding a
     # batch's sets at once cost twice the time, in memory rather than in counting.
     # In name order, a gram's first profile gives its lowest name key, its last the highest.
     for type_, name_key, search_text, row_labels in sorted(rows, key=itemgetter(1)):
         change = result[type_]
         found = of_text(search_text)
-        change.n.update(found)
+        if labels is None:
+            change.n.update(found)
+        else:
+            group = (type_, tuple(row_labels.items()))
+            counts = groups.get(group)
+            if counts is None and len(groups) < MAX_GROUPS:
+                counts = groups[group] = Counter()
+            if counts is not None:
+                counts.update(found)
+            else:
+                change.n.update(found)
+                _count_labels(labels, found, row_labels)
         change.lo.update(dict.fromkeys(found.difference(change.lo), name_key))
         change.hi.update(dict.fromkeys(found, name_key))
+    for (type_, items), counts in groups.items():
+        result[type_].n.update(counts)
         if labels is not None:
-            _count_labels(labels, found, row_labels)
+            _count_labels(labels, counts, dict(items))
     return dict(result)
 
 
@@ -132,7 +153,9 @@ def label_additions(rows: Iterable[tuple[str, dict[str, str]]]) -> LabelChanges:
     return result
 
 
-def _count_labels(into: LabelChanges, found: set[str], labels: dict[str, str]) -> None:
+def _count_labels(
+    into: LabelChanges, found: set[str] | Counter[str], labels: dict[str, str]
+) -> None:
     for key, value in labels.items():
         label = f"{key}={value}"
         counts = into.get(label)

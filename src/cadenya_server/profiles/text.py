@@ -7,7 +7,6 @@ write, so both databases compare exactly what Python would.
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from cadenya_server.kit.errors import InvalidArgument
 
@@ -17,10 +16,14 @@ MAX_EMAIL = 320
 # control character, so no query can match across the join.
 SEPARATOR = "\n"
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+# Unicode's control characters (category Cc): C0, DEL and C1. A test holds the two to
+# the same code points; per character through unicodedata, the check took a tenth of
+# an import's reading and checking.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def has_control(text: str) -> bool:
-    return any(unicodedata.category(c) == "Cc" for c in text)
+    return _CONTROL.search(text) is not None
 
 
 def clean_name(name: str, *, field: str = "spec.name") -> str:
