@@ -357,11 +357,9 @@ def _write_batch(
         # By email: (id, type, name_key, search_text, labels), what the search index holds of it.
         existing = writer.existing(account_id, list(batch))
         new_rows, changed_rows = [], []
-        ids = new_ids("profile", len(batch) - len(existing))
         for key, row in batch.items():
             old = existing.get(key)
             if old is None:
-                row["id"] = ids.pop()
                 row.setdefault("type", "user")
                 row.setdefault("role", ROLE_MEMBER)
                 new_rows.append(row)
@@ -376,8 +374,12 @@ def _write_batch(
         stamp = now()
         if new_rows:
             # In name order, two of the indexes take the batch in order: a fifth less work
-            # for the database at a million profiles.
+            # for the database at a million profiles. The ids, which share their time and
+            # differ at random, are handed out in the same order, so the primary keys of
+            # profiles and of their labels take it in order too.
             new_rows.sort(key=itemgetter("name_key"))
+            for row, id_ in zip(new_rows, sorted(new_ids("profile", len(new_rows))), strict=True):
+                row["id"] = id_
             writer.insert_profiles(new_rows, account_id=account_id, creator=creator, stamp=stamp)
         if changed_rows:
             writer.update_profiles(changed_rows, stamp=stamp)
