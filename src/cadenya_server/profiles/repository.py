@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Integer,
     Row,
     Select,
@@ -21,9 +22,11 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    null,
     select,
     table,
     tuple_,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Session
@@ -199,28 +202,58 @@ def _stats(session: Session, search: SearchFilter) -> _Stats:
 def _read_stats(session: Session, search: SearchFilter) -> _Stats:
     pieces = grams.of_needle(search.needle) if search.needle else []
 
-    def build() -> Select[Any]:
-        a, g = ProfileSearchAccount, ProfileSearchGram
+    def build() -> Select[Any] | CompoundSelect:
+        a, g, lg = ProfileSearchAccount, ProfileSearchGram, ProfileSearchLabelGram
         counted = [g.account_no == a.no, _one_of(session, g.gram, "grams")]
         if search.type:
             counted.append(g.type == bindparam("type"))
-        return (
-            select(a.no, a.label_grams, g.gram, func.sum(g.n), func.min(g.lo), func.max(g.hi))
+        found = (
+            select(
+                a.no,
+                a.label_grams,
+                g.gram,
+                func.sum(g.n),
+                func.min(g.lo),
+                func.max(g.hi),
+                null().label("label"),
+            )
             .outerjoin(g, and_(*counted))
             .where(a.account_id == bindparam("account_id"))
             .group_by(a.no, a.label_grams, g.gram)
         )
+        if not search.labels:
+            return found
+        # The labels' counts in the same round trip (the account's, if it keeps them).
+        labelled = (
+            select(a.no, a.label_grams, lg.gram, lg.n, null(), null(), lg.label)
+            .join(
+                lg,
+                and_(
+                    lg.account_no == a.no,
+                    _one_of(session, lg.label, "labels"),
+                    _one_of(session, lg.gram, "grams"),
+                ),
+            )
+            .where(a.account_id == bindparam("account_id"))
+        )
+        return union_all(found, labelled)
 
-    # One round trip: the account's number, and the counts of its grams.
-    values = {"account_id": search.account_id, "grams": ["", *pieces]}
+    # One round trip: the account's number, and the counts of its grams (and labels).
+    values: dict[str, Any] = {"account_id": search.account_id, "grams": ["", *pieces]}
     if search.type:
         values["type"] = search.type
-    statement = _built(("stats", dialect(session), bool(search.type)), build)
-    rows = session.execute(statement, values).all()
+    if search.labels:
+        values["labels"] = [f"{key}={value}" for key, value in search.labels.items()]
+    shape = ("stats", dialect(session), bool(search.type), bool(search.labels))
+    rows = session.execute(_built(shape, build), values).all()
     if not rows:
         return _Stats(None, 0, 0, True)
     account_no, label_grams = rows[0][0], rows[0][1]
-    found = {gram: (int(n), lo, hi) for _, _, gram, n, lo, hi in rows if gram is not None}
+    found = {
+        gram: (int(n), lo, hi)
+        for _, _, gram, n, lo, hi, label in rows
+        if gram is not None and label is None
+    }
     scope = found[""][0] if "" in found else 0
     counts = {piece: found.get(piece, (0, "", "")) for piece in pieces or [""]}
     matches = min(n for n, _, _ in counts.values())
@@ -231,7 +264,8 @@ def _read_stats(session: Session, search: SearchFilter) -> _Stats:
         exact = label_grams and len(search.labels) == 1 and not search.type and exact
         sizes = dict.fromkeys(search.labels.items(), scope)
         if label_grams:
-            label_matches, sizes = _label_counts(session, account_no, search.labels, pieces)
+            labelled = {(label, gram): n for *_, gram, n, _, _, label in rows if label is not None}
+            label_matches, sizes = _label_counts(labelled, search.labels, pieces)
             matches = min(matches, label_matches)
         if not search.type:
             walk_label = min(sizes, key=sizes.__getitem__)
@@ -247,23 +281,12 @@ def _read_stats(session: Session, search: SearchFilter) -> _Stats:
 
 
 def _label_counts(
-    session: Session, account_no: int, labels: dict[str, str], pieces: list[str]
+    found: dict[tuple[str, str], int], labels: dict[str, str], pieces: list[str]
 ) -> tuple[int, dict[tuple[str, str], int]]:
     """At most how many profiles with these labels hold these pieces (the fewest of any
-    pair), and how many profiles have each label."""
+    pair), and how many profiles have each label, from the label gram counts `found` by
+    (label, gram)."""
     wanted = {f"{key}={value}": (key, value) for key, value in labels.items()}
-
-    def build() -> Select[Any]:
-        lg = ProfileSearchLabelGram
-        return select(lg.label, lg.gram, lg.n).where(
-            lg.account_no == bindparam("account_no"),
-            _one_of(session, lg.label, "labels"),
-            _one_of(session, lg.gram, "grams"),
-        )
-
-    values = {"account_no": account_no, "labels": list(wanted), "grams": ["", *pieces]}
-    statement = _built(("label counts", dialect(session)), build)
-    found = {(label, gram): n for label, gram, n in session.execute(statement, values)}
     matches = min(found.get((label, gram), 0) for label in wanted for gram in pieces or [""])
     return matches, {item: found.get((label, ""), 0) for label, item in wanted.items()}
 
