@@ -192,10 +192,15 @@ class _Stats:
 
 def _stats(session: Session, search: SearchFilter) -> _Stats:
     """The gram counts' view of a search, worked out once per (reading) transaction."""
-    remembered = session.info.setdefault("profile_search_stats", {})
+    return _once(session, "profile_search_stats", search, lambda: _read_stats(session, search))
+
+
+def _once(session: Session, name: str, search: SearchFilter, work: Callable[[], _T]) -> _T:
+    """What `work` finds for a search, worked out once per transaction (kept under `name`)."""
+    remembered = session.info.setdefault(name, {})
     key = _key(search)
     if key not in remembered:
-        remembered[key] = _read_stats(session, search)
+        remembered[key] = work()
     return remembered[key]
 
 
@@ -464,7 +469,14 @@ class _Lookup:
 
 
 def _lookup(session: Session, search: SearchFilter, stats: _Stats) -> _Lookup | None:
-    """The trigram index's lookup for a search (None: nothing can match)."""
+    """The trigram index's lookup for a search (None: nothing can match), worked out once
+    per transaction: on SQLite it reads the ids of the facets the search names."""
+    return _once(
+        session, "profile_search_lookups", search, lambda: _read_lookup(session, search, stats)
+    )
+
+
+def _read_lookup(session: Session, search: SearchFilter, stats: _Stats) -> _Lookup | None:
     if dialect(session) == "postgresql":
         values: dict[str, Any] = {"account_id": search.account_id}
         for n, probe in enumerate(stats.probes):
@@ -781,6 +793,12 @@ def _window(
     )
     statement = _built(shape, lambda: _window_statement(session, *shape[2:]))
     values = {**order.values, **_bounds(start, stop), "reach": reach, "limit": limit}
+    return _page_rows(session, statement, values)
+
+
+def _page_rows(session: Session, statement: Select[Any], values: dict[str, Any]) -> list[Row[Any]]:
+    """The rows of PAGE_COLUMNS a page's statement finds: it selects their ids on SQLite,
+    loaded after, and the rows themselves on PostgreSQL (see _window_statement)."""
     if dialect(session) == "sqlite":
         return _load(session, list(session.scalars(statement, values)))
     return list(session.execute(statement, values))
@@ -856,7 +874,4 @@ def _candidates(
     if lookup is None:
         return []
     page = _indexed_statement(session, lookup.shape, "page", start=start is not None)
-    values = {**lookup.values, **_bounds(start, None), "limit": limit}
-    if dialect(session) == "sqlite":
-        return _load(session, list(session.scalars(page, values)))
-    return list(session.execute(page, values))
+    return _page_rows(session, page, {**lookup.values, **_bounds(start, None), "limit": limit})
