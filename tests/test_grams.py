@@ -39,17 +39,23 @@ def _recount(rows: list[grams.Row]) -> tuple[dict, dict, dict, dict]:
     return dict(n), dict(lo), dict(hi), dict(labels)
 
 
-@pytest.mark.parametrize("max_groups", [grams.MAX_GROUPS, 1])
+@pytest.mark.parametrize(
+    ("max_groups", "label_grams"), [(grams.MAX_GROUPS, True), (1, True), (1, False)]
+)
 @settings(max_examples=100, deadline=None)
 @given(rows=_rows)
-def test_a_batch_counts_as_its_profiles_one_by_one(max_groups: int, rows: list[grams.Row]) -> None:
-    labels: grams.LabelChanges = {}
+def test_a_batch_counts_as_its_profiles_one_by_one(
+    max_groups: int, label_grams: bool, rows: list[grams.Row]
+) -> None:
+    labels: grams.LabelChanges | None = {} if label_grams else None
     with pytest.MonkeyPatch.context() as patch:
-        # One group at most: the profiles of other types and label sets are counted directly.
+        # One group at most: the profiles of other types and label sets are strays, whose
+        # labels are counted profile by profile.
         patch.setattr(grams, "MAX_GROUPS", max_groups)
         counted = grams.additions(rows, labels=labels)
     n, lo, hi, label_counts = _recount(rows)
     assert {t: dict(c.n) for t, c in counted.items()} == n
     assert {t: c.lo for t, c in counted.items()} == lo
     assert {t: c.hi for t, c in counted.items()} == hi
-    assert {label: dict(c) for label, c in labels.items() if +c} == label_counts
+    if labels is not None:
+        assert {label: dict(c) for label, c in labels.items() if +c} == label_counts

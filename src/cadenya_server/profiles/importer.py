@@ -386,7 +386,7 @@ def _write_batch(
         written = (*new_rows, *changed_rows)
         bulk.written(
             [(r["id"], r["type"], r["name_key"], r["search_text"], r["labels"]) for r in written],
-            counted=counting.result() if counting is not None else None,
+            counted=counting.result if counting is not None else None,
         )
         writer.insert_labels(
             [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import (
@@ -74,6 +74,7 @@ class BulkIndex:
         self._replaced: set[str] = set()
         self._written: list[IndexedRow] = []
         self._added: list[IndexedRow] = []
+        self._counting: list[tuple[list[IndexedRow], Callable[[], Counted]]] = []
         self._counted: list[dict[str, grams.Changes]] = []
         self._counted_labels: list[grams.LabelChanges] = []
 
@@ -91,20 +92,32 @@ class BulkIndex:
                 {"ids": json.dumps([row[0] for row in rows])},
             )
 
-    def written(self, rows: list[IndexedRow], *, counted: Counted | None = None) -> None:
+    def written(
+        self, rows: list[IndexedRow], *, counted: Callable[[], Counted] | None = None
+    ) -> None:
         """Profiles inserted or rewritten, as they now are.
 
-        `counted`: their gram count changes, if already counted (count_additions).
+        `counted`: gives their gram count changes, if they are being counted already
+        (count_additions); called once the documents are indexed, as late as can be.
         """
         self._written.extend(rows)
-        if counted is None or (self._label_grams and counted[1] is None):
+        if counted is None:
             self._added.extend(rows)
         else:
+            self._counting.append((rows, counted))
+
+    def _finish(self) -> None:
+        account_no = _account_no(self._session, self._account_id)
+        if self._sqlite and self._written:
+            self._index_documents(account_no)
+        for rows, counting in self._counting:
+            counted = counting()
+            if self._label_grams and counted[1] is None:
+                self._added.extend(rows)
+                continue
             self._counted.append(counted[0])
             if counted[1] is not None:
                 self._counted_labels.append(counted[1])
-
-    def _finish(self) -> None:
         labels: grams.LabelChanges | None = None
         if self._label_grams:
             labels = {}
@@ -117,11 +130,9 @@ class BulkIndex:
             counted=self._counted,
             labels=labels,
         )
-        account_no = count_grams(self._session, self._account_id, changes)
+        count_grams(self._session, account_no, changes)
         if labels is not None:
             count_label_grams(self._session, account_no, labels)
-        if self._sqlite and self._written:
-            self._index_documents(account_no)
 
     def _index_documents(self, account_no: int) -> None:
         """Document ids for new profiles, then every written profile into FTS5.
@@ -297,10 +308,8 @@ def _account_no(session: Session, account_id: str) -> int:
     return account_no
 
 
-def count_grams(session: Session, account_id: str, changes: dict[str, grams.Changes]) -> int:
-    """Apply gram count changes; the account's number."""
-    name = dialect(session)
-    account_no = _account_no(session, account_id)
+def count_grams(session: Session, account_no: int, changes: dict[str, grams.Changes]) -> None:
+    """Apply gram count changes to the account numbered `account_no` (see _account_no)."""
     widened, lowered = [], []
     for type_, change in changes.items():
         for gram, n in change.n.items():
@@ -308,9 +317,9 @@ def count_grams(session: Session, account_id: str, changes: dict[str, grams.Chan
                 widened.append((gram, type_, n, change.lo[gram], change.hi[gram]))
             elif n:
                 lowered.append((gram, type_, n))
-    if name == "postgresql":
+    if dialect(session) == "postgresql":
         _count_grams_postgresql(session.connection(), account_no, widened, lowered)
-        return account_no
+        return
     connection = session.connection()
     if widened:
         connection.exec_driver_sql(
@@ -329,7 +338,6 @@ def count_grams(session: Session, account_id: str, changes: dict[str, grams.Chan
             f"DELETE FROM profile_search_grams WHERE {key} AND n <= 0",
             [(account_no, gram, type_) for gram, type_, _ in lowered],
         )
-    return account_no
 
 
 def _count_grams_postgresql(
