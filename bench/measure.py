@@ -21,6 +21,26 @@ import httpx
 from bench.dataset import BenchError
 
 PROFILES_PATH = "/v1/account/profiles"
+YARDSTICK_WORDS = 50_000
+
+
+def yardstick() -> float:
+    """Seconds this machine takes for a fixed piece of pure Python, best of five.
+
+    The VMs this runs on differ from day to day by more than a round of changes (the same
+    code, a third slower): with this figure next to them, runs from different machines can
+    be compared. Slicing strings into sets and counting them, as the search's own Python does.
+    """
+    words = [f"{n * 7919 % 100_003:x}.{n % 97}@example{n % 13}.org" for n in range(YARDSTICK_WORDS)]
+    best = math.inf
+    for _ in range(5):
+        started = time.perf_counter()
+        counts: dict[str, int] = {}
+        for word in words:
+            for piece in {word[i : i + 3] for i in range(len(word) - 2)}:
+                counts[piece] = counts.get(piece, 0) + 1
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,10 @@ def markdown(result: dict[str, Any]) -> str:
         "The first page through the API and its SQL are sampled in turns, and so are the "
         "next and the 200th page, so a drift of the machine's speed does not tell them apart. "
         "Load average (1 min) before and after measuring: "
-        f"{env['load_average'][0]:.1f} and {env['load_average'][1]:.1f}.",
+        f"{env['load_average'][0]:.1f} and {env['load_average'][1]:.1f}. "
+        "The machine's speed before and after (bench.measure.yardstick, a fixed piece of "
+        "pure Python; less is faster): "
+        + " and ".join(f"{s:.2f} s" for s in env.get("yardstick_seconds", [])),
         "",
         "| shape | query | total | first page p50 / p99 | next page p50 / p99 "
         "| 200th page p50 / p99 | SQL p50 | API − SQL p50 | baseline p50 / p99 "

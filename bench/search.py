@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from bench import baseline, dataset, report
 from bench.dataset import MAIN_SEED, BenchError, DataSpec, Loaded, Target, progress
-from bench.measure import Api, Sampling, Stats, serving
+from bench.measure import Api, Sampling, Stats, serving, yardstick
 from cadenya_server import demo_data
 from cadenya_server.kit.db import Database
 from cadenya_server.kit.labels import parse_filter
@@ -209,6 +209,7 @@ def run(
     """The whole benchmark on one database; writes its results and returns them."""
     # Taken first: the code that loads and serves is the code on disk now.
     commit = _commit()
+    speed_before = yardstick()
     loaded = dataset.prepare(target, spec, reuse=reuse, data_dir=data_dir)
     runtime = dataset.runtime_for(target, loaded.secret_key)
     try:
@@ -235,6 +236,7 @@ def run(
             finally:
                 api.close()
         load_after = os.getloadavg()[0]
+        speed_after = yardstick()
     finally:
         runtime.db.dispose()
     result = {
@@ -247,6 +249,7 @@ def run(
             "python": platform.python_version(),
             "commit": commit,
             "load_average": [round(load_before, 2), round(load_after, 2)],
+            "yardstick_seconds": [speed_before, speed_after],
         },
         "dataset": {**asdict(spec), "seed": MAIN_SEED, "reused": loaded.reused},
         "load": loaded.load,
