@@ -145,8 +145,8 @@ def _count_group(rows: list[Row], *, labels: LabelChanges | None) -> Changes:
     for name_key, same_name in groupby(sorted(rows, key=itemgetter(1)), key=itemgetter(1)):
         found_in_run: set[str] = set()
         for _type, _name_key, search_text, row_labels in same_name:
-            # A profile's grams are counted and dropped before the next name's: holding
-            # a batch's sets at once cost twice the time, in memory rather than counting.
+            # A profile's grams are kept only until its name's bounds are taken: holding a
+            # batch's sets at once cost twice the time, in memory rather than in counting.
             found = of_text(search_text)
             change.n.update(found)
             if labels is not None:
