@@ -127,7 +127,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"{env['load_average'][0]:.1f} and {env['load_average'][1]:.1f}. "
         "The machine's speed before and after (bench.measure.yardstick, a fixed piece of "
         "pure Python; less is faster): "
-        + " and ".join(f"{s:.2f} s" for s in env.get("yardstick_seconds", [])),
+        + " and ".join(f"{s:.2f} s" for s in env.get("yardstick_seconds", []))
+        + ".",
         "",
         "| shape | query | total | first page p50 / p99 | next page p50 / p99 "
         "| 200th page p50 / p99 | SQL p50 | API − SQL p50 | baseline p50 / p99 "
