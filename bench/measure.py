@@ -28,8 +28,9 @@ def yardstick() -> float:
     """Seconds this machine takes for a fixed piece of pure Python, best of five.
 
     The VMs this runs on differ from day to day by more than a round of changes (the same
-    code, a third slower): with this figure next to them, runs from different machines can
-    be compared. Slicing strings into sets and counting them, as the search's own Python does.
+    code took 1.4-1.5 times as long on one as on another): with this figure next to them,
+    runs from different machines can be compared. Slicing strings into sets and counting
+    them, as the search's own Python does.
     """
     words = [f"{n * 7919 % 100_003:x}.{n % 97}@example{n % 13}.org" for n in range(YARDSTICK_WORDS)]
     best = math.inf
