@@ -11,7 +11,7 @@ them enumerate the same substrings in SQL.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from itertools import groupby
@@ -33,11 +33,16 @@ def _slices(length: int) -> tuple[slice, ...]:
     )
 
 
+def _longer(part: str) -> Iterator[str]:
+    """Every substring of `part` of two to MAX_GRAM characters (some more than once)."""
+    return map(part.__getitem__, _slices(len(part)))
+
+
 # Names repeat (first and last names recombine); emails rarely do.
 @lru_cache(maxsize=1 << 16)
 def _of_name(name_key: str) -> frozenset[str]:
     """The grams of a name, with "" (every profile counts for it)."""
-    return frozenset(("", *name_key, *map(name_key.__getitem__, _slices(len(name_key)))))
+    return frozenset(("", *name_key, *_longer(name_key)))
 
 
 def of_text(search_text: str) -> set[str]:
@@ -47,7 +52,7 @@ def of_text(search_text: str) -> set[str]:
     name, _, email = search_text.partition(SEPARATOR)
     found = set(_of_name(name))
     found.update(email)
-    found.update(map(email.__getitem__, _slices(len(email))))
+    found.update(_longer(email))
     return found
 
 
