@@ -160,8 +160,14 @@ class Api:
         self._headers = {"Authorization": f"Bearer {token}"}
 
     def get(self, params: dict[str, str]) -> bytes:
-        """The body of a successful call."""
-        target = f"{PROFILES_PATH}?{urlencode(params)}"
+        """The body of a successful search."""
+        return self._body(f"{PROFILES_PATH}?{urlencode(params)}")
+
+    def healthz(self) -> bytes:
+        """The server's cheapest call that reaches the database (one `SELECT 1`)."""
+        return self._body("/healthz")
+
+    def _body(self, target: str) -> bytes:
         try:
             response = self._send(target)
         except (http.client.RemoteDisconnected, ConnectionError):

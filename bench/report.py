@@ -128,7 +128,15 @@ def markdown(result: dict[str, Any]) -> str:
         "The machine's speed before and after (bench.measure.yardstick, a fixed piece of "
         "pure Python; less is faster): "
         + " and ".join(f"{s:.2f} s" for s in env.get("yardstick_seconds", []))
-        + ".",
+        + "."
+        + (
+            " The server's floor, a `GET /healthz` (one `SELECT 1`) on the same connection, "
+            "p50 before and after: "
+            + " and ".join(f"{ms:.2f} ms" for ms in env["healthz_p50_ms"])
+            + "."
+            if "healthz_p50_ms" in env
+            else ""
+        ),
         "",
         "| shape | query | total | first page p50 / p99 | next page p50 / p99 "
         "| 200th page p50 / p99 | SQL p50 | API − SQL p50 | baseline p50 / p99 "

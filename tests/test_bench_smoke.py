@@ -131,6 +131,11 @@ def test_benchmark_runs_end_to_end_and_reports_every_shape(tmp_path, database):
     assert len(targets) == 8
     assert all(target["met"] in (True, False, None) for target in targets)
     assert "Targets of issue #3" in table
+    # The machine's state next to the numbers: its speed, and the server's floor.
+    assert all(seconds > 0 for seconds in result["environment"]["yardstick_seconds"])
+    floor = result["environment"]["healthz_p50_ms"]
+    assert len(floor) == 2 and all(ms > 0 for ms in floor)
+    assert "GET /healthz" in table
 
     again, _ = run_benchmark(tmp_path, kind, arguments, "--reuse")
     assert again["dataset"]["reused"] is True
