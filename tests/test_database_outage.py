@@ -2,7 +2,7 @@
 
 The pool pings a connection only after it has been idle a while
 (kit.db.PING_AFTER_IDLE_SECONDS); one that was in use a moment before the loss
-fails a single request, cleanly, and the pool then reconnects.
+fails at most one request, cleanly, and the pool then reconnects.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def test_connections_lost_while_idle_are_replaced_unseen(
         assert client.accounts.retrieve().metadata.id == account.id
 
 
-def test_a_connection_lost_in_use_fails_one_request_cleanly(
+def test_a_connection_lost_in_use_fails_at_most_one_request_cleanly(
     server: Server, account: Tenant, database_url: str
 ) -> None:
     with server.http(account.api_key) as http:
