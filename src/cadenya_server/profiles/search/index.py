@@ -30,7 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from cadenya_server.models import Profile, ProfileSearchAccount, profile_search_bulk
-from cadenya_server.profiles import grams
+from cadenya_server.profiles.search import grams
 
 # What marks a bulk transaction on PostgreSQL (migration 0007).
 BULK_SETTING = "cadenya.search_bulk"
