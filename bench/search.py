@@ -164,7 +164,7 @@ def _walk(api: Api, shape: Shape, *, limit: int, cursor: str) -> tuple[str, Stat
 def _sql(
     db: Database, search: planner.SearchFilter, *, limit: int
 ) -> tuple[Callable[[], list[Row[Any]]], Callable[[], list[Row[Any]]] | None]:
-    """The repository calls of profiles.service.search, to time: the first page with its
+    """The planner calls of profiles.service.search, to time: the first page with its
     count, and the next page (None: there is none), which knows the total from its cursor."""
 
     def in_transaction(work: Callable[[Session], list[Row[Any]]]) -> Callable[[], list[Row[Any]]]:
@@ -176,18 +176,18 @@ def _sql(
         return call
 
     def first(session: Session) -> list[Row[Any]]:
-        total = planner.search_count(session, search)
-        return planner.search_page(session, search, after=None, limit=limit + 1, total=total)
+        plan = planner.Plan(session, search)
+        return plan.page(after=None, limit=limit + 1, total=plan.count())
 
     with db.transaction(write=False) as session:
-        total = planner.search_count(session, search)
+        total = planner.Plan(session, search).count()
     rows = in_transaction(first)()
     if len(rows) <= limit:
         return in_transaction(first), None
     after = (rows[limit - 1].name_key, rows[limit - 1].id)
     return in_transaction(first), in_transaction(
-        lambda session: planner.search_page(
-            session, search, after=after, limit=limit + 1, total=total
+        lambda session: planner.Plan(session, search).page(
+            after=after, limit=limit + 1, total=total
         )
     )
 

@@ -61,11 +61,12 @@ def _plan(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
 def _pages(server: Server, search: planner.SearchFilter, limit: int = 4) -> tuple[list, int]:
     """Every page of a search through the planner, as the service walks them."""
     with server.runtime.db.transaction(write=False) as session:
-        total = planner.search_count(session, search)
+        plan = planner.Plan(session, search)
+        total = plan.count()
         found: list[str] = []
         after = None
         while True:
-            rows = planner.search_page(session, search, after=after, limit=limit + 1, total=total)
+            rows = plan.page(after=after, limit=limit + 1, total=total)
             found += [row.id for row in rows[:limit]]
             if len(rows) <= limit:
                 return found, total

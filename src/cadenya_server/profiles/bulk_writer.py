@@ -46,7 +46,7 @@ class BulkWriter:
         else:
             # The server's connections plan every run of a prepared statement afresh
             # (kit.db), which PostgreSQL also applies to the foreign keys' checks: a
-            # COPY planned the same lookup once per row, a tenth of the machine's time.
+            # COPY planned the same lookup once per row (bench/README.md).
             self._connection.exec_driver_sql("SET LOCAL plan_cache_mode = auto")
 
     def existing(self, account_id: str, email_keys: list[str]) -> dict[str, index.IndexedRow]:
@@ -102,7 +102,9 @@ class BulkWriter:
                 values,
             )
         else:
-            self._copy(f"COPY profiles ({_PROFILE_COLUMNS}) FROM STDIN", values)
+            index.copy_rows(
+                self._connection, f"COPY profiles ({_PROFILE_COLUMNS}) FROM STDIN", values
+            )
 
     def update_profiles(self, rows: list[Record], *, stamp: Any) -> None:
         """Rewrite profiles by id; a role the row leaves out stays as it is."""
@@ -150,19 +152,13 @@ class BulkWriter:
                 f"INSERT INTO profile_labels ({columns}) VALUES (?, ?, ?, ?, ?, ?)", rows
             )
         else:
-            self._copy(f"COPY profile_labels ({columns}) FROM STDIN", rows)
+            index.copy_rows(self._connection, f"COPY profile_labels ({columns}) FROM STDIN", rows)
 
     def _bind(self, column: str, value: Any) -> Any:
         """A value as the column's type stores it (SQLite keeps datetimes as text)."""
         type_ = Profile.__table__.c[column].type.dialect_impl(self._dialect)
         process = type_.bind_processor(self._dialect)
         return process(value) if process else value
-
-    def _copy(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
-        cursor = self._connection.connection.driver_connection.cursor()
-        with cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
 
 
 @contextmanager
@@ -184,9 +180,8 @@ def refresh_statistics(db: Database) -> None:
     """Fresh PostgreSQL planner statistics for the profiles table."""
     # A bulk load outruns autovacuum. While the statistics still see the account as
     # small, PostgreSQL plans each batch's email lookup as a scan of the whole
-    # account, so every batch is slower than the last (100k rows: 3 minutes instead
-    # of 25 s). Refreshed after batches 1, 2, 4, 8, … they stay within a factor of
-    # two of the truth for a handful of ANALYZEs.
+    # account, so every batch is slower than the last. Refreshed after batches 1, 2, 4,
+    # 8, … they stay within a factor of two of the truth for a handful of ANALYZEs.
     if db.dialect == "postgresql":
         with db.transaction() as session:
             session.execute(sql("ANALYZE profiles"))

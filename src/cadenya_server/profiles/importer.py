@@ -369,8 +369,8 @@ def _write_batch(
         bulk.replacing([existing[r["email_key"]] for r in changed_rows])
         stamp = now()
         if new_rows:
-            # In name order, two of the indexes take the batch in order: a fifth less work
-            # for the database at a million profiles. The ids, which share their time and
+            # In name order, two of the indexes take the batch in order, less work for the
+            # database than at random. The ids, which share their time and
             # differ at random, are handed out in the same order, so the primary keys of
             # profiles and of their labels take it in order too.
             new_rows.sort(key=itemgetter("name_key"))
@@ -400,8 +400,7 @@ def _collector_paused() -> Iterator[None]:
     """No cyclic garbage collection while the import runs.
 
     The two batches in flight are some 300,000 dicts and tuples, none of them in
-    a cycle, which the collector would walk over and over: 7 s of a million
-    profiles on SQLite, where nothing else runs meanwhile.
+    a cycle, which the collector would walk over and over (bench/README.md).
     """
     if not gc.isenabled():
         yield

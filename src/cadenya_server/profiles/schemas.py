@@ -79,8 +79,8 @@ class ProfileList(WireModel):
         """The JSON of the list of these rows' profiles, as model_dump_json(by_alias=True)
         writes it, without building the models.
 
-        For the profile search, which renders fifty per keystroke: validating 150 models
-        took about half a millisecond of each call in the server.
+        For the profile search, which renders fifty per keystroke: validating the models
+        is a large share of each call in the server (bench/README.md).
         """
         return pydantic_core.to_json(
             {

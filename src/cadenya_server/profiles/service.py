@@ -68,10 +68,11 @@ def search(
     if text.has_control(search.needle):
         # Stored names and emails never hold control characters.
         return ProfileList.render([], next_cursor="", total=0)
+    plan = planner.Plan(session, search)
     if total is None:
         # Counted on the first page only; later pages carry it in the cursor.
-        total = planner.search_count(session, search)
-    rows = planner.search_page(session, search, after=after, limit=size + 1, total=total)
+        total = plan.count()
+    rows = plan.page(after=after, limit=size + 1, total=total)
     next_cursor = ""
     if len(rows) > size:
         rows = rows[:size]

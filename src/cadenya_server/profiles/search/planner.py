@@ -1,8 +1,36 @@
-"""The profile search planner."""
+"""The profile search planner: how a search's total and pages are found.
+
+A search is an account, a lower-cased substring of name or email (the needle), and
+optionally a profile type and labels; its answer is a page in the contract's order,
+(name_key, id), after a cursor, with the exact total. Three structures answer it
+(migrations 0003 and 0006): the gram counts (how many profiles of a type, or with a
+label, hold each gram of up to grams.MAX_GRAM characters, with bounds on their name
+keys); a trigram index that lists candidates (on SQLite the FTS5 table
+profile_search_fts, exact, with a token per type and label; on PostgreSQL the pg_trgm
+GIN index, a superset that a substring test rechecks); and the B-tree indexes that list
+an account's, a type's or a label's profiles in name order.
+
+A `Plan` first reads the counts of the needle's grams in one round trip: the fewest
+profiles holding any one of them bound the matches. For a needle no longer than a gram
+that bound is the total (with labels: one label, no type, in an account that keeps label
+counts); else the total is counted, by walking the name order when the scope is small or
+no trigram serves, else from the trigram index's candidates, fetched and kept when they
+are few so that the first page sorts them instead of asking again. A page either walks
+the name order from the cursor and tests each entry (cheap when matches are dense) or
+sorts the candidates (cheap when they are few): the counts estimate both costs (limit *
+scope / matches entries walked, CANDIDATE_COST per candidate). A walk reads windows that
+double in size and hands over to the candidates once it has read what they would cost,
+which happens where matches are sparser than on average. It reads the rows of the
+search's rarest label when it names labels and no type, else the type's or the
+account's. Cursors carry the last (name_key, id) and the total, so later pages skip the
+count. Every statement is built once per shape, its values bound at execution (see
+_Statements).
+"""
 
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -37,7 +65,7 @@ from cadenya_server.models import (
     ProfileSearchLabelGram,
 )
 from cadenya_server.profiles.search import grams
-from cadenya_server.profiles.search.index import DOC_BITS, dialect, docs
+from cadenya_server.profiles.search.index import DOC_BITS, dialect, docs, facet_token
 
 _T = TypeVar("_T")
 
@@ -52,25 +80,8 @@ class SearchFilter:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-# --- Search ---------------------------------------------------------------------------
-#
-# Three structures answer a search (migration 0003):
-# - profile_search_grams: how many profiles of a type contain each gram of up to
-#   grams.MAX_GRAM characters, and bounds on their name keys;
-# - a trigram index for candidates: on SQLite the FTS5 table profile_search_fts
-#   (exact: a phrase over search_text, plus one token per type and label), on
-#   PostgreSQL the pg_trgm GIN index (a superset that LIKE rechecks);
-# - the (account_id[, type], name_key, id) indexes, which list profiles in the
-#   contract's order, and (account_id, key, value, name_key, profile_id) on
-#   profile_labels, which lists a label's profiles in it (migration 0006).
-# A total is a lookup when the counts know it, else a count of the candidates. A
-# page either walks the name order from the cursor and filters (cheap when
-# matches are dense), or sorts the candidates (cheap when they are few); the
-# gram counts estimate both costs. A walk reads a label's order when the search
-# names a label and no type, else the account's (or the type's).
-
 # What a page shows of a profile, read as plain rows: ORM instances (identity map,
-# instance state) took 0.2 ms more of a page of fifty on PostgreSQL.
+# instance state) cost more than the database's work on a page (bench/README.md).
 PAGE_COLUMNS = (
     Profile.id,
     Profile.account_id,
@@ -120,20 +131,6 @@ class _Stats:
     # (at most: scope when the account keeps no label gram counts).
     walk_label: tuple[str, str] | None = None
     walk_scope: int = 0
-
-
-def _stats(session: Session, search: SearchFilter) -> _Stats:
-    """The gram counts' view of a search, worked out once per (reading) transaction."""
-    return _once(session, "profile_search_stats", search, lambda: _read_stats(session, search))
-
-
-def _once(session: Session, name: str, search: SearchFilter, work: Callable[[], _T]) -> _T:
-    """What `work` finds for a search, worked out once per transaction (kept under `name`)."""
-    remembered = session.info.setdefault(name, {})
-    key = _key(search)
-    if key not in remembered:
-        remembered[key] = work()
-    return remembered[key]
 
 
 def _read_stats(session: Session, search: SearchFilter) -> _Stats:
@@ -236,8 +233,7 @@ def _probes(needle: str, pieces: list[str]) -> tuple[str, ...]:
     "iyer" look up inner trigrams only, and the needle is tested whole anyway.
     Pieces that hold a single trigram between them hardly narrow anything down:
     "666666@" has the one piece "6666", that is "666", in 3,900 profiles at a
-    million; the whole needle adds the word end "66 " and leaves 1,209 (7.5 ms
-    -> 4.0 ms).
+    million; the whole needle adds the word end "66 " and leaves 1,209.
     """
     inner = tuple(piece for piece in pieces if len(piece) >= 3 and piece.isalnum())
     if not inner:
@@ -366,14 +362,6 @@ def _indexed(session: Session, search: SearchFilter, stats: _Stats) -> bool:
     return len(search.needle) >= 3
 
 
-def _facet_code(facet_id: int) -> str:
-    """The FTS5 token of a facet: three private-use characters (migration 0003)."""
-    return "".join(
-        chr(0xE000 + part)
-        for part in (facet_id % 6400, facet_id // 6400 % 6400, facet_id // 40960000)
-    )
-
-
 def _fts_query(session: Session, search: SearchFilter) -> str | None:
     """The FTS5 query of a search, or None when a type or label it names was never seen."""
     wanted = [f"type:{search.type}"] if search.type else []
@@ -387,7 +375,7 @@ def _fts_query(session: Session, search: SearchFilter) -> str | None:
     phrases = []
     if len(search.needle) >= 3:
         phrases.append('body : "' + search.needle.replace('"', '""') + '"')
-    phrases += [f'facets : "{_facet_code(ids[facet])}"' for facet in wanted]
+    phrases += [f'facets : "{facet_token(ids[facet])}"' for facet in wanted]
     return " AND ".join(phrases)
 
 
@@ -398,14 +386,6 @@ class _Lookup:
 
     shape: tuple[Any, ...]
     values: dict[str, Any]
-
-
-def _lookup(session: Session, search: SearchFilter, stats: _Stats) -> _Lookup | None:
-    """The trigram index's lookup for a search (None: nothing can match), worked out once
-    per transaction: on SQLite it reads the ids of the facets the search names."""
-    return _once(
-        session, "profile_search_lookups", search, lambda: _read_lookup(session, search, stats)
-    )
 
 
 def _read_lookup(session: Session, search: SearchFilter, stats: _Stats) -> _Lookup | None:
@@ -521,116 +501,148 @@ def _pg_matches(session: Session, shape: tuple[Any, ...]) -> Select[tuple[str, s
     return select(found.c.name_key, found.c.id).where(*tests)
 
 
-def _remembered(session: Session) -> dict[tuple, list[tuple[str, str]]]:
-    """Matches fetched for a count, kept for the page asked next in the same transaction."""
-    return session.info.setdefault("profile_search_matches", {})
+class Plan:
+    """One search's plan in one transaction: count its matches, then read its pages.
 
-
-def _key(search: SearchFilter) -> tuple:
-    return (search.account_id, search.needle, search.type, tuple(sorted(search.labels.items())))
-
-
-def search_count(session: Session, search: SearchFilter) -> int:
-    """How many profiles match."""
-    stats = _stats(session, search)
-    if stats.matches == 0:
-        return 0
-    if stats.exact:
-        return stats.matches
-    if stats.scope <= SMALL_SCOPE or not _indexed(session, search, stats):
-        counted = _walk_statement(session, search, "count", start=False, stop=False)
-        return session.scalar(counted, _values(search))
-    lookup = _lookup(session, search, stats)
-    if lookup is None:
-        return 0
-    if stats.matches <= REMEMBERED_MATCHES:
-        # Few enough to fetch: the first page then sorts them instead of asking again.
-        query = _indexed_statement(session, lookup.shape, "matches")
-        found = sorted(
-            (name_key, profile_id) for name_key, profile_id in session.execute(query, lookup.values)
-        )
-        _remembered(session)[_key(search)] = found
-        return len(found)
-    return session.scalar(_indexed_statement(session, lookup.shape, "count"), lookup.values)
-
-
-def search_page(
-    session: Session,
-    search: SearchFilter,
-    *,
-    after: tuple[str, str] | None,
-    limit: int,
-    total: int | None = None,
-) -> list[Row[Any]]:
-    """Up to `limit` matches in (name_key, id) order, starting after `after`, as rows of
-    PAGE_COLUMNS.
-
-    `total`, the exact number of matches when the caller knows it, sharpens the
-    choice of plan (the gram counts know nothing of labels).
+    Made once per request; what the count fetched (few enough matches to sort) is
+    kept for the page asked next.
     """
-    stats = _stats(session, search)
-    matches = stats.matches if total is None else min(total, stats.matches)
-    if matches == 0:
-        return []
-    start = after
-    if stats.lo is not None and (start is None or start < (stats.lo, "")):
-        # Nothing before the lowest name key that holds the needle's grams can match.
-        start = (stats.lo, "")
-    if stats.scope <= SMALL_SCOPE or not _indexed(session, search, stats):
-        return _walk_rows(session, search, start=start, stop=stats.hi, limit=limit)
-    # Walk the label's rows when the search names one (and no type), else the account's.
-    order = _order(search, stats)
-    expected = limit * stats.walk_scope / matches
-    indexed_cost = matches * CANDIDATE_COST[dialect(session)]
-    if expected > indexed_cost:
-        return _candidates(session, search, stats, start=start, limit=limit)
-    rows: list[Row[Any]] = []
-    walked, reach = 0, max(MIN_WALK_BUDGET, int(WALK_FACTOR * expected))
-    while True:
-        rows += _window(
-            session, order, start=start, stop=stats.hi, reach=reach, limit=limit - len(rows)
-        )
-        if len(rows) == limit:
-            return rows
-        # Where the window ended, from the index alone; None: the names ran out in it.
-        boundary = session.execute(
-            _boundary_statement(
-                session, order.kind, start=start is not None, stop=stats.hi is not None
-            ),
-            {**order.values, **_bounds(start, stats.hi), "reach": reach - 1},
-        ).one_or_none()
-        if boundary is None:
-            return rows
-        start, walked, reach = (boundary[0], boundary[1]), walked + reach, 2 * reach
-        if walked >= HANDOVER * indexed_cost:
-            break
-    # The matches are sparser here than on average: sort the candidates past the walk.
-    return rows + _candidates(session, search, stats, start=start, limit=limit - len(rows))
+
+    def __init__(self, session: Session, search: SearchFilter) -> None:
+        self._session = session
+        self._search = search
+        self._stats = _read_stats(session, search)
+        self._lookup: _Lookup | None = None
+        self._looked_up = False
+        # The (name_key, id) of every match, sorted, when the count fetched them.
+        self._matches: list[tuple[str, str]] | None = None
+
+    def count(self) -> int:
+        """How many profiles match."""
+        session, search, stats = self._session, self._search, self._stats
+        if stats.matches == 0:
+            return 0
+        if stats.exact:
+            return stats.matches
+        if stats.scope <= SMALL_SCOPE or not _indexed(session, search, stats):
+            counted = _walk_statement(session, search, "count", start=False, stop=False)
+            return session.scalar(counted, _values(search))
+        lookup = self._lookup_once()
+        if lookup is None:
+            return 0
+        if stats.matches <= REMEMBERED_MATCHES:
+            # Few enough to fetch: the first page then sorts them instead of asking again.
+            query = _indexed_statement(session, lookup.shape, "matches")
+            self._matches = sorted(
+                (name_key, profile_id)
+                for name_key, profile_id in session.execute(query, lookup.values)
+            )
+            return len(self._matches)
+        return session.scalar(_indexed_statement(session, lookup.shape, "count"), lookup.values)
+
+    def page(
+        self, *, after: tuple[str, str] | None, limit: int, total: int | None = None
+    ) -> list[Row[Any]]:
+        """Up to `limit` matches in (name_key, id) order, starting after `after`, as rows of
+        PAGE_COLUMNS.
+
+        `total`, the exact number of matches when the caller knows it, sharpens the
+        choice of plan (the gram counts know nothing of labels).
+        """
+        session, search, stats = self._session, self._search, self._stats
+        matches = stats.matches if total is None else min(total, stats.matches)
+        if matches == 0:
+            return []
+        start = after
+        if stats.lo is not None and (start is None or start < (stats.lo, "")):
+            # Nothing before the lowest name key that holds the needle's grams can match.
+            start = (stats.lo, "")
+        if stats.scope <= SMALL_SCOPE or not _indexed(session, search, stats):
+            return _walk_rows(session, search, start=start, stop=stats.hi, limit=limit)
+        # Walk the label's rows when the search names one (and no type), else the account's.
+        order = _order(search, stats)
+        expected = limit * stats.walk_scope / matches
+        indexed_cost = matches * CANDIDATE_COST[dialect(session)]
+        if expected > indexed_cost:
+            return self._candidates(start=start, limit=limit)
+        rows: list[Row[Any]] = []
+        walked, reach = 0, max(MIN_WALK_BUDGET, int(WALK_FACTOR * expected))
+        while True:
+            rows += _window(
+                session, order, start=start, stop=stats.hi, reach=reach, limit=limit - len(rows)
+            )
+            if len(rows) == limit:
+                return rows
+            # Where the window ended, from the index alone; None: the names ran out in it.
+            boundary = session.execute(
+                _boundary_statement(
+                    session, order.kind, start=start is not None, stop=stats.hi is not None
+                ),
+                {**order.values, **_bounds(start, stats.hi), "reach": reach - 1},
+            ).one_or_none()
+            if boundary is None:
+                return rows
+            start, walked, reach = (boundary[0], boundary[1]), walked + reach, 2 * reach
+            if walked >= HANDOVER * indexed_cost:
+                break
+        # The matches are sparser here than on average: sort the candidates past the walk.
+        return rows + self._candidates(start=start, limit=limit - len(rows))
+
+    def _lookup_once(self) -> _Lookup | None:
+        """The trigram index's lookup (None: nothing can match); on SQLite it reads the ids
+        of the facets the search names, so it is worked out once."""
+        if not self._looked_up:
+            self._lookup = _read_lookup(self._session, self._search, self._stats)
+            self._looked_up = True
+        return self._lookup
+
+    def _candidates(self, *, start: tuple[str, str] | None, limit: int) -> list[Row[Any]]:
+        """The first `limit` matches after `start`, from the trigram index's candidates."""
+        session = self._session
+        if self._matches is not None:
+            found = self._matches
+            later = found if start is None else found[bisect_right(found, start) :]
+            return _load(session, [profile_id for _, profile_id in later[:limit]])
+        lookup = self._lookup_once()
+        if lookup is None:
+            return []
+        page = _indexed_statement(session, lookup.shape, "page", start=start is not None)
+        return _page_rows(session, page, {**lookup.values, **_bounds(start, None), "limit": limit})
 
 
 def _one_of(session: Session, column: ColumnElement[str], name: str) -> ColumnElement[bool]:
     """`column IN` the list bound to `name`; on PostgreSQL `= ANY` of one array
-    parameter, whose statement psycopg parses once and prepares: a page's fifty-one ids
-    rendered, cast and parsed anew took a fifth of the time its rows took to load."""
+    parameter, whose statement psycopg parses once and prepares, where a page's ids
+    rendered as literals would be cast and parsed anew on every call."""
     if dialect(session) == "postgresql":
         return column == any_(bindparam(name, type_=ARRAY(String)))
     return column.in_(bindparam(name, expanding=True))
 
 
-# The statements of every search, built once per shape with their values bound at
-# execution: building a statement and its cache key anew took SQLAlchemy about as
-# long as PostgreSQL took to run it (son + team=core: 9.6 ms a page, 5.0 built once).
-_statements: dict[tuple[Any, ...], Any] = {}
-MAX_STATEMENTS = 1000
+class _Statements:
+    """Every search statement built, by shape (dialect, kind, which parameters it binds).
+
+    A statement holds bound parameters and no values, so one built statement serves
+    every search and thread of the process: building a statement and its cache key
+    anew per call cost SQLAlchemy about as much as the database's work
+    (bench/README.md). Shapes are few; beyond `limit`, the oldest is dropped.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._built: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+    def get(self, shape: tuple[Any, ...], build: Callable[[], _T]) -> _T:
+        statement = self._built.get(shape)
+        if statement is None:
+            statement = self._built[shape] = build()
+            if len(self._built) > self._limit:
+                self._built.popitem(last=False)
+        return statement
 
 
-def _built(shape: tuple[Any, ...], build: Callable[[], _T]) -> _T:
-    statement = _statements.get(shape)
-    if statement is None:
-        if len(_statements) >= MAX_STATEMENTS:
-            _statements.clear()
-        statement = _statements[shape] = build()
-    return statement
+_statements = _Statements(limit=1000)
+_built = _statements.get
 
 
 def _load(session: Session, ids: list[str]) -> list[Row[Any]]:
@@ -753,12 +765,11 @@ def _window_statement(
     matching = select(window.c.id).where(*conditions)
     if dialect(session) == "sqlite":
         # The ids, as its co-routine yields them, in order (an ORDER BY would sort the
-        # whole window). Joined to their rows, SQLite took 0.3-0.5 ms longer than
-        # loading them after.
+        # whole window). Joined to their rows, SQLite is slower than loading them after
+        # (bench/README.md).
         return matching.limit(bindparam("limit"))
     # The order is free when the plan keeps the window's, which PostgreSQL knows; the rows
-    # in the same statement, one round trip fewer than loading them after (a first page
-    # of łuk 3.1 -> 2.3 ms, of query + label 4.3 -> 3.8, in-process).
+    # in the same statement, one round trip fewer than loading them after.
     found = (
         matching.order_by(window.c.name_key, window.c.id)
         .limit(bindparam("limit"))
@@ -787,23 +798,3 @@ def _boundary_statement(
         )
 
     return _built(("boundary", dialect(session), kind, start, stop), build)
-
-
-def _candidates(
-    session: Session,
-    search: SearchFilter,
-    stats: _Stats,
-    *,
-    start: tuple[str, str] | None,
-    limit: int,
-) -> list[Row[Any]]:
-    """The first `limit` matches after `start`, from the trigram index's candidates, as rows."""
-    found = _remembered(session).get(_key(search))
-    if found is not None:
-        later = found if start is None else found[bisect_right(found, start) :]
-        return _load(session, [profile_id for _, profile_id in later[:limit]])
-    lookup = _lookup(session, search, stats)
-    if lookup is None:
-        return []
-    page = _indexed_statement(session, lookup.shape, "page", start=start is not None)
-    return _page_rows(session, page, {**lookup.values, **_bounds(start, None), "limit": limit})
