@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -55,6 +56,11 @@ class Account(Base):
     labels: Mapped[dict[str, str]] = mapped_column(LabelsType, default=dict)
     # The first administrator; set once that profile exists.
     creator_profile_id: Mapped[str] = mapped_column(IdType, default="")
+    # When the previous webhook secret (account_secrets' "…_previous") stops signing;
+    # NULL when no rotation's grace window is open.
+    previous_webhook_secret_expires_at: Mapped[datetime | None] = mapped_column(
+        Timestamp, nullable=True, default=None
+    )
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=now, onupdate=now)
 
@@ -308,3 +314,110 @@ class AuditEvent(Base):
     request_id: Mapped[str] = mapped_column(String(128), default="")
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
+
+
+class WebhookEndpoint(Base):
+    """Where the account's events are sent."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index(None, "account_id", "id"),)
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    account_id: Mapped[str] = mapped_column(IdType, ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    external_id: Mapped[str] = mapped_column(String(200), default="")
+    labels: Mapped[dict[str, str]] = mapped_column(LabelsType, default=dict)
+    creator_profile_id: Mapped[str] = mapped_column(IdType, default="")
+    url: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # Empty: every type.
+    event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    ordered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    rate_limit_per_second: Mapped[int] = mapped_column(Integer, default=0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str] = mapped_column(Text, default="")
+    # The last ordered delivery's sequence number: taken under this row's lock, so
+    # the numbers follow commit order.
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The earliest time the next attempt may start under rate_limit_per_second,
+    # shared by every worker through this row.
+    next_send_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    # The first failure since the last success; NULL while the endpoint succeeds.
+    failing_since: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=now, onupdate=now)
+
+
+class WebhookMessage(Base):
+    """An event to send: written in the transaction of the change it describes (the outbox)."""
+
+    __tablename__ = "webhook_messages"
+    __table_args__ = (
+        Index(None, "account_id", "id"),
+        Index(None, "account_id", "idempotency_key", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    account_id: Mapped[str] = mapped_column(IdType, ForeignKey("accounts.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(200))
+    data: Mapped[dict[str, object]] = mapped_column(JSON)
+    # NULL for the server's own events, which never collide.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
+
+
+class WebhookDelivery(Base):
+    """One message to one endpoint: its state, what the last attempt saw, when to try next."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # The workers' claim: what is due.
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "endpoint_id", "id"),
+        Index(None, "endpoint_id", "seq"),
+        Index(None, "message_id"),
+    )
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    account_id: Mapped[str] = mapped_column(IdType, ForeignKey("accounts.id", ondelete="CASCADE"))
+    message_id: Mapped[str] = mapped_column(
+        IdType, ForeignKey("webhook_messages.id", ondelete="CASCADE")
+    )
+    endpoint_id: Mapped[str] = mapped_column(
+        IdType, ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    event_type: Mapped[str] = mapped_column(String(200))
+    # Position in an ordered endpoint's commit order; NULL for an unordered endpoint.
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # pending, completed, failed, disabled
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    # A worker's claim: until then no other worker takes the row; a killed worker's
+    # claims come back when it passes.
+    leased_until: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    lease_token: Mapped[str] = mapped_column(String(40), default="")
+    last_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    http_status_code: Mapped[int] = mapped_column(Integer, default=0)
+    error_message: Mapped[str] = mapped_column(Text, default="")
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    response_headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    response_content_length: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
+
+
+class WebhookAttempt(Base):
+    """One HTTP attempt of a delivery, for the log."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index(None, "delivery_id", "id"),)
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(
+        IdType, ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
+    )
+    attempted_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
+    http_status_code: Mapped[int] = mapped_column(Integer, default=0)
+    error_message: Mapped[str] = mapped_column(Text, default="")
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
