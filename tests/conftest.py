@@ -31,6 +31,7 @@ from cadenya_server.kit.db import engine_url
 from cadenya_server.kit.runtime import Runtime
 
 SECRET_KEY = "test-secret-key-" + "x" * 32
+LOOPBACK = "127.0.0.0/8,::1/128"
 
 
 def free_port() -> int:
@@ -71,6 +72,10 @@ def server_env(database_url: str) -> dict[str, str]:
         "CADENYA_SERVER_DATABASE_URL": database_url,
         "CADENYA_SERVER_SECRET_KEY": SECRET_KEY,
         "CADENYA_SERVER_LOG_LEVEL": "WARNING",
+        # The webhook receivers of the tests listen on loopback, and retry fast.
+        "CADENYA_SERVER_WEBHOOK_ALLOWED_NETWORKS": LOOPBACK,
+        "CADENYA_SERVER_WEBHOOK_RETRY_SCHEDULE": "1,1,2",
+        "CADENYA_SERVER_WEBHOOK_TIMEOUT_SECONDS": "2",
     }
 
 

@@ -58,7 +58,11 @@ def test_every_field_of_the_raw_json(server: Server, account: Tenant) -> None:
     (workspace,) = body["spec"]["workspaces"]
     assert set(workspace) == {"metadata", "spec", "status", "info"}
     assert re.fullmatch(f"workspace_{ULID}", workspace["metadata"]["id"])
-    assert set(body["info"]) == {"webhookEventsHmacSecret", "challengeToken"}
+    assert set(body["info"]) == {
+        "webhookEventsHmacSecret",
+        "challengeToken",
+        "previousSecretExpiresAt",
+    }
     secret = body["info"]["webhookEventsHmacSecret"]
     assert secret.startswith("whsec_")
     assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 32
@@ -89,7 +93,8 @@ def test_rotate_webhook_signing_key_both_paths(server: Server, account: Tenant) 
 
     response = server.http(account.api_key).post("/v1/account/rotate_webhook_signing_key")
     assert response.status_code == 200
-    assert set(response.json()) == {"webhookEventsHmacSecret"}
+    # The issue 16 grace window: the new secret, and when the old one stops signing.
+    assert set(response.json()) == {"webhookEventsHmacSecret", "previousSecretExpiresAt"}
     seed_path_secret = response.json()["webhookEventsHmacSecret"]
     assert seed_path_secret not in (before, rotated)
     assert client.accounts.retrieve().info.webhook_events_hmac_secret == seed_path_secret

@@ -13,7 +13,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import text
 
 from cadenya_server import __version__
@@ -34,6 +34,9 @@ from cadenya_server.kit.runtime import AppRuntime, Runtime
 from cadenya_server.members.endpoints import router as members_router
 from cadenya_server.profiles.endpoints import router as profiles_router
 from cadenya_server.trusted_endpoints.endpoints import router as trusted_endpoints_router
+from cadenya_server.webhooks.endpoints import router as webhooks_router
+from cadenya_server.webhooks.metrics import PendingCollector
+from cadenya_server.webhooks.worker import BackgroundWorker, Worker
 from cadenya_server.workspaces.endpoints import router as workspaces_router
 
 SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
@@ -55,9 +58,20 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.runtime = runtime or Runtime.from_settings(get_settings())
+        app.state.runtime = current = runtime or Runtime.from_settings(get_settings())
+        pending = PendingCollector(current.db)
+        REGISTRY.register(pending)
+        worker = None
+        if current.settings.webhooks.run_worker:
+            worker = BackgroundWorker(
+                Worker(db=current.db, keyring=current.keyring, settings=current.settings.webhooks)
+            )
+            worker.start()
         yield
-        app.state.runtime.db.dispose()
+        if worker is not None:
+            worker.stop()
+        REGISTRY.unregister(pending)
+        current.db.dispose()
 
     app = FastAPI(
         title="Cadenya Account API",
@@ -81,6 +95,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         audit_router,
         api_keys_router,
         trusted_endpoints_router,
+        webhooks_router,
     ):
         app.include_router(router)
     _install_operations(app)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -23,6 +26,7 @@ from cadenya_server.kit.errors import ApiError
 from cadenya_server.kit.runtime import Runtime
 from cadenya_server.models import Account, ApiKey, Profile
 from cadenya_server.profiles import importer
+from cadenya_server.webhooks.worker import Worker
 
 app = typer.Typer(help="A self-hostable server for the Cadenya Account API.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Create accounts.", no_args_is_help=True)
@@ -65,8 +69,19 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    webhook_worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Send webhooks from this server too (off: run `cadenya-server worker`)",
+        ),
+    ] = True,
 ) -> None:
     """Serve the API (run `migrate` first)."""
+    if not webhook_worker:
+        # Read by every server process, those uvicorn starts included.
+        os.environ["CADENYA_SERVER_WEBHOOK_WORKER"] = "0"
+        get_settings.cache_clear()
     runtime = _runtime()
     if migrations.pending(runtime.db.engine):
         raise _fail("the database schema is not up to date; run `cadenya-server migrate`")
@@ -81,6 +96,31 @@ def serve(
         log_config=None,
         server_header=False,
     )
+
+
+@app.command()
+def worker() -> None:
+    """Send webhooks, alone (beside servers started with `serve --no-worker`, or more of
+    them: any number of workers share the work)."""
+    runtime = _runtime()
+    if migrations.pending(runtime.db.engine):
+        raise _fail("the database schema is not up to date; run `cadenya-server migrate`")
+    delivery = Worker(db=runtime.db, keyring=runtime.keyring, settings=runtime.settings.webhooks)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, delivery.stop)
+        await delivery.run()
+
+    err.print("webhook worker started", _networks_note(runtime))
+    asyncio.run(main())
+    runtime.db.dispose()
+
+
+def _networks_note(runtime: Runtime) -> str:
+    allowed = runtime.settings.webhooks.allowed_networks
+    return f"(also reaching {', '.join(allowed)})" if allowed else ""
 
 
 @accounts_app.command("create")

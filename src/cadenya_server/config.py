@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -29,6 +30,27 @@ class Settings:
     audience: str
     max_body_bytes: int
     jwt_leeway_seconds: int
+    webhooks: WebhookSettings = field(default_factory=lambda: WebhookSettings())
+
+
+# Standard Webhooks' schedule: the first attempt at once, then these delays.
+DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    # Attempts in flight per worker.
+    concurrency: int = 64
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    timeout_seconds: float = 15.0
+    disable_after_seconds: float = 5 * 24 * 3600
+    rotation_grace_seconds: int = 86400
+    # CIDRs the worker may reach although they are not public (e.g. 127.0.0.0/8).
+    allowed_networks: tuple[str, ...] = ()
+    # Whether `serve` runs a delivery worker in each of its processes.
+    run_worker: bool = True
+    # How often an idle worker looks for due deliveries it was not woken for.
+    poll_seconds: float = 1.0
 
 
 def _secret_key() -> str:
@@ -64,4 +86,58 @@ def get_settings() -> Settings:
         audience=os.environ.get("CADENYA_SERVER_AUDIENCE", "cadenya-api"),
         max_body_bytes=int(os.environ.get("CADENYA_SERVER_MAX_BODY_BYTES", str(1024 * 1024))),
         jwt_leeway_seconds=30,
+        webhooks=_webhook_settings(),
+    )
+
+
+def _number_list(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return default
+    try:
+        values = tuple(float(part) for part in raw.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be comma-separated seconds, e.g. 5,300,1800") from exc
+    if any(v < 0 for v in values):
+        raise ConfigError(f"{name} must not hold negative delays")
+    return values
+
+
+def _number(name: str, default: float, *, minimum: float = 0) -> float:
+    raw = os.environ.get(name, "")
+    try:
+        value = float(raw) if raw.strip() else default
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number") from exc
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum:g}")
+    return value
+
+
+def _webhook_settings() -> WebhookSettings:
+    networks = tuple(
+        part.strip()
+        for part in os.environ.get("CADENYA_SERVER_WEBHOOK_ALLOWED_NETWORKS", "").split(",")
+        if part.strip()
+    )
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise ConfigError(
+                f"CADENYA_SERVER_WEBHOOK_ALLOWED_NETWORKS: {network!r} is not a CIDR"
+            ) from exc
+    return WebhookSettings(
+        concurrency=int(_number("CADENYA_SERVER_WEBHOOK_CONCURRENCY", 64, minimum=1)),
+        retry_schedule=_number_list(
+            "CADENYA_SERVER_WEBHOOK_RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE
+        ),
+        timeout_seconds=_number("CADENYA_SERVER_WEBHOOK_TIMEOUT_SECONDS", 15, minimum=0.1),
+        disable_after_seconds=_number(
+            "CADENYA_SERVER_WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 24 * 3600
+        ),
+        rotation_grace_seconds=int(_number("CADENYA_SERVER_WEBHOOK_ROTATION_GRACE_SECONDS", 86400)),
+        allowed_networks=networks,
+        run_worker=os.environ.get("CADENYA_SERVER_WEBHOOK_WORKER", "1") not in ("0", "false"),
+        poll_seconds=_number("CADENYA_SERVER_WEBHOOK_POLL_SECONDS", 1.0, minimum=0.05),
     )

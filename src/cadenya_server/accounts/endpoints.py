@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Body
 
 from cadenya_server.accounts import service
 from cadenya_server.accounts.schemas import (
     Account,
     RotateChallengeTokenResponse,
+    RotateWebhookSigningKeyRequest,
     RotateWebhookSigningKeyResponse,
 )
 from cadenya_server.auth.dependencies import AdminCaller, AnyCaller
+from cadenya_server.kit.clock import rfc3339
 from cadenya_server.kit.params import NoBody
 from cadenya_server.kit.runtime import AppRuntime, DbSession
 
@@ -33,11 +37,38 @@ def get_account(caller: AnyCaller, session: DbSession, runtime: AppRuntime) -> A
     description="The same call at the path the official Python client uses.",
 )
 def rotate_webhook_signing_key(
-    caller: AdminCaller, session: DbSession, runtime: AppRuntime, _body: NoBody = None
+    caller: AdminCaller,
+    session: DbSession,
+    runtime: AppRuntime,
+    body: Annotated[RotateWebhookSigningKeyRequest | None, Body()] = None,
 ) -> RotateWebhookSigningKeyResponse:
-    """Rotates the webhook signing key for the account. Administrators only."""
-    secret = service.rotate_webhook_secret(session=session, keyring=runtime.keyring, caller=caller)
-    return RotateWebhookSigningKeyResponse(webhook_events_hmac_secret=secret)
+    """Rotates the webhook signing key for the account. Administrators only. The old key
+    keeps signing beside the new one for `gracePeriodSeconds` (default: the server's
+    setting, a day), so receivers can switch without missing a delivery."""
+    grace = body.grace_period_seconds if body is not None else None
+    rotation = service.rotate_webhook_secret(
+        session=session,
+        keyring=runtime.keyring,
+        caller=caller,
+        grace_seconds=runtime.settings.webhooks.rotation_grace_seconds if grace is None else grace,
+    )
+    return RotateWebhookSigningKeyResponse(
+        webhook_events_hmac_secret=rotation.secret,
+        previous_secret_expires_at=rfc3339(rotation.previous_expires_at),
+    )
+
+
+@router.post(
+    "/account:expirePreviousWebhookSigningKey",
+    operation_id="accounts.expirePreviousWebhookSigningKey",
+)
+def expire_previous_webhook_signing_key(
+    caller: AdminCaller, session: DbSession, runtime: AppRuntime, _body: NoBody = None
+) -> Account:
+    """Ends a rotation's grace window now: from then on only the current key signs."""
+    return service.expire_previous_webhook_secret(
+        session=session, keyring=runtime.keyring, caller=caller
+    )
 
 
 @router.post("/account:rotateChallengeToken", operation_id="accounts.rotateChallengeToken")

@@ -9,6 +9,8 @@ from cadenya_server.models import Account, AccountSecret
 
 WEBHOOK_SECRET = "webhook_events_hmac_secret"
 CHALLENGE_TOKEN = "challenge_token"
+# The secret a rotation replaced, signing beside the new one until its expiry.
+PREVIOUS_WEBHOOK_SECRET = "webhook_events_hmac_secret_previous"
 
 
 def get(session: Session, account_id: str) -> Account | None:
@@ -27,3 +29,9 @@ def put_secret(session: Session, *, account_id: str, name: str, ciphertext: str)
         session.add(AccountSecret(account_id=account_id, name=name, ciphertext=ciphertext))
     else:
         row.ciphertext = ciphertext
+
+
+def drop_secret(session: Session, *, account_id: str, name: str) -> None:
+    row = session.get(AccountSecret, (account_id, name))
+    if row is not None:
+        session.delete(row)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -14,7 +15,7 @@ from cadenya_server.api_keys import service as api_keys
 from cadenya_server.audit import service as audit
 from cadenya_server.auth import scopes
 from cadenya_server.auth.caller import ROLE_ADMIN, Caller
-from cadenya_server.kit.clock import rfc3339
+from cadenya_server.kit.clock import as_utc, now, rfc3339
 from cadenya_server.kit.crypto import Keyring
 from cadenya_server.kit.errors import InvalidArgument, NotFound
 from cadenya_server.kit.ids import new_id
@@ -105,15 +106,13 @@ def _store_secret(
     repository.put_secret(session, account_id=account_id, name=name, ciphertext=ciphertext)
 
 
-def read(*, session: Session, keyring: Keyring, caller: Caller) -> Account:
-    """The caller's account; its secrets only for administrators."""
-    row = repository.get(session, caller.account_id)
-    if row is None:
-        raise NotFound("account not found")
+def _render(session: Session, keyring: Keyring, row: AccountRow, *, secrets: bool) -> Account:
     stored = repository.secrets_of(session, row.id)
 
     def reveal(name: str) -> str:
-        return keyring.decrypt(stored[name], context=f"{row.id}/{name}") if name in stored else ""
+        if not secrets or name not in stored:
+            return ""
+        return keyring.decrypt(stored[name], context=f"{row.id}/{name}")
 
     return Account(
         metadata=AccountResourceMetadata(
@@ -133,27 +132,110 @@ def read(*, session: Session, keyring: Keyring, caller: Caller) -> Account:
                 Workspace.of(w) for w in workspaces.active_rows(session=session, account_id=row.id)
             ],
         ),
-        # Both secrets are for administrators; other callers see "".
         info=AccountInfo(
-            webhook_events_hmac_secret=reveal(repository.WEBHOOK_SECRET) if caller.is_admin else "",
-            challenge_token=reveal(repository.CHALLENGE_TOKEN) if caller.is_admin else "",
+            webhook_events_hmac_secret=reveal(repository.WEBHOOK_SECRET),
+            challenge_token=reveal(repository.CHALLENGE_TOKEN),
+            previous_secret_expires_at=rfc3339(_previous_expiry(row)),
         ),
     )
 
 
-def rotate_webhook_secret(*, session: Session, keyring: Keyring, caller: Caller) -> str:
-    """A new webhook signing secret; the old one stops signing when this commits."""
-    secret = new_webhook_secret()
-    _store_secret(
-        session, keyring, account_id=caller.account_id, name=repository.WEBHOOK_SECRET, value=secret
-    )
+def _previous_expiry(row: AccountRow) -> datetime | None:
+    expires = row.previous_webhook_secret_expires_at
+    if expires is None or as_utc(expires) <= now():
+        return None
+    return as_utc(expires)
+
+
+def _find(session: Session, account_id: str) -> AccountRow:
+    row = repository.get(session, account_id)
+    if row is None:
+        raise NotFound("account not found")
+    return row
+
+
+def read(*, session: Session, keyring: Keyring, caller: Caller) -> Account:
+    """The caller's account; its secrets only for administrators (others get "")."""
+    return _render(session, keyring, _find(session, caller.account_id), secrets=caller.is_admin)
+
+
+def _audit_change(
+    session: Session, keyring: Keyring, caller: Caller, row: AccountRow, action: str
+) -> None:
+    # The event carries the account as an administrator reads it, less its secrets.
     audit.record(
         session,
         caller=caller,
-        action="account.rotate_webhook_signing_key",
-        resource_id=caller.account_id,
+        action=action,
+        resource_id=row.id,
+        resource=_render(session, keyring, row, secrets=False),
     )
-    return secret
+
+
+@dataclass(frozen=True)
+class Rotation:
+    secret: str
+    previous_expires_at: datetime | None
+
+
+def rotate_webhook_secret(
+    *, session: Session, keyring: Keyring, caller: Caller, grace_seconds: int
+) -> Rotation:
+    """A new webhook signing secret. The old one keeps signing beside it for
+    `grace_seconds` (0: it stops when this commits)."""
+    row = _find(session, caller.account_id)
+    stored = repository.secrets_of(session, row.id)
+    secret = new_webhook_secret()
+    _store_secret(session, keyring, account_id=row.id, name=repository.WEBHOOK_SECRET, value=secret)
+    old = stored.get(repository.WEBHOOK_SECRET)
+    if grace_seconds > 0 and old is not None:
+        previous = keyring.decrypt(old, context=f"{row.id}/{repository.WEBHOOK_SECRET}")
+        _store_secret(
+            session,
+            keyring,
+            account_id=row.id,
+            name=repository.PREVIOUS_WEBHOOK_SECRET,
+            value=previous,
+        )
+        row.previous_webhook_secret_expires_at = now() + timedelta(seconds=grace_seconds)
+    else:
+        _drop_previous(session, row)
+    _audit_change(session, keyring, caller, row, "account.rotate_webhook_signing_key")
+    return Rotation(secret=secret, previous_expires_at=_previous_expiry(row))
+
+
+def _drop_previous(session: Session, row: AccountRow) -> None:
+    repository.drop_secret(session, account_id=row.id, name=repository.PREVIOUS_WEBHOOK_SECRET)
+    row.previous_webhook_secret_expires_at = None
+
+
+def expire_previous_webhook_secret(
+    *, session: Session, keyring: Keyring, caller: Caller
+) -> Account:
+    """End a rotation's grace window now: only the current secret signs from the commit on."""
+    row = _find(session, caller.account_id)
+    was_open = _previous_expiry(row) is not None
+    _drop_previous(session, row)
+    if was_open:
+        _audit_change(session, keyring, caller, row, "account.expire_previous_webhook_signing_key")
+    return _render(session, keyring, row, secrets=True)
+
+
+def signing_secrets(*, session: Session, keyring: Keyring, account_id: str) -> list[str]:
+    """The secrets that sign the account's webhooks now: the current one first, then the
+    previous one while its grace window is open."""
+    row = repository.get(session, account_id)
+    if row is None:
+        return []
+    stored = repository.secrets_of(session, account_id)
+    names = [repository.WEBHOOK_SECRET]
+    if _previous_expiry(row) is not None:
+        names.append(repository.PREVIOUS_WEBHOOK_SECRET)
+    return [
+        keyring.decrypt(stored[name], context=f"{account_id}/{name}")
+        for name in names
+        if name in stored
+    ]
 
 
 def rotate_challenge_token(*, session: Session, keyring: Keyring, caller: Caller) -> str:
@@ -161,10 +243,11 @@ def rotate_challenge_token(*, session: Session, keyring: Keyring, caller: Caller
     _store_secret(
         session, keyring, account_id=caller.account_id, name=repository.CHALLENGE_TOKEN, value=token
     )
-    audit.record(
+    _audit_change(
         session,
-        caller=caller,
-        action="account.rotate_challenge_token",
-        resource_id=caller.account_id,
+        keyring,
+        caller,
+        _find(session, caller.account_id),
+        "account.rotate_challenge_token",
     )
     return token

@@ -356,6 +356,7 @@ def create(
             "allWorkspaces": spec.all_workspaces,
             "workspaceIds": workspace_ids,
         },
+        resource=_one(session, caller, issued.key),
     )
     return _one(session, caller, issued.key, token=issued.token)
 
@@ -408,6 +409,7 @@ def update(
             action="api_key.update",
             resource_id=key.id,
             details={"fields": sorted(paths)},
+            resource=_one(session, caller, key),
         )
     return _one(session, caller, key)
 
@@ -421,6 +423,7 @@ def delete(*, session: Session, caller: Caller, api_key_id: str) -> None:
         action="api_key.delete",
         resource_id=key.id,
         details={"name": key.name},
+        resource=_one(session, caller, key),
     )
     profile_id = key.profile_id
     repository.remove(session, key)
@@ -432,7 +435,13 @@ def rotate(*, session: Session, keyring: Keyring, caller: Caller, api_key_id: st
     """A new token for the key, in clear this once; the old one stops working at commit."""
     key, _ = _manageable(session, caller, api_key_id)
     token = set_token(key, keyring=keyring)
-    audit.record(session, caller=caller, action="api_key.rotate", resource_id=key.id)
+    audit.record(
+        session,
+        caller=caller,
+        action="api_key.rotate",
+        resource_id=key.id,
+        resource=_one(session, caller, key),
+    )
     return _one(session, caller, key, token=token)
 
 
@@ -454,6 +463,7 @@ def set_enabled(*, session: Session, caller: Caller, api_key_id: str, enabled: b
             caller=caller,
             action="api_key.enable" if enabled else "api_key.disable",
             resource_id=key.id,
+            resource=_one(session, caller, key),
         )
     return _one(session, caller, key)
 
@@ -480,6 +490,7 @@ def add_workspace(
             action="api_key.add_workspace",
             resource_id=key.id,
             details={"workspaceId": workspace_id},
+            resource=_one(session, caller, key),
         )
     return _one(session, caller, key)
 
@@ -509,5 +520,6 @@ def remove_workspace(
             action="api_key.remove_workspace",
             resource_id=key.id,
             details={"workspaceId": workspace_id},
+            resource=_one(session, caller, key),
         )
     return _one(session, caller, key)

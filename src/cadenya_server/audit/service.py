@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from cadenya_server import outbox
 from cadenya_server.audit import repository
 from cadenya_server.audit.schemas import AuditEvent, AuditEventList
 from cadenya_server.auth.caller import Caller
@@ -22,8 +24,14 @@ def record(
     action: str,
     resource_id: str,
     details: dict[str, Any] | None = None,
+    resource: BaseModel | None = None,
 ) -> None:
-    """Note that `caller` did `action` (e.g. `workspace.create`) to `resource_id`."""
+    """Note that `caller` did `action` (e.g. `workspace.create`) to `resource_id`.
+
+    A change also emits its webhook event, in this same transaction: `resource` is what
+    the API returns to an administrator for it (after the change; before it, for a
+    deletion), never a secret.
+    """
     session.add(
         AuditEventRow(
             id=new_id("audit"),
@@ -36,6 +44,15 @@ def record(
             details=details or {},
         )
     )
+    event_type = outbox.EVENT_TYPES.get(action)
+    if event_type is not None:
+        if resource is None:
+            raise TypeError(f"the change {action!r} emits an event: pass its resource")
+        outbox.emit(
+            session,
+            account_id=caller.account_id,
+            events=[outbox.Event(event_type, resource.model_dump(mode="json", by_alias=True))],
+        )
 
 
 def list_events(

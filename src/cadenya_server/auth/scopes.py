@@ -6,6 +6,8 @@ from cadenya_server.kit.errors import InvalidArgument
 
 ALL = "*"
 ACCOUNT_MANAGE = "account:manage"
+WEBHOOKS_READ = "webhooks:read"
+WEBHOOKS_MANAGE = "webhooks:manage"
 _READ_AND_MANAGE = (
     "agents",
     "objectives",
@@ -15,6 +17,8 @@ _READ_AND_MANAGE = (
     "workspaces",
     "widgets",
     "widget_sessions",
+    # Ours: webhook endpoints, messages and deliveries.
+    "webhooks",
 )
 _MANAGE_ONLY = ("secrets", "account")
 VALID = frozenset(

@@ -30,6 +30,13 @@ class WorkspaceMember(WireModel):
         )
 
 
+class WorkspaceMemberEvent(WorkspaceMember):
+    """The data of `member.added` and `member.removed`: the member as the API lists it,
+    and the workspace it joined or left."""
+
+    workspace_id: str
+
+
 class WorkspaceMemberList(WireModel):
     items: list[WorkspaceMember]
     pagination: Pagination

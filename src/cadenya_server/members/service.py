@@ -10,7 +10,12 @@ from cadenya_server.kit.errors import FailedPrecondition, FieldViolation, Invali
 from cadenya_server.kit.pagination import Cursors, id_page, scope_of
 from cadenya_server.kit.schemas import Pagination
 from cadenya_server.members import repository
-from cadenya_server.members.schemas import AddMemberRequest, WorkspaceMember, WorkspaceMemberList
+from cadenya_server.members.schemas import (
+    AddMemberRequest,
+    WorkspaceMember,
+    WorkspaceMemberEvent,
+    WorkspaceMemberList,
+)
 from cadenya_server.profiles import service as profiles
 from cadenya_server.profiles import text
 from cadenya_server.workspaces import service as workspaces
@@ -89,6 +94,9 @@ def add(
             action="workspace.member.add",
             resource_id=workspace.id,
             details={"profileId": profile.id, "actorId": member.id},
+            resource=WorkspaceMemberEvent(
+                **WorkspaceMember.of(member, profile).model_dump(), workspace_id=workspace.id
+            ),
         )
     return WorkspaceMember.of(member, profile)
 
@@ -99,6 +107,16 @@ def remove(*, session: Session, caller: Caller, workspace_id: str, profile_id: s
     member = repository.get(session, workspace_id=workspace.id, profile_id=profile_id)
     if member is None:
         raise NotFound(f"profile {profile_id!r} is not a member of this workspace")
+    profile = profiles.find_row(
+        session=session, account_id=caller.account_id, profile_id=profile_id
+    )
+    before = (
+        WorkspaceMemberEvent(
+            **WorkspaceMember.of(member, profile).model_dump(), workspace_id=workspace.id
+        )
+        if profile is not None
+        else None
+    )
     repository.remove(session, member)
     audit.record(
         session,
@@ -106,4 +124,5 @@ def remove(*, session: Session, caller: Caller, workspace_id: str, profile_id: s
         action="workspace.member.remove",
         resource_id=workspace.id,
         details={"profileId": profile_id, "actorId": member.id},
+        resource=before,
     )

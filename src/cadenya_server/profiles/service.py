@@ -140,6 +140,7 @@ def create(*, session: Session, caller: Caller, body: CreateUserProfileRequest) 
         action="profile.create",
         resource_id=row.id,
         details={"role": row.role},
+        resource=UserProfile.of(row),
     )
     return UserProfile.of(row)
 
@@ -169,6 +170,7 @@ def invite(*, session: Session, caller: Caller, email: str) -> ProfileRow:
         action="profile.create",
         resource_id=row.id,
         details={"role": row.role, "invited": True},
+        resource=UserProfile.of(row),
     )
     return row
 
@@ -232,6 +234,7 @@ def update(
             action="profile.update",
             resource_id=row.id,
             details={"fields": sorted(paths), "role": row.role},
+            resource=UserProfile.of(row),
         )
     return UserProfile.of(row)
 
@@ -241,8 +244,11 @@ def delete(*, session: Session, caller: Caller, profile_id: str) -> None:
     row = _find(session, caller, profile_id)
     _not_an_api_key(row)
     _keep_an_administrator(session, row)
+    before = UserProfile.of(row)
     repository.remove(session, row)
-    audit.record(session, caller=caller, action="profile.delete", resource_id=profile_id)
+    audit.record(
+        session, caller=caller, action="profile.delete", resource_id=profile_id, resource=before
+    )
 
 
 # --- For the other features ------------------------------------------------------------

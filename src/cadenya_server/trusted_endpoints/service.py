@@ -96,26 +96,29 @@ def create(
     )
     if not repository.add(session, row):
         raise AlreadyExists(f"the account already trusts {host!r}")
+    (rendered,) = _render(session, caller, [row])
     audit.record(
         session,
         caller=caller,
         action="trusted_endpoint.create",
         resource_id=row.id,
         details={"host": host},
+        resource=rendered,
     )
-    (rendered,) = _render(session, caller, [row])
     return rendered
 
 
 def delete(*, session: Session, caller: Caller, endpoint_id: str) -> None:
     """Stop trusting a host."""
     row = _find(session, caller, endpoint_id)
+    (before,) = _render(session, caller, [row])
     audit.record(
         session,
         caller=caller,
         action="trusted_endpoint.delete",
         resource_id=row.id,
         details={"host": row.host},
+        resource=before,
     )
     repository.remove(session, row)
 

@@ -172,8 +172,11 @@ def create(*, session: Session, caller: Caller, body: CreateWorkspaceRequest) ->
         creator_profile_id=caller.profile_id,
     )
     session.flush()
-    audit.record(session, caller=caller, action="workspace.create", resource_id=row.id)
-    return Workspace.of(row)
+    created = Workspace.of(row)
+    audit.record(
+        session, caller=caller, action="workspace.create", resource_id=row.id, resource=created
+    )
+    return created
 
 
 def update(
@@ -201,6 +204,7 @@ def update(
             action="workspace.update",
             resource_id=row.id,
             details={"fields": sorted(paths)},
+            resource=Workspace.of(row),
         )
     return Workspace.of(row)
 
@@ -220,7 +224,13 @@ def archive(*, session: Session, caller: Caller, workspace_id: str) -> None:
         )
     row.status = repository.ARCHIVED
     row.archived_at = now()
-    audit.record(session, caller=caller, action="workspace.archive", resource_id=row.id)
+    audit.record(
+        session,
+        caller=caller,
+        action="workspace.archive",
+        resource_id=row.id,
+        resource=Workspace.of(row),
+    )
 
 
 # --- For the other features ------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Webhooks: endpoints, messages, the delivery log, and the worker that sends them."""
