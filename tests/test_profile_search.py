@@ -21,6 +21,7 @@ from cadenya_server.api_keys import service as api_keys
 from cadenya_server.profiles import importer
 from cadenya_server.profiles.schemas import WIRE_TYPES, Profile, ProfileList
 from conftest import Server, Tenant, jwt_for, make_account, make_profile
+from helpers import METADATA_FIELDS
 from search_model import PATH, Row, expected, label_filter, rows_of, walk
 
 RFC3339_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -301,15 +302,7 @@ def test_the_raw_json_has_the_seed_shape(catalog: Catalog) -> None:
     (item,) = body["items"]
     assert set(item) == {"metadata", "spec"}
     metadata, spec = item["metadata"], item["spec"]
-    assert set(metadata) == {
-        "id",
-        "accountId",
-        "name",
-        "profileId",
-        "externalId",
-        "labels",
-        "createdAt",
-    }
+    assert set(metadata) == METADATA_FIELDS
     assert re.fullmatch(r"profile_[0-9A-HJKMNP-TV-Z]{26}", metadata["id"])
     assert metadata["accountId"] == catalog.tenant.id
     assert metadata["name"] == "Zoë Ärger"
