@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cadenya_server import demo_data
@@ -329,6 +329,8 @@ _stored_rows = st.builds(
 )
 
 
+# No deadline: a test checks behaviour, never a timing, and the machine may be loaded.
+@settings(deadline=None)
 @given(rows=st.lists(_stored_rows, max_size=4), next_cursor=_text, total=st.integers(0, 2**40))
 def test_a_page_renders_as_its_models_would(rows, next_cursor: str, total: int) -> None:
     models = ProfileList(
