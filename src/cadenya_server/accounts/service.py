@@ -239,6 +239,7 @@ def signing_secrets(*, session: Session, keyring: Keyring, account_id: str) -> l
 
 
 def rotate_challenge_token(*, session: Session, keyring: Keyring, caller: Caller) -> str:
+    """A new challenge token; the old one stops answering when this commits."""
     token = new_challenge_token()
     _store_secret(
         session, keyring, account_id=caller.account_id, name=repository.CHALLENGE_TOKEN, value=token

@@ -93,7 +93,5 @@ setattr(public, AUTH_RULE_ATTRIBUTE, "public")
 
 AnyCaller = Annotated[Caller, Depends(rule(None))]
 AdminCaller = Annotated[Caller, Depends(rule(scopes.ACCOUNT_MANAGE))]
-WebhooksReader = Annotated[Caller, Depends(rule(scopes.WEBHOOKS_READ))]
-WebhooksManager = Annotated[Caller, Depends(rule(scopes.WEBHOOKS_MANAGE))]
 AdminCredentials = Annotated[Credentials, Depends(credentials(scopes.ACCOUNT_MANAGE))]
 Public = Depends(public)

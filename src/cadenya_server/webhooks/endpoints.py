@@ -7,13 +7,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
-from cadenya_server.auth.dependencies import WebhooksManager, WebhooksReader
-from cadenya_server.kit.params import Cursor, Limit, NoBody
-from cadenya_server.kit.runtime import AppRuntime, DbSession
+from cadenya_server.kit.params import NoBody, Page
+from cadenya_server.kit.runtime import DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.webhooks import service
+from cadenya_server.webhooks.auth import (
+    DeliveryId,
+    EndpointId,
+    MessageId,
+    WebhooksManager,
+    WebhooksReader,
+)
 from cadenya_server.webhooks.schemas import (
     CreateWebhookEndpointRequest,
     DeliveryStatus,
@@ -31,9 +37,6 @@ from cadenya_server.webhooks.schemas import (
 
 router = APIRouter(prefix="/v1/account", tags=["Webhooks"])
 
-EndpointId = Annotated[str, Path(alias="id", description="A whep_… id")]
-DeliveryId = Annotated[str, Path(alias="deliveryId", description="A whdel_… id")]
-MessageId = Annotated[str, Path(alias="id", description="A msg_… id")]
 TypeFilter = Annotated[str, Query(max_length=200, description="Only messages of this type")]
 
 
@@ -41,14 +44,10 @@ TypeFilter = Annotated[str, Query(max_length=200, description="Only messages of 
 def list_webhook_endpoints(
     caller: WebhooksReader,
     session: DbSession,
-    runtime: AppRuntime,
-    cursor: Cursor = "",
-    limit: Limit = None,
+    page: Page,
 ) -> WebhookEndpointList:
     """Lists the account's webhook endpoints, oldest first."""
-    return service.list_endpoints(
-        session=session, cursors=runtime.cursors, caller=caller, cursor=cursor, limit=limit
-    )
+    return service.list_endpoints(session=session, caller=caller, page=page)
 
 
 @router.post("/webhook_endpoints", operation_id="webhookEndpoints.create")
@@ -114,10 +113,8 @@ def disable_webhook_endpoint(
 def list_webhook_deliveries(
     caller: WebhooksReader,
     session: DbSession,
-    runtime: AppRuntime,
     endpoint_id: EndpointId,
-    cursor: Cursor = "",
-    limit: Limit = None,
+    page: Page,
     status: Annotated[DeliveryStatus | None, Query(description="Only this status")] = None,
     event_type: Annotated[
         str, Query(alias="eventType", max_length=200, description="Only this event type")
@@ -126,11 +123,9 @@ def list_webhook_deliveries(
     """The endpoint's delivery log, newest first, each delivery with its attempts."""
     return service.list_deliveries(
         session=session,
-        cursors=runtime.cursors,
         caller=caller,
         endpoint_id=endpoint_id,
-        cursor=cursor,
-        limit=limit,
+        page=page,
         status=status,
         event_type=event_type,
     )
@@ -185,18 +180,14 @@ def publish_webhook_message(
 def list_webhook_messages(
     caller: WebhooksReader,
     session: DbSession,
-    runtime: AppRuntime,
-    cursor: Cursor = "",
-    limit: Limit = None,
+    page: Page,
     type: TypeFilter = "",
 ) -> WebhookMessageList:
     """The account's messages, newest first."""
     return service.list_messages(
         session=session,
-        cursors=runtime.cursors,
         caller=caller,
-        cursor=cursor,
-        limit=limit,
+        page=page,
         type=type,
     )
 

@@ -15,7 +15,7 @@ from cadenya_server.kit import update_mask
 from cadenya_server.kit.clock import as_utc, now
 from cadenya_server.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from cadenya_server.kit.ids import new_id
-from cadenya_server.kit.pagination import Cursors, id_page, scope_of
+from cadenya_server.kit.pagination import PageRequest, id_page, scope_of
 from cadenya_server.kit.schemas import Pagination, UpdateAccountResourceMetadata
 from cadenya_server.models import WebhookEndpoint as EndpointRow
 from cadenya_server.trusted_endpoints import service as trusted_endpoints
@@ -103,14 +103,10 @@ def _audit(session: Session, caller: Caller, action: str, row: EndpointRow) -> W
 # --- Endpoints ----------------------------------------------------------------------------
 
 
-def list_endpoints(
-    *, session: Session, cursors: Cursors, caller: Caller, cursor: str, limit: int | None
-) -> WebhookEndpointList:
+def list_endpoints(*, session: Session, caller: Caller, page: PageRequest) -> WebhookEndpointList:
     """One page of the account's webhook endpoints, oldest first."""
     rows, next_cursor = id_page(
-        cursors,
-        cursor=cursor,
-        limit=limit,
+        page,
         scope=scope_of("webhook_endpoints.list", caller.account_id),
         fetch=lambda after, n: repository.endpoint_page(
             session, account_id=caller.account_id, after=after, limit=n
@@ -254,19 +250,11 @@ def get_message(*, session: Session, caller: Caller, message_id: str) -> Webhook
 
 
 def list_messages(
-    *,
-    session: Session,
-    cursors: Cursors,
-    caller: Caller,
-    cursor: str,
-    limit: int | None,
-    type: str,
+    *, session: Session, caller: Caller, page: PageRequest, type: str
 ) -> WebhookMessageList:
     """One page of the account's messages, newest first, of one type if `type` is given."""
     rows, next_cursor = id_page(
-        cursors,
-        cursor=cursor,
-        limit=limit,
+        page,
         scope=scope_of("webhook_messages.list", caller.account_id, type),
         fetch=lambda before, n: repository.message_page(
             session, account_id=caller.account_id, type=type, before=before, limit=n
@@ -287,11 +275,9 @@ def list_messages(
 def list_deliveries(
     *,
     session: Session,
-    cursors: Cursors,
     caller: Caller,
     endpoint_id: str,
-    cursor: str,
-    limit: int | None,
+    page: PageRequest,
     status: DeliveryStatus | None,
     event_type: str,
 ) -> WebhookDeliveryList:
@@ -303,9 +289,7 @@ def list_deliveries(
         event_type=event_type,
     )
     rows, next_cursor = id_page(
-        cursors,
-        cursor=cursor,
-        limit=limit,
+        page,
         scope=scope_of("webhook_deliveries.list", endpoint.id, where.status, event_type),
         fetch=lambda before, n: repository.delivery_page(session, where, before=before, limit=n),
     )
