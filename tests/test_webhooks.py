@@ -9,6 +9,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import cadenya
@@ -21,7 +22,7 @@ from cadenya_server.auth.caller import Caller
 from cadenya_server.models import WebhookMessage
 from cadenya_server.workspaces import service as workspaces
 from cadenya_server.workspaces.schemas import CreateWorkspaceRequest
-from conftest import Server, Tenant, jwt_for, make_account, make_api_key, make_profile
+from conftest import Server, Tenant, cli, jwt_for, make_account, make_api_key, make_profile
 from webhook_receiver import (
     OK,
     Delivery,
@@ -563,3 +564,66 @@ def test_tenant_isolation_and_scopes(server: Server, account: Tenant) -> None:
             ):
                 refused = http.post(path, json=payload)
                 assert refused.status_code == 403 and refused.json()["code"] == 7
+
+
+def test_an_import_emits_one_event_per_profile_created_or_changed(
+    server: Server, receiver: Receiver, tmp_path: Path
+) -> None:
+    tenant = make_account(server, name="Imports", domain="imports.io")
+    webhook_endpoint(
+        server, tenant, receiver.url, eventTypes=["profile.created", "profile.updated"]
+    )
+    path = tmp_path / "people.csv"
+    path.write_text("name,email\n" + "".join(f"P{i},p{i}@imports.io\n" for i in range(30)))
+    assert cli(server.env, "profiles", "import", "--account", tenant.id, str(path)).returncode == 0
+    path.write_text("name,email\nP0 again,p0@imports.io\nNew,new@imports.io\n")
+    assert cli(server.env, "profiles", "import", "--account", tenant.id, str(path)).returncode == 0
+    receiver.wait_for(lambda ds: len({d.id for d in ds}) == 32)
+    events = [body(d) for d in receiver.deliveries]
+    created = [e["data"]["spec"]["email"] for e in events if e["type"] == "profile.created"]
+    updated = [e["data"]["spec"]["email"] for e in events if e["type"] == "profile.updated"]
+    assert sorted(created) == sorted([*(f"p{i}@imports.io" for i in range(30)), "new@imports.io"])
+    assert updated == ["p0@imports.io"]
+    (changed,) = [e["data"] for e in events if e["type"] == "profile.updated"]
+    with server.http(tenant.api_key) as http:
+        shown = http.get(f"/v1/account/profiles/{changed['metadata']['id']}").json()
+    assert changed == shown
+
+
+def test_an_ordered_endpoint_sees_commit_order_even_after_a_failure(
+    server: Server, account: Tenant
+) -> None:
+    # The second message fails twice; the ones after it wait for it.
+    receiver = Receiver(
+        plan=lambda n, d: (500, {}, 0.0) if body(d)["data"]["n"] == 1 and n < 3 else OK
+    ).start()
+    try:
+        webhook_endpoint(server, account, receiver.url, eventTypes=["seq.step"], ordered=True)
+        with server.http(account.api_key) as http:
+            for n in range(20):
+                http.post(
+                    "/v1/account/webhook_messages", json={"type": "seq.step", "data": {"n": n}}
+                )
+        receiver.wait_for(lambda ds: len({d.id for d in ds}) == 20, timeout=40)
+        seen = [body(d)["data"]["n"] for d in receiver.deliveries]
+        # Retries repeat a message, never reorder: drop the repeats and the order is exact.
+        assert list(dict.fromkeys(seen)) == list(range(20))
+        assert seen.count(1) == 3
+        assert all(later > 1 for later in seen[seen.index(1) + 3 :])
+    finally:
+        receiver.stop()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "[::ffff:127.0.0.1]"])
+def test_the_servers_allow_list_reaches_loopback(server: Server, host: str) -> None:
+    """The suite's servers run with CADENYA_SERVER_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8,::1."""
+    tenant = make_account(server, name="Loop", domain="loop.io")
+    receiver = Receiver().start(host="::" if host.startswith("[") else "127.0.0.1")
+    try:
+        webhook_endpoint(server, tenant, f"http://{host}:{receiver.port}/hooks", eventTypes=["a.b"])
+        with server.http(tenant.api_key) as http:
+            http.post("/v1/account/webhook_messages", json={"type": "a.b", "data": {}})
+        (delivery,) = receiver.wait_count(1)
+        verify(delivery, secret_of(server.client(tenant.api_key)))
+    finally:
+        receiver.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,16 @@ from conftest import Server, Tenant
 # (status, headers, seconds to wait before answering)
 Answer = tuple[int, dict[str, str], float]
 OK: Answer = (200, {}, 0.0)
+
+
+class DualStackServer(ThreadingHTTPServer):
+    """Listens on IPv6 and, through IPv4-mapped addresses, on IPv4 too."""
+
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
 
 
 @dataclass
@@ -71,7 +82,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.server = (DualStackServer if ":" in host else ThreadingHTTPServer)((host, 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.host = host
@@ -84,7 +95,8 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/hooks"
+        host = "[::1]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/hooks"
 
     def wait_for(self, predicate: Callable[[list[Delivery]], bool], timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout

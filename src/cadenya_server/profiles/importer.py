@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from cadenya_server import outbox
 from cadenya_server.auth.caller import ROLE_ADMIN, ROLE_MEMBER
 from cadenya_server.kit.clock import now
 from cadenya_server.kit.db import Database
@@ -29,10 +31,12 @@ from cadenya_server.kit.ids import new_ids
 from cadenya_server.kit.labels import validate as validate_labels
 from cadenya_server.models import Account, Profile
 from cadenya_server.profiles import bulk_writer, text
-from cadenya_server.profiles.schemas import WIRE_TYPES
+from cadenya_server.profiles.schemas import WIRE_TYPES, UserProfile
 from cadenya_server.profiles.search import index
 
 BATCH = 100_000
+# A batch's webhook events are written this many profiles at a time.
+EVENT_CHUNK = 5_000
 # An import that takes an account to this many profiles starts its label gram
 # counts (index.mark_label_grams): below it, counting a search's candidates is cheap.
 LABEL_GRAMS_FROM = 50_000
@@ -393,8 +397,36 @@ def _write_batch(
                 for k, v in r["labels"].items()
             ]
         )
+        _emit_events(session, account_id, new_rows, changed_rows)
     report.inserted += len(new_rows)
     report.updated += len(changed_rows)
+
+
+def _emit_events(
+    session: Session, account_id: str, new_rows: list[Record], changed_rows: list[Record]
+) -> None:
+    """One webhook event per profile created or changed, in the batch's own transaction:
+    an import's events commit with its batches (and an interrupted import's rerun emits
+    `profile.updated` for what it writes again). Only when an endpoint takes them: an
+    import into an account without webhooks writes no messages."""
+    types = {"profile.created": new_rows, "profile.updated": changed_rows}
+    wanted = [t for t, rows in types.items() if rows]
+    if not wanted or not outbox.wants(session, account_id=account_id, event_types=wanted):
+        return
+    for event_type, rows in types.items():
+        for start in range(0, len(rows), EVENT_CHUNK):
+            ids = [r["id"] for r in rows[start : start + EVENT_CHUNK]]
+            profiles = session.scalars(select(Profile).where(Profile.id.in_(ids)))
+            outbox.emit(
+                session,
+                account_id=account_id,
+                events=[
+                    outbox.Event(
+                        event_type, UserProfile.of(p).model_dump(mode="json", by_alias=True)
+                    )
+                    for p in profiles
+                ],
+            )
 
 
 @contextmanager

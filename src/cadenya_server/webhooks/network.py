@@ -56,7 +56,7 @@ def refusal(ip: IPAddress) -> str | None:
     inner = _embedded_v4(ip)
     if inner is not None:
         why = refusal(inner)
-        return f"{why} (as {ip})" if why else None
+        return f"{why} (an IPv6 form of {inner})" if why else None
     if ip in METADATA:
         return "a cloud metadata address"
     checks = (
@@ -65,8 +65,8 @@ def refusal(ip: IPAddress) -> str | None:
         (ip.is_link_local, "a link-local address"),
         (ip.is_multicast, "a multicast address"),
         (isinstance(ip, ipaddress.IPv4Address) and ip in CGNAT, "a carrier-grade NAT address"),
-        (ip.is_private, "a private address"),
         (ip.is_reserved, "a reserved address"),
+        (ip.is_private, "a private address"),
         (not ip.is_global, "not a public address"),
     )
     return next((why for refused, why in checks if refused), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime, timedelta
 
 import httpx
@@ -53,7 +54,10 @@ UPDATABLE = frozenset(
 
 
 def _host_of(url: httpx.URL) -> str:
-    host = f"[{url.host}]" if ":" in url.host else url.host
+    """The URL's host as httpx reads it, written as trusted endpoints write hosts."""
+    host = url.host
+    if ":" in host:
+        host = f"[{ipaddress.IPv6Address(host).compressed}]"
     return host if url.port is None else f"{host}:{url.port}"
 
 
