@@ -107,10 +107,10 @@ class Server:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
 
 
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def start_server(env: dict[str, str], port: int, *args: str) -> subprocess.Popen[bytes]:
     """A `cadenya-server serve` process, returned once it answers /healthz."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "cadenya_server", "serve", "--port", str(port)], env=env
+        [sys.executable, "-m", "cadenya_server", "serve", "--port", str(port), *args], env=env
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

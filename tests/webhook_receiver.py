@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import socket
 import threading
 import time
@@ -13,8 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import cadenya
+import httpx
 import standardwebhooks
 from cadenya import Cadenya
 
@@ -112,8 +115,6 @@ class Receiver:
         return list(self.deliveries)
 
     def of_type(self, type: str) -> list[Delivery]:
-        import json
-
         return [d for d in list(self.deliveries) if json.loads(d.body)["type"] == type]
 
 
@@ -135,21 +136,22 @@ def expected_signature(secret: str, delivery: Delivery) -> str:
 
 def webhook_endpoint(server: Server, tenant: Tenant, url: str, **spec: Any) -> dict[str, Any]:
     """Trust the URL's host and add an endpoint for it, over HTTP as an administrator."""
-    from urllib.parse import urlsplit
-
-    host = urlsplit(url).netloc
     with server.http(tenant.api_key) as http:
-        trusted = http.post(
-            "/v1/account/trusted_endpoints",
-            json={"metadata": {"name": host}, "spec": {"host": host}},
-        )
-        assert trusted.status_code in (200, 409), trusted.text
-        response = http.post(
-            "/v1/account/webhook_endpoints",
-            json={"metadata": {"name": "receiver"}, "spec": {"url": url, **spec}},
-        )
-        assert response.status_code == 200, response.text
-        return response.json()
+        return add_endpoint(http, url, **spec)
+
+
+def add_endpoint(http: httpx.Client, url: str, **spec: Any) -> dict[str, Any]:
+    host = urlsplit(url).netloc
+    trusted = http.post(
+        "/v1/account/trusted_endpoints", json={"metadata": {"name": host}, "spec": {"host": host}}
+    )
+    assert trusted.status_code in (200, 409), trusted.text
+    response = http.post(
+        "/v1/account/webhook_endpoints",
+        json={"metadata": {"name": "receiver"}, "spec": {"url": url, **spec}},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def secret_of(client: Cadenya) -> str:

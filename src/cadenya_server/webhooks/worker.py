@@ -197,9 +197,10 @@ class Worker:
         self.keyring = keyring
         self.settings = settings
         self.concurrency = settings.concurrency
-        # The lease outlives the longest attempt by a margin, so a live worker never
-        # loses a claim it is still sending.
-        self.lease = timedelta(seconds=settings.timeout_seconds + 30)
+        # The lease outlives the longest attempt (its timeout) and its recording by a
+        # margin, so a live worker never loses a claim it is still sending; a killed
+        # worker's claims come back when it passes.
+        self.lease = timedelta(seconds=2 * settings.timeout_seconds + 10)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = False
