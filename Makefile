@@ -12,8 +12,11 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# For development, webhooks may reach receivers on this machine (loopback); the demo
+# says so when it starts. Production servers reach public addresses only.
 run: $(BIN)/.installed ## Start the server on SQLite with a demo account
-	$(BIN)/cadenya-server demo
+	CADENYA_SERVER_WEBHOOK_ALLOWED_NETWORKS="$${CADENYA_SERVER_WEBHOOK_ALLOWED_NETWORKS-127.0.0.0/8,::1/128}" \
+		$(BIN)/cadenya-server demo
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

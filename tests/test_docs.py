@@ -170,3 +170,26 @@ def test_the_docs_page_loads_only_same_origin_assets(server: Server) -> None:
         spec_url = re.search(r"url:\s*'([^']+)'", page.text)
         assert spec_url is not None
         assert http.get(urljoin(f"{server.base_url}/docs", spec_url.group(1))).status_code == 200
+
+
+def test_the_webhooks_section_lists_every_event_type_and_its_data(
+    openapi: dict[str, Any],
+) -> None:
+    from cadenya_server import outbox
+
+    webhooks = openapi["webhooks"]
+    assert set(webhooks) == {*outbox.EVENT_TYPES.values(), outbox.TEST_EVENT, "{published}"}
+    for event_type, hook in webhooks.items():
+        body = hook["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body["required"] == ["type", "timestamp", "data"]
+        data = resolve(openapi, body["properties"]["data"])
+        assert data["type"] == "object", event_type
+        headers = {p["name"] for p in hook["post"]["parameters"]}
+        assert headers == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    profile = resolve(
+        openapi,
+        webhooks["profile.created"]["post"]["requestBody"]["content"]["application/json"]["schema"][
+            "properties"
+        ]["data"],
+    )
+    assert set(profile["required"]) == {"metadata", "spec"}

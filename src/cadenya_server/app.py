@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from pydantic.json_schema import models_json_schema
 from sqlalchemy import text
 
 from cadenya_server import __version__
@@ -34,6 +35,7 @@ from cadenya_server.kit.runtime import AppRuntime, Runtime
 from cadenya_server.members.endpoints import router as members_router
 from cadenya_server.profiles.endpoints import router as profiles_router
 from cadenya_server.trusted_endpoints.endpoints import router as trusted_endpoints_router
+from cadenya_server.webhooks import events
 from cadenya_server.webhooks.endpoints import router as webhooks_router
 from cadenya_server.webhooks.metrics import PendingCollector
 from cadenya_server.webhooks.worker import BackgroundWorker, Worker
@@ -142,6 +144,62 @@ def _install_docs(app: FastAPI) -> None:
         )
 
 
+WEBHOOK_HEADERS = {
+    "webhook-id": "The message id (msg_…): the same for every attempt and endpoint",
+    "webhook-timestamp": "The attempt's Unix seconds",
+    "webhook-signature": "`v1,<base64>` HMAC-SHA256 per signing secret, the newest first, "
+    "space-separated during a rotation's grace window",
+}
+
+
+def _webhooks(components: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI 3.1 `webhooks`: each event type the server sends, with its body's schema."""
+    described = events.data_schemas()
+    _, definitions = models_json_schema(
+        [(model, "serialization") for model, _ in described.values()],
+        ref_template="#/components/schemas/{model}",
+    )
+    for name, definition in definitions.get("$defs", {}).items():
+        components.setdefault(name, definition)
+    hooks: dict[str, Any] = {}
+    for event_type, (model, description) in described.items():
+        body = {
+            "type": "object",
+            "required": ["type", "timestamp", "data"],
+            "properties": {
+                "type": {"const": event_type} if "{" not in event_type else {"type": "string"},
+                "timestamp": {"type": "string", "format": "date-time"},
+                "data": {"$ref": f"#/components/schemas/{model.__name__}"},
+            },
+        }
+        hooks[event_type] = {
+            "post": {
+                "summary": event_type,
+                "description": description,
+                "operationId": f"webhook.{event_type}",
+                "parameters": [
+                    {
+                        "name": name,
+                        "in": "header",
+                        "required": True,
+                        "description": text,
+                        "schema": {"type": "string"},
+                    }
+                    for name, text in WEBHOOK_HEADERS.items()
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": body}},
+                },
+                "responses": {
+                    "2XX": {"description": "Received; any other answer is retried"},
+                    "410": {"description": "Gone: the endpoint is disabled"},
+                },
+            }
+        }
+    return hooks
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """The generated document, with our error shape instead of FastAPI's 422."""
     if app.openapi_schema:
@@ -169,5 +227,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 operation["security"] = [{"bearer": []}]
     for name in ("HTTPValidationError", "ValidationError"):
         schema["components"]["schemas"].pop(name, None)
+    schema["webhooks"] = _webhooks(schema["components"]["schemas"])
     app.openapi_schema = schema
     return schema

@@ -123,6 +123,16 @@ def _networks_note(runtime: Runtime) -> str:
     return f"(also reaching {', '.join(allowed)})" if allowed else ""
 
 
+def _webhooks_note(runtime: Runtime) -> str:
+    allowed = runtime.settings.webhooks.allowed_networks
+    if not allowed:
+        return ""
+    return f"""
+Webhooks may reach {", ".join(allowed)} (CADENYA_SERVER_WEBHOOK_ALLOWED_NETWORKS): a
+receiver on this machine works. Production servers reach public addresses only.
+"""
+
+
 @accounts_app.command("create")
 def accounts_create(
     name: Annotated[str, typer.Option(help="Account name")],
@@ -261,7 +271,7 @@ or with curl:
 
     curl -H 'Authorization: Bearer {api_key}' \\
       '{base_url}/v1/account/profiles?query=zo%C3%AB&limit=5'
-""",
+{_webhooks_note(runtime)}""",
         flush=True,
     )
     runtime.db.dispose()
