@@ -268,18 +268,21 @@ def endpoints_by_id(session: Session, ids: set[str]) -> dict[str, WebhookEndpoin
 
 def take_send_slot(
     session: Session, *, endpoint_id: str, now: datetime, interval_seconds: float
-) -> datetime:
-    """The time this attempt may start under the endpoint's rate, booked on its row.
+) -> datetime | None:
+    """Book the endpoint's next send under its rate: None if this attempt may start now
+    (the slot is booked), else when the next free slot opens (nothing is booked).
 
-    The endpoint's row is locked while the slot is taken, so every worker books from the
-    same schedule: a slot at most `now` means send now; a later one, wait until then.
+    The endpoint's row is locked while it is read and booked, so every worker books from
+    the same schedule, and only sends move it on.
     """
     row = session.scalars(
         select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id).with_for_update()
     ).one()
-    slot = max(now, _aware(row.next_send_at) or now)
-    row.next_send_at = slot + timedelta(seconds=interval_seconds)
-    return slot
+    free_at = _aware(row.next_send_at)
+    if free_at is not None and free_at > now:
+        return free_at
+    row.next_send_at = now + timedelta(seconds=interval_seconds)
+    return None
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -325,12 +328,16 @@ def pending_stats(session: Session) -> tuple[int, datetime | None]:
     return count, _aware(oldest)
 
 
-def next_due(session: Session) -> datetime | None:
-    """When the earliest pending delivery is due (it may be leased, or wait its turn)."""
+def next_due(session: Session, *, after: datetime) -> datetime | None:
+    """When the next pending delivery falls due after `after` (a retry's time).
+
+    Those due already are claimed, leased, or waiting their turn on an ordered endpoint:
+    a worker hears of them from a commit, its own recorder, or its poll.
+    """
     return _aware(
         session.scalar(
             select(func.min(WebhookDelivery.next_attempt_at)).where(
-                WebhookDelivery.status == PENDING
+                WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at > after
             )
         )
     )

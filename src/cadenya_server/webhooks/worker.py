@@ -251,12 +251,11 @@ class Worker:
                     continue
                 timeout = self.settings.poll_seconds
                 if next_due is not None:
-                    timeout = min(timeout, max((next_due - now()).total_seconds(), 0.0))
-                if jobs and timeout == 0:
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(timeout or 0.01):
-                        await self._wake.wait()
+                    timeout = min(timeout, (next_due - now()).total_seconds())
+                if timeout > 0:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(timeout):
+                            await self._wake.wait()
         finally:
             unsubscribe()
             if in_flight:
@@ -319,17 +318,24 @@ class Worker:
                 messages = repository.messages_by_id(session, {r.message_id for r in rows})
                 endpoints = repository.endpoints_by_id(session, {r.endpoint_id for r in rows})
                 secrets: dict[str, list[str]] = {}
+                deferred: dict[str, int] = {}
                 for row in rows:
                     endpoint = endpoints[row.endpoint_id]
                     if endpoint.rate_limit_per_second > 0:
-                        slot = repository.take_send_slot(
-                            session,
-                            endpoint_id=endpoint.id,
-                            now=at,
-                            interval_seconds=1 / endpoint.rate_limit_per_second,
+                        interval = 1 / endpoint.rate_limit_per_second
+                        free_at = repository.take_send_slot(
+                            session, endpoint_id=endpoint.id, now=at, interval_seconds=interval
                         )
-                        if slot > at:
-                            repository.release(session, delivery_id=row.id, token=token, at=slot)
+                        if free_at is not None:
+                            # Back in line, each a slot after the one before, so they do
+                            # not all come back at once for the one free slot.
+                            waiting = deferred[endpoint.id] = deferred.get(endpoint.id, 0) + 1
+                            repository.release(
+                                session,
+                                delivery_id=row.id,
+                                token=token,
+                                at=free_at + timedelta(seconds=interval * (waiting - 1)),
+                            )
                             continue
                     if row.account_id not in secrets:
                         secrets[row.account_id] = accounts.signing_secrets(
@@ -347,7 +353,7 @@ class Worker:
                             attempt_count=row.attempt_count,
                         )
                     )
-            next_due = repository.next_due(session)
+            next_due = repository.next_due(session, after=at)
         return jobs, next_due
 
     def _record(self, batch: list[Outcome]) -> None:
