@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -113,7 +114,7 @@ def forget_idempotency_key(session: Session, message: WebhookMessage) -> None:
     session.flush()
 
 
-def claim_key(session: Session, publish: Any) -> bool:
+def claim_key(session: Session, publish: Callable[[], None]) -> bool:
     """Run `publish()` in a savepoint; False, and nothing written, if the idempotency key
     was taken meanwhile (the unique index catches two publishes that race)."""
     try:
