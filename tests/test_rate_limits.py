@@ -1,0 +1,179 @@
+"""Rate limits through real server processes with low limits, in memory and in Redis."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+import redis
+from cadenya import Cadenya
+
+from conftest import Server, Tenant, free_port, make_account, start_server, stop_server
+
+REDIS_URL = "redis://127.0.0.1:6379"
+FORGED = "cdy_" + "A" * 40 + "AAAAAA"
+
+
+@contextmanager
+def limited_server(server: Server, **settings: str) -> Iterator[str]:
+    """A server process on the suite's database with these CADENYA_SERVER_* settings."""
+    env = {**server.env, **{f"CADENYA_SERVER_{k.upper()}": v for k, v in settings.items()}}
+    port = free_port()
+    process = start_server(env, port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_server(process)
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A Redis key prefix of this test's own (Redis is shared), its keys removed afterwards."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"Redis at {REDIS_URL} is unreachable")
+    prefix = f"cadenya-test-{secrets.token_hex(6)}"
+    yield prefix
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
+    client.close()
+
+
+def get_account(base_url: str, token: str, **headers: str) -> httpx.Response:
+    return httpx.get(
+        f"{base_url}/v1/account",
+        headers={"Authorization": f"Bearer {token}", **headers},
+        timeout=10,
+    )
+
+
+def assert_exhausted(response: httpx.Response, *, limit: str, window_seconds: int) -> int:
+    """A 429 in the contract's shape naming `limit`; its Retry-After."""
+    assert response.status_code == 429, response.text
+    body = response.json()
+    assert body["code"] == 8
+    assert body["details"] == []
+    assert limit in body["message"]
+    retry_after = int(response.headers["Retry-After"])
+    assert 1 <= retry_after <= window_seconds
+    return retry_after
+
+
+def test_failed_authentication_per_address_is_429_with_retry_after(
+    server: Server, account: Tenant
+) -> None:
+    with limited_server(server, rate_limit_failed_auth="5/minute") as base_url:
+        for _ in range(5):
+            assert get_account(base_url, FORGED).status_code == 401
+        refused = get_account(base_url, FORGED)
+        assert_exhausted(refused, limit="CADENYA_SERVER_RATE_LIMIT_FAILED_AUTH", window_seconds=60)
+        assert "failed authentications" in refused.json()["message"]
+        # Refused before any credential is looked at, a good one included...
+        assert get_account(base_url, account.api_key).status_code == 429
+        # ...but never the operator's probes.
+        assert httpx.get(f"{base_url}/healthz", timeout=10).status_code == 200
+
+
+def test_waiting_as_told_lets_an_address_try_again(server: Server) -> None:
+    with limited_server(server, rate_limit_failed_auth="3 per 2 seconds") as base_url:
+        for _ in range(3):
+            assert get_account(base_url, FORGED).status_code == 401
+        refused = get_account(base_url, FORGED)
+        retry_after = assert_exhausted(
+            refused, limit="CADENYA_SERVER_RATE_LIMIT_FAILED_AUTH", window_seconds=2
+        )
+        # The sliding window counter's estimate may need a second look; a few at most.
+        for _ in range(4):
+            time.sleep(retry_after)
+            response = get_account(base_url, FORGED)
+            if response.status_code != 429:
+                break
+            retry_after = int(response.headers["Retry-After"])
+        assert response.status_code == 401
+
+
+def test_requests_per_credential_is_429_and_spares_other_accounts(
+    server: Server, account: Tenant
+) -> None:
+    other = make_account(server, name="Other", domain="other.example")
+    with limited_server(server, rate_limit_per_credential="5/minute") as base_url:
+        client = Cadenya(api_key=account.api_key, base_url=base_url)
+        for _ in range(5):
+            assert client.accounts.retrieve().metadata.id == account.id
+        refused = get_account(base_url, account.api_key)
+        assert_exhausted(
+            refused, limit="CADENYA_SERVER_RATE_LIMIT_PER_CREDENTIAL", window_seconds=60
+        )
+        assert "requests with this credential" in refused.json()["message"]
+        # Another account's caller, from the same address, is not affected.
+        other_client = Cadenya(api_key=other.api_key, base_url=base_url)
+        for _ in range(5):
+            assert other_client.accounts.retrieve().metadata.id == other.id
+        # A 429 of the credential limit is not a failed authentication.
+        assert get_account(base_url, FORGED).status_code == 401
+
+
+def test_two_servers_sharing_redis_share_the_budget(
+    server: Server, account: Tenant, redis_prefix: str
+) -> None:
+    shared = {
+        "redis_url": REDIS_URL,
+        "redis_key_prefix": redis_prefix,
+        "rate_limit_per_credential": "6/minute",
+        "rate_limit_failed_auth": "4/minute",
+    }
+    with limited_server(server, **shared) as first, limited_server(server, **shared) as second:
+        for base_url in (first, second, first, second, first, second):
+            assert get_account(base_url, account.api_key).status_code == 200
+        for base_url in (second, first):
+            assert_exhausted(
+                get_account(base_url, account.api_key),
+                limit="CADENYA_SERVER_RATE_LIMIT_PER_CREDENTIAL",
+                window_seconds=60,
+            )
+        for base_url in (first, second, first, second):
+            assert get_account(base_url, FORGED).status_code == 401
+        for base_url in (second, first):
+            assert_exhausted(
+                get_account(base_url, FORGED),
+                limit="CADENYA_SERVER_RATE_LIMIT_FAILED_AUTH",
+                window_seconds=60,
+            )
+
+
+def test_redis_down_falls_back_to_each_process_memory(server: Server, account: Tenant) -> None:
+    # A port nobody listens on: Redis configured but down.
+    down = f"redis://127.0.0.1:{free_port()}"
+    with limited_server(server, redis_url=down, rate_limit_per_credential="3/minute") as base_url:
+        for _ in range(3):
+            assert get_account(base_url, account.api_key).status_code == 200
+        assert_exhausted(
+            get_account(base_url, account.api_key),
+            limit="CADENYA_SERVER_RATE_LIMIT_PER_CREDENTIAL",
+            window_seconds=60,
+        )
+
+
+def test_forwarded_for_is_trusted_only_from_configured_proxies(server: Server) -> None:
+    def guess(base_url: str, client: str) -> int:
+        return get_account(base_url, FORGED, **{"X-Forwarded-For": client}).status_code
+
+    with limited_server(server, rate_limit_failed_auth="2/minute") as base_url:
+        assert [guess(base_url, "198.51.100.1"), guess(base_url, "198.51.100.2")] == [401, 401]
+        # Not from a trusted proxy: a new X-Forwarded-For is the same client, still refused.
+        assert guess(base_url, "198.51.100.3") == 429
+    with limited_server(
+        server, rate_limit_failed_auth="2/minute", forwarded_allow_ips="127.0.0.1"
+    ) as base_url:
+        assert [guess(base_url, "198.51.100.1") for _ in range(3)] == [401, 401, 429]
+        # Behind a trusted proxy, another client has a budget of its own.
+        assert guess(base_url, "198.51.100.2") == 401
