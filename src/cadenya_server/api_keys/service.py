@@ -10,7 +10,7 @@ cannot hand out a key that reaches others.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,7 +29,7 @@ from cadenya_server.audit import service as audit
 from cadenya_server.auth import api_key_tokens, scopes
 from cadenya_server.auth.caller import Caller
 from cadenya_server.kit import labels as label_rules
-from cadenya_server.kit import update_mask
+from cadenya_server.kit import quotas, update_mask
 from cadenya_server.kit.crypto import Keyring
 from cadenya_server.kit.errors import (
     FailedPrecondition,
@@ -39,7 +39,7 @@ from cadenya_server.kit.errors import (
 )
 from cadenya_server.kit.ids import new_id
 from cadenya_server.kit.labels import parse_filter
-from cadenya_server.kit.pagination import Cursors, id_page, scope_of
+from cadenya_server.kit.pagination import Cursors, id_page, scope_of, within_bytes
 from cadenya_server.kit.schemas import Pagination, UpdateAccountResourceMetadata
 from cadenya_server.models import ApiKey as ApiKeyRow
 from cadenya_server.models import Workspace as WorkspaceRow
@@ -58,6 +58,32 @@ UPDATABLE = frozenset(
         "spec.workspaceAssignments",
     }
 )
+
+
+# Keys whose workspace assignments are read in one query while rendering.
+RENDER_BATCH = 50
+KEYS_SETTING = "CADENYA_SERVER_MAX_API_KEYS_PER_ACCOUNT"
+ASSIGNMENTS_SETTING = "CADENYA_SERVER_MAX_WORKSPACES_PER_API_KEY"
+
+
+@dataclass(frozen=True)
+class KeyLimits:
+    """The operator's quotas on API keys."""
+
+    keys_per_account: int
+    workspaces_per_key: int
+
+
+def _require_assignable(limits: KeyLimits, *, held: int, adding: int) -> None:
+    quotas.refuse_beyond(
+        used=held,
+        adding=adding,
+        limit=limits.workspaces_per_key,
+        what="assigned workspaces",
+        setting=ASSIGNMENTS_SETTING,
+        remedy="remove one, or let the key reach every workspace (allWorkspaces)",
+        holder="an API key",
+    )
 
 
 @dataclass(frozen=True)
@@ -175,16 +201,18 @@ def _manageable(session: Session, caller: Caller, api_key_id: str) -> tuple[ApiK
     return key, mine
 
 
-def _render(
+def _rendered(
     session: Session,
     *,
     account_id: str,
     rows: list[ApiKeyRow],
     include_info: bool,
     token: str | None = None,
-) -> list[ApiKey]:
-    """Keys as the wire shows them; a given `token` is shown in clear (create, rotate, reveal)."""
-    assigned = repository.assigned_workspace_ids(session, [row.id for row in rows])
+) -> Iterator[ApiKey]:
+    """Keys as the wire shows them; a given `token` is shown in clear (create, rotate, reveal).
+
+    Lazily, a few keys' assignments at a time: a listing stops reading once its page is full.
+    """
     creators: dict[str, Profile] = {}
     active: dict[str, WorkspaceRow] = {}
     if include_info:
@@ -195,28 +223,27 @@ def _render(
             ).items()
         }
         active = {w.id: w for w in workspaces.list_active(session, account_id=account_id)}
-    rendered = []
-    for row in rows:
-        held = assigned.get(row.id, [])
-        reaches = (
-            list(active.values())
-            if row.all_workspaces
-            else [active[w] for w in held if w in active]
-        )
-        rendered.append(
-            ApiKey.of(
+    for start in range(0, len(rows), RENDER_BATCH):
+        batch = rows[start : start + RENDER_BATCH]
+        assigned = repository.assigned_workspace_ids(session, [row.id for row in batch])
+        for row in batch:
+            held = assigned.get(row.id, [])
+            reaches = (
+                list(active.values())
+                if row.all_workspaces
+                else [active[w] for w in held if w in active]
+            )
+            yield ApiKey.of(
                 row,
                 token=token,
                 assigned=held,
                 created_by=creators.get(row.creator_profile_id) or nobody(),
                 reaches=reaches,
             )
-        )
-    return rendered
 
 
 def _one(session: Session, caller: Caller, row: ApiKeyRow, *, token: str | None = None) -> ApiKey:
-    (rendered,) = _render(
+    (rendered,) = _rendered(
         session, account_id=caller.account_id, rows=[row], include_info=True, token=token
     )
     return rendered
@@ -274,8 +301,13 @@ def list_keys(
     include_info: bool,
     cursor: str,
     limit: int | None,
+    max_page_bytes: int,
 ) -> ApiKeyList:
-    """One page of the account's keys in creation order, with the number that match."""
+    """One page of the account's keys in creation order, with the number that match.
+
+    A page ends early, with a cursor to the rest, before the key that would take it past
+    `max_page_bytes`: each key embeds the workspaces it reaches.
+    """
     if (
         workspace_id
         and workspaces.get(session, account_id=caller.account_id, workspace_id=workspace_id) is None
@@ -305,8 +337,18 @@ def list_keys(
         scope=scope,
         fetch=lambda after, n: repository.page(session, where, after=after, limit=n),
     )
+    items, next_cursor = within_bytes(
+        cursors,
+        rows=rows,
+        rendered=_rendered(
+            session, account_id=caller.account_id, rows=rows, include_info=include_info
+        ),
+        next_cursor=next_cursor,
+        scope=scope,
+        max_bytes=max_page_bytes,
+    )
     return ApiKeyList(
-        items=_render(session, account_id=caller.account_id, rows=rows, include_info=include_info),
+        items=items,
         pagination=Pagination(next_cursor=next_cursor, total=repository.count(session, where)),
     )
 
@@ -317,12 +359,27 @@ def get(*, session: Session, caller: Caller, api_key_id: str) -> ApiKey:
 
 
 def create(
-    *, session: Session, keyring: Keyring, caller: Caller, body: CreateApiKeyRequest
+    *,
+    session: Session,
+    keyring: Keyring,
+    caller: Caller,
+    body: CreateApiKeyRequest,
+    limits: KeyLimits,
 ) -> ApiKey:
     """A new key, enabled, with its token in clear this once."""
     spec = body.spec
     permissions = scopes.normalize(spec.permissions)
     workspace_ids = _assignable(session, caller, _requested_workspaces(spec.all_workspaces, spec))
+    _require_assignable(limits, held=0, adding=len(workspace_ids))
+    quotas.require_room(
+        session,
+        account_id=caller.account_id,
+        what="API keys",
+        limit=limits.keys_per_account,
+        setting=KEYS_SETTING,
+        remedy="delete one to make room",
+        count=lambda: repository.count(session, repository.KeyFilter(account_id=caller.account_id)),
+    )
     _require_within(
         _reach_of_caller(session, caller),
         Reach(frozenset(permissions), spec.all_workspaces, frozenset(workspace_ids)),
@@ -356,7 +413,12 @@ def create(
 
 
 def update(
-    *, session: Session, caller: Caller, api_key_id: str, body: UpdateApiKeyRequest
+    *,
+    session: Session,
+    caller: Caller,
+    api_key_id: str,
+    body: UpdateApiKeyRequest,
+    limits: KeyLimits,
 ) -> ApiKey:
     """Change the fields the update mask names (or, without one, those in the body)."""
     paths = update_mask.paths(body.update_mask, body, allowed=UPDATABLE)
@@ -385,6 +447,7 @@ def update(
         )
     elif "spec.workspaceAssignments" in paths:
         workspace_ids = _assignable(session, caller, _requested_workspaces(False, spec), held=held)
+        _require_assignable(limits, held=0, adding=len(workspace_ids))
     else:
         workspace_ids = held
     _require_within(
@@ -451,7 +514,7 @@ def set_enabled(*, session: Session, caller: Caller, api_key_id: str, enabled: b
 
 
 def add_workspace(
-    *, session: Session, caller: Caller, api_key_id: str, workspace_id: str
+    *, session: Session, caller: Caller, api_key_id: str, workspace_id: str, limits: KeyLimits
 ) -> ApiKey:
     """Assign a workspace to a key; assigning one it holds changes nothing."""
     key, mine = _manageable(session, caller, api_key_id)
@@ -460,6 +523,7 @@ def add_workspace(
     held = repository.assigned_workspace_ids(session, [key.id]).get(key.id, [])
     _assignable(session, caller, [workspace_id], held=held)
     if workspace_id not in held:
+        _require_assignable(limits, held=len(held), adding=1)
         _require_within(
             mine,
             Reach(frozenset(key.permissions), False, frozenset([*held, workspace_id])),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from operator import attrgetter
 from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from cadenya_server.kit.crypto import Keyring, b64url, b64url_decode
 from cadenya_server.kit.errors import InvalidArgument
@@ -16,6 +18,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 def page_size(limit: int | None) -> int:
@@ -83,6 +86,31 @@ def _cut(
         return rows, ""
     rows = rows[:size]
     return rows, cursors.encode({"i": id_of(rows[-1])}, scope=scope)
+
+
+def within_bytes(
+    cursors: Cursors,
+    *,
+    rows: list[T],
+    rendered: Iterable[M],
+    next_cursor: str,
+    scope: str,
+    max_bytes: int,
+    id_of: Callable[[T], str] = attrgetter("id"),
+) -> tuple[list[M], str]:
+    """A page of `rendered` rows cut before the first item that would take its JSON past
+    `max_bytes` (one item at least), with the cursor that resumes after the last one kept.
+
+    `rendered` is consumed lazily, so the items past the cut are never built.
+    """
+    kept: list[M] = []
+    size = 0
+    for item in rendered:
+        size += len(item.model_dump_json(by_alias=True))
+        if kept and size > max_bytes:
+            return kept, cursors.encode({"i": id_of(rows[len(kept) - 1])}, scope=scope)
+        kept.append(item)
+    return kept, next_cursor
 
 
 def id_page(

@@ -48,10 +48,16 @@ def list_account_workspaces(
 
 @router.post("/account/workspaces", operation_id="workspaceAdmin.create")
 def create_workspace(
-    caller: WorkspacesManager, session: DbSession, body: CreateWorkspaceRequest
+    caller: WorkspacesManager, session: DbSession, runtime: AppRuntime, body: CreateWorkspaceRequest
 ) -> Workspace:
-    """Creates a workspace."""
-    return service.create(session=session, caller=caller, body=body)
+    """Creates a workspace; 400 FAILED_PRECONDITION when the account holds its limit of
+    active workspaces."""
+    return service.create(
+        session=session,
+        caller=caller,
+        body=body,
+        max_active=runtime.settings.max_workspaces_per_account,
+    )
 
 
 @router.get("/account/workspaces/{workspaceId}", operation_id="workspaceAdmin.retrieve")
