@@ -369,8 +369,9 @@ def create(
     """A new key, enabled, with its token in clear this once."""
     spec = body.spec
     permissions = scopes.normalize(spec.permissions)
-    workspace_ids = _assignable(session, caller, _requested_workspaces(spec.all_workspaces, spec))
-    _require_assignable(limits, held=0, adding=len(workspace_ids))
+    requested = _requested_workspaces(spec.all_workspaces, spec)
+    _require_assignable(limits, held=0, adding=len(set(requested)))
+    workspace_ids = _assignable(session, caller, requested)
     quotas.require_room(
         session,
         account_id=caller.account_id,
@@ -446,8 +447,9 @@ def update(
             _requested_workspaces(True, spec) if "spec.workspaceAssignments" in paths else []
         )
     elif "spec.workspaceAssignments" in paths:
-        workspace_ids = _assignable(session, caller, _requested_workspaces(False, spec), held=held)
-        _require_assignable(limits, held=0, adding=len(workspace_ids))
+        requested = _requested_workspaces(False, spec)
+        _require_assignable(limits, held=0, adding=len(set(requested)))
+        workspace_ids = _assignable(session, caller, requested, held=held)
     else:
         workspace_ids = held
     _require_within(
