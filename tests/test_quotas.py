@@ -13,8 +13,9 @@ from cadenya_server.auth import scopes
 from cadenya_server.kit.labels import MAX_LABELS
 from conftest import Server, Tenant, free_port, make_account, start_server, stop_server
 
-WORKSPACES, KEYS, WORKSPACES_PER_KEY, ENDPOINTS = 3, 3, 3, 2
+WORKSPACES, KEYS, WORKSPACES_PER_KEY, ENDPOINTS, PROFILES = 3, 3, 3, 2, 6
 LIMITS = {
+    "CADENYA_SERVER_MAX_PROFILES_PER_ACCOUNT": str(PROFILES),
     "CADENYA_SERVER_MAX_WORKSPACES_PER_ACCOUNT": str(WORKSPACES),
     "CADENYA_SERVER_MAX_API_KEYS_PER_ACCOUNT": str(KEYS),
     "CADENYA_SERVER_MAX_WORKSPACES_PER_API_KEY": str(WORKSPACES_PER_KEY),
@@ -131,6 +132,25 @@ def test_quotas_refuse_with_failed_precondition_naming_the_limit(
         lambda: keys.create(metadata={"name": "fourth"}, spec={"permissions": []}),
         "CADENYA_SERVER_MAX_API_KEYS_PER_ACCOUNT",
     )
+
+    # The admin, and three keys' profiles: two people fit, a third does not.
+    http = httpx.Client(
+        base_url=quota_server, headers={"Authorization": f"Bearer {tenant.api_key}"}, timeout=30
+    )
+    for n in range(3):
+        added = http.post(
+            "/v1/account/profiles",
+            json={"metadata": {"name": f"p{n}"}, "spec": {"email": f"p{n}@acme.io"}},
+        )
+        assert added.status_code == (200 if n < 2 else 400), added.text
+    assert added.json()["code"] == 9
+    assert "CADENYA_SERVER_MAX_PROFILES_PER_ACCOUNT" in added.json()["message"]
+    refused_for_quota(
+        lambda: spaces.add_member(workspace_id=fresh, email="new@acme.io"),
+        "CADENYA_SERVER_MAX_PROFILES_PER_ACCOUNT",
+    )
+    # A member who already has a profile takes no new place.
+    spaces.add_member(workspace_id=fresh, email="p0@acme.io")
 
     endpoints = admin.trusted_endpoints
     for n in range(ENDPOINTS):

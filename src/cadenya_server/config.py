@@ -44,6 +44,7 @@ class Settings:
     max_api_keys_per_account: int = 1000
     max_workspaces_per_api_key: int = 1000
     max_trusted_endpoints_per_account: int = 1000
+    max_profiles_per_account: int = 1_000_000
     # A page of a listing stops before the item that would take it past this many bytes.
     max_page_bytes: int = 4 * 1024 * 1024
 
@@ -92,6 +93,7 @@ def get_settings() -> Settings:
         max_api_keys_per_account=_positive("MAX_API_KEYS_PER_ACCOUNT"),
         max_workspaces_per_api_key=_positive("MAX_WORKSPACES_PER_API_KEY"),
         max_trusted_endpoints_per_account=_positive("MAX_TRUSTED_ENDPOINTS_PER_ACCOUNT"),
+        max_profiles_per_account=_positive("MAX_PROFILES_PER_ACCOUNT"),
         max_page_bytes=_positive("MAX_PAGE_BYTES"),
     )
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from cadenya_server.auth.dependencies import AdminCaller
-from cadenya_server.kit.runtime import DbSession
+from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.user_profiles import service
 from cadenya_server.user_profiles.schemas import (
@@ -23,7 +23,7 @@ ProfileId = Annotated[str, Path(alias="profileId", description="A profile_… id
 
 @router.post("", operation_id="accountProfiles.create", summary="Add a user profile")
 def create_profile(
-    caller: AdminCaller, session: DbSession, body: CreateUserProfileRequest
+    caller: AdminCaller, session: DbSession, runtime: AppRuntime, body: CreateUserProfileRequest
 ) -> UserProfile:
     """Adds a person to the account. Administrators only.
 
@@ -32,9 +32,15 @@ def create_profile(
     (409 ALREADY_EXISTS otherwise). `spec.name` and `metadata.name` are the same field:
     give either, or both with the same value. `spec.role` is `admin` or `member`
     (default `member`): admins hold every permission, members may read the account
-    and its workspaces.
+    and its workspaces. 400 FAILED_PRECONDITION when the account holds its limit of
+    profiles.
     """
-    return service.create(session=session, caller=caller, body=body)
+    return service.create(
+        session=session,
+        caller=caller,
+        body=body,
+        max_profiles=runtime.settings.max_profiles_per_account,
+    )
 
 
 @router.get("/{profileId}", operation_id="accountProfiles.retrieve", summary="Get a profile")
