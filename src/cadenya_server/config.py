@@ -40,9 +40,9 @@ class Settings:
     # Proxies whose X-Forwarded-For names the client ("" trusts none: the socket peer).
     forwarded_allow_ips: str = ""
     # Per-account quotas on what can grow.
-    max_workspaces_per_account: int = 1000
+    max_workspaces_per_account: int = 500
     max_api_keys_per_account: int = 1000
-    max_workspaces_per_api_key: int = 1000
+    max_workspaces_per_api_key: int = 500
     max_trusted_endpoints_per_account: int = 1000
     max_profiles_per_account: int = 1_000_000
     # A page of a listing stops before the item that would take it past this many bytes.
