@@ -7,19 +7,20 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from cadenya import APIError, Cadenya
+from cadenya import Cadenya
 
 from cadenya_server.auth import scopes
 from cadenya_server.kit.labels import MAX_LABELS
-from conftest import Server, Tenant, free_port, make_account, start_server, stop_server
+from conftest import Server, Tenant, make_account
+from helpers import refused, server_with
 
 WORKSPACES, KEYS, WORKSPACES_PER_KEY, ENDPOINTS, PROFILES = 3, 3, 3, 2, 6
 LIMITS = {
-    "CADENYA_SERVER_MAX_PROFILES_PER_ACCOUNT": str(PROFILES),
-    "CADENYA_SERVER_MAX_WORKSPACES_PER_ACCOUNT": str(WORKSPACES),
-    "CADENYA_SERVER_MAX_API_KEYS_PER_ACCOUNT": str(KEYS),
-    "CADENYA_SERVER_MAX_WORKSPACES_PER_API_KEY": str(WORKSPACES_PER_KEY),
-    "CADENYA_SERVER_MAX_TRUSTED_ENDPOINTS_PER_ACCOUNT": str(ENDPOINTS),
+    "max_profiles_per_account": str(PROFILES),
+    "max_workspaces_per_account": str(WORKSPACES),
+    "max_api_keys_per_account": str(KEYS),
+    "max_workspaces_per_api_key": str(WORKSPACES_PER_KEY),
+    "max_trusted_endpoints_per_account": str(ENDPOINTS),
 }
 
 # The widest JSON each field can take, from the limits the API enforces on input: a
@@ -76,20 +77,12 @@ WIDEST_DESCRIPTION = "𝄞" * 4000
 
 @pytest.fixture
 def quota_server(server: Server) -> Iterator[str]:
-    port = free_port()
-    process = start_server({**server.env, **LIMITS}, port)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_server(process)
+    with server_with(server, **LIMITS) as base_url:
+        yield base_url
 
 
 def refused_for_quota(call: Callable[[], object], setting: str) -> None:
-    with pytest.raises(APIError) as caught:
-        call()
-    assert caught.value.status_code == 400, caught.value.message
-    assert caught.value.code == 9
-    assert setting in caught.value.message
+    assert setting in refused(call, 400, 9).message
 
 
 def test_quotas_refuse_with_failed_precondition_naming_the_limit(
@@ -224,13 +217,9 @@ def test_the_largest_allowed_account_answers_within_a_bound(
 
 
 def test_a_page_of_keys_stops_at_its_byte_budget(server: Server) -> None:
-    # A budget smaller than two keys: every page holds one, and the cursor walks them all.
+    # A budget below one key's size: every page holds just one, and the cursor walks them all.
     budget = api_key_bytes(reaches=WORKSPACES, assigned=WORKSPACES_PER_KEY) // 4
-    port = free_port()
-    env = {**server.env, **LIMITS, "CADENYA_SERVER_MAX_PAGE_BYTES": str(budget)}
-    process = start_server(env, port)
-    try:
-        base_url = f"http://127.0.0.1:{port}"
+    with server_with(server, **LIMITS, max_page_bytes=str(budget)) as base_url:
         tenant = make_account(server)
         fill_to_the_limits(tenant, base_url)
         http = httpx.Client(
@@ -252,5 +241,3 @@ def test_a_page_of_keys_stops_at_its_byte_budget(server: Server) -> None:
         client = Cadenya(api_key=tenant.api_key, base_url=base_url)
         keys = client.api_keys.list(workspace_id=tenant.workspace_id, include_info=True)
         assert [k.metadata.id for k in keys] == seen
-    finally:
-        stop_server(process)

@@ -6,7 +6,6 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from itertools import cycle
 
 import httpx
@@ -14,22 +13,11 @@ import pytest
 import redis
 from cadenya import Cadenya
 
-from conftest import Server, Tenant, free_port, make_account, start_server, stop_server
+from conftest import Server, Tenant, free_port, make_account
+from helpers import server_with
 
 REDIS_URL = "redis://127.0.0.1:6379"
 FORGED = "cdy_" + "A" * 40 + "AAAAAA"
-
-
-@contextmanager
-def limited_server(server: Server, **settings: str) -> Iterator[str]:
-    """A server process on the suite's database with these CADENYA_SERVER_* settings."""
-    env = {**server.env, **{f"CADENYA_SERVER_{k.upper()}": v for k, v in settings.items()}}
-    port = free_port()
-    process = start_server(env, port)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_server(process)
 
 
 @pytest.fixture
@@ -89,7 +77,7 @@ def until_refused(
 def test_failed_authentication_per_address_is_429_with_retry_after(
     server: Server, account: Tenant
 ) -> None:
-    with limited_server(server, rate_limit_failed_auth="5/minute") as base_url:
+    with server_with(server, rate_limit_failed_auth="5/minute") as base_url:
         refused = until_refused(lambda: get_account(base_url, FORGED), allowed=5, status=401)
         assert_exhausted(refused, limit="CADENYA_SERVER_RATE_LIMIT_FAILED_AUTH", window_seconds=60)
         assert "failed authentications" in refused.json()["message"]
@@ -100,7 +88,7 @@ def test_failed_authentication_per_address_is_429_with_retry_after(
 
 
 def test_waiting_as_told_lets_an_address_try_again(server: Server) -> None:
-    with limited_server(server, rate_limit_failed_auth="3 per 4 seconds") as base_url:
+    with server_with(server, rate_limit_failed_auth="3 per 4 seconds") as base_url:
         refused = until_refused(lambda: get_account(base_url, FORGED), allowed=3, status=401)
         retry_after = assert_exhausted(
             refused, limit="CADENYA_SERVER_RATE_LIMIT_FAILED_AUTH", window_seconds=4
@@ -120,7 +108,7 @@ def test_requests_per_credential_is_429_and_spares_other_accounts(
     server: Server, account: Tenant
 ) -> None:
     other = make_account(server, name="Other", domain="other.example")
-    with limited_server(server, rate_limit_per_credential="5/minute") as base_url:
+    with server_with(server, rate_limit_per_credential="5/minute") as base_url:
         # The official client, until it is refused.
         client = Cadenya(api_key=account.api_key, base_url=base_url)
         for _ in range(5):
@@ -149,7 +137,7 @@ def test_two_servers_sharing_redis_share_the_budget(
         "rate_limit_per_credential": "6/minute",
         "rate_limit_failed_auth": "6/minute",
     }
-    with limited_server(server, **shared) as first, limited_server(server, **shared) as second:
+    with server_with(server, **shared) as first, server_with(server, **shared) as second:
         # In turns: each server alone would let 6 through, 12 together; shared, 6 (or
         # one or two more, see until_refused) in all.
         servers = cycle([first, second])
@@ -170,7 +158,7 @@ def test_redis_down_falls_back_to_each_process_memory(server: Server, account: T
     # A port nobody listens on: Redis configured but down. Requests are served, and
     # the limit still holds, counted in the process.
     down = f"redis://127.0.0.1:{free_port()}"
-    with limited_server(server, redis_url=down, rate_limit_per_credential="3/minute") as base_url:
+    with server_with(server, redis_url=down, rate_limit_per_credential="3/minute") as base_url:
         refused = until_refused(
             lambda: get_account(base_url, account.api_key), allowed=3, status=200
         )
@@ -183,11 +171,11 @@ def test_forwarded_for_is_trusted_only_from_configured_proxies(server: Server) -
     def guess(base_url: str, client: str) -> httpx.Response:
         return get_account(base_url, FORGED, **{"X-Forwarded-For": client})
 
-    with limited_server(server, rate_limit_failed_auth="2/minute") as base_url:
+    with server_with(server, rate_limit_failed_auth="2/minute") as base_url:
         # Not from a trusted proxy: whatever X-Forwarded-For says, it is one client.
         addresses = (f"198.51.100.{n}" for n in range(10))
         until_refused(lambda: guess(base_url, next(addresses)), allowed=2, status=401)
-    with limited_server(
+    with server_with(
         server, rate_limit_failed_auth="2/minute", forwarded_allow_ips="127.0.0.1"
     ) as base_url:
         until_refused(lambda: guess(base_url, "198.51.100.1"), allowed=2, status=401)

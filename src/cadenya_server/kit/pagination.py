@@ -6,6 +6,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -88,8 +89,34 @@ def _cut(
     return rows, cursors.encode({"i": id_of(rows[-1])}, scope=scope)
 
 
+@dataclass(frozen=True)
+class PageRequest:
+    """What a list call asks for: the cursor it goes on from ("": the start), its page
+    size, and the codec of cursors."""
+
+    cursors: Cursors
+    cursor: str = ""
+    limit: int | None = None
+
+
+def id_page(
+    page: PageRequest,
+    *,
+    scope: str,
+    fetch: Callable[[str | None, int], list[T]],
+    id_of: Callable[[T], str] = attrgetter("id"),
+) -> tuple[list[T], str]:
+    """One page of rows in id order, and the next page's cursor ("" at the end).
+
+    `fetch(after, n)` returns up to `n` rows following the id `after` (None: from the start).
+    """
+    size = page_size(page.limit)
+    rows = fetch(_start_after(page.cursors, page.cursor, scope=scope), size + 1)
+    return _cut(page.cursors, rows, size, scope=scope, id_of=id_of)
+
+
 def within_bytes(
-    cursors: Cursors,
+    page: PageRequest,
     *,
     rows: list[T],
     rendered: Iterable[M],
@@ -108,24 +135,6 @@ def within_bytes(
     for item in rendered:
         size += len(item.model_dump_json(by_alias=True))
         if kept and size > max_bytes:
-            return kept, cursors.encode({"i": id_of(rows[len(kept) - 1])}, scope=scope)
+            return kept, page.cursors.encode({"i": id_of(rows[len(kept) - 1])}, scope=scope)
         kept.append(item)
     return kept, next_cursor
-
-
-def id_page(
-    cursors: Cursors,
-    *,
-    cursor: str,
-    limit: int | None,
-    scope: str,
-    fetch: Callable[[str | None, int], list[T]],
-    id_of: Callable[[T], str] = attrgetter("id"),
-) -> tuple[list[T], str]:
-    """One page of rows in id order, and the next page's cursor ("" at the end).
-
-    `fetch(after, n)` returns up to `n` rows following the id `after` (None: from the start).
-    """
-    size = page_size(limit)
-    rows = fetch(_start_after(cursors, cursor, scope=scope), size + 1)
-    return _cut(cursors, rows, size, scope=scope, id_of=id_of)
