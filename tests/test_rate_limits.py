@@ -179,5 +179,9 @@ def test_forwarded_for_is_trusted_only_from_configured_proxies(server: Server) -
         server, rate_limit_failed_auth="2/minute", forwarded_allow_ips="127.0.0.1"
     ) as base_url:
         until_refused(lambda: guess(base_url, "198.51.100.1"), allowed=2, status=401)
-        # Behind a trusted proxy, another client has a budget of its own.
+        # Behind a trusted proxy, another client has a budget of its own...
         assert guess(base_url, "198.51.100.2").status_code == 401
+        # ...but not another address of the same IPv6 /64, one subscriber's.
+        until_refused(lambda: guess(base_url, "2001:db8:0:1::1"), allowed=2, status=401)
+        assert guess(base_url, "2001:db8:0:1:ffff::2").status_code == 429
+        assert guess(base_url, "2001:db8:0:2::1").status_code == 401

@@ -24,6 +24,7 @@ makes the API unavailable.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -160,6 +161,24 @@ class RateLimits:
         return None
 
 
+def client_of(scope: Scope) -> str:
+    """Who failures are counted against: the client's address, or its /64 for IPv6, where
+    one subscriber usually holds a whole /64 and could otherwise pick a fresh address per
+    guess."""
+    client = scope.get("client")
+    if not client:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(client[0])
+    except ValueError:
+        return client[0]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 def _bearer_token(scope: Scope) -> str:
     """The token of the request's `Authorization: Bearer` header, or ""."""
     for name, value in scope["headers"]:
@@ -185,8 +204,7 @@ class RateLimit:
         if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
             await self.app(scope, receive, send)
             return
-        client = scope.get("client")
-        address = client[0] if client else "unknown"
+        address = client_of(scope)
         refusal = await self.limits.refuse_client(address)
         token = _bearer_token(scope)
         if refusal is None and token:
