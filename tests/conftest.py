@@ -76,6 +76,10 @@ def server_env(database_url: str) -> dict[str, str]:
         "CADENYA_SERVER_WEBHOOK_ALLOWED_NETWORKS": LOOPBACK,
         "CADENYA_SERVER_WEBHOOK_RETRY_SCHEDULE": "1,1,2",
         "CADENYA_SERVER_WEBHOOK_TIMEOUT_SECONDS": "2",
+        # The suite makes many requests quickly, hundreds with forged tokens among them;
+        # tests/test_rate_limits.py starts its own servers with low limits.
+        "CADENYA_SERVER_RATE_LIMIT_FAILED_AUTH": "100000/minute",
+        "CADENYA_SERVER_RATE_LIMIT_PER_CREDENTIAL": "1000000/minute",
     }
 
 

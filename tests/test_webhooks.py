@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import cadenya
+import httpx
 import pytest
 from cadenya import types
 from sqlalchemy import func, select
@@ -27,6 +28,7 @@ from webhook_receiver import (
     OK,
     Delivery,
     Receiver,
+    add_endpoint,
     expected_signature,
     secret_of,
     signatures,
@@ -228,6 +230,7 @@ def test_a_change_that_rolls_back_emits_nothing(server: Server, receiver: Receiv
             session=session,
             caller=caller,
             body=CreateWorkspaceRequest.model_validate({"metadata": {"name": "Doomed"}}),
+            max_active=100,
         )
         # The audit record and the event are in this transaction: both must vanish.
         assert session.scalar(select(func.count()).select_from(WebhookMessage)) > 0
@@ -643,3 +646,38 @@ def test_the_rate_limit_spaces_the_attempts(server: Server, account: Tenant) -> 
         assert max(sum(1 for t in arrived if s <= t < s + 1) for s in arrived) <= 7
     finally:
         receiver.stop()
+
+
+def test_webhook_endpoints_have_a_quota(server_env: dict[str, str], tmp_path: Path) -> None:
+    from conftest import free_port, new_database, start_server, stop_server
+
+    with new_database(tmp_path) as url:
+        env = {
+            **server_env,
+            "CADENYA_SERVER_DATABASE_URL": url,
+            "CADENYA_SERVER_MAX_WEBHOOK_ENDPOINTS_PER_ACCOUNT": "2",
+            "CADENYA_SERVER_WEBHOOK_WORKER": "0",
+        }
+        cli(env, "migrate")
+        created = json.loads(
+            cli(
+                env,
+                *("accounts", "create", "--name", "Q", "--domain", "q.io"),
+                *("--admin-email", "a@q.io", "--admin-name", "A", "--json"),
+            ).stdout
+        )
+        port = free_port()
+        process = start_server(env, port)
+        try:
+            headers = {"Authorization": f"Bearer {created['apiKey']}"}
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
+                for n in range(2):
+                    add_endpoint(http, f"https://hooks.q.io/{n}")
+                refused = http.post(
+                    "/v1/account/webhook_endpoints",
+                    json={"metadata": {"name": "x"}, "spec": {"url": "https://hooks.q.io/3"}},
+                )
+                assert refused.status_code == 400 and refused.json()["code"] == 9
+                assert "CADENYA_SERVER_MAX_WEBHOOK_ENDPOINTS_PER_ACCOUNT" in refused.text
+        finally:
+            stop_server(process)

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cadenya_server.kit.params import NoBody, Page
-from cadenya_server.kit.runtime import DbSession
+from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.webhooks import service
 from cadenya_server.webhooks.auth import (
@@ -52,11 +52,20 @@ def list_webhook_endpoints(
 
 @router.post("/webhook_endpoints", operation_id="webhookEndpoints.create")
 def create_webhook_endpoint(
-    caller: WebhooksManager, session: DbSession, body: CreateWebhookEndpointRequest
+    caller: WebhooksManager,
+    session: DbSession,
+    runtime: AppRuntime,
+    body: CreateWebhookEndpointRequest,
 ) -> WebhookEndpoint:
     """Adds an endpoint. Its URL's host must be trusted (a trusted endpoint of the
-    account): otherwise 400 FAILED_PRECONDITION names the trusted endpoint to add."""
-    return service.create_endpoint(session=session, caller=caller, body=body)
+    account): otherwise 400 FAILED_PRECONDITION names the trusted endpoint to add; so
+    too when the account holds its limit of webhook endpoints."""
+    return service.create_endpoint(
+        session=session,
+        caller=caller,
+        body=body,
+        max_endpoints=runtime.settings.max_webhook_endpoints_per_account,
+    )
 
 
 @router.get("/webhook_endpoints/{id}", operation_id="webhookEndpoints.retrieve")
@@ -180,6 +189,7 @@ def publish_webhook_message(
 def list_webhook_messages(
     caller: WebhooksReader,
     session: DbSession,
+    runtime: AppRuntime,
     page: Page,
     type: TypeFilter = "",
 ) -> WebhookMessageList:
@@ -189,6 +199,7 @@ def list_webhook_messages(
         caller=caller,
         page=page,
         type=type,
+        max_page_bytes=runtime.settings.max_page_bytes,
     )
 
 

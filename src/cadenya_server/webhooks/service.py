@@ -12,11 +12,11 @@ from cadenya_server import outbox
 from cadenya_server.audit import service as audit
 from cadenya_server.auth.caller import Caller
 from cadenya_server.kit import labels as label_rules
-from cadenya_server.kit import update_mask
+from cadenya_server.kit import quotas, update_mask
 from cadenya_server.kit.clock import as_utc, now
 from cadenya_server.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from cadenya_server.kit.ids import new_id
-from cadenya_server.kit.pagination import PageRequest, id_page, scope_of
+from cadenya_server.kit.pagination import PageRequest, id_page, scope_of, within_bytes
 from cadenya_server.kit.schemas import Pagination, UpdateAccountResourceMetadata
 from cadenya_server.models import WebhookEndpoint as EndpointRow
 from cadenya_server.trusted_endpoints import service as trusted_endpoints
@@ -39,6 +39,11 @@ from cadenya_server.webhooks.schemas import (
 )
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+ENDPOINTS = quotas.Quota(
+    "webhook endpoints",
+    "CADENYA_SERVER_MAX_WEBHOOK_ENDPOINTS_PER_ACCOUNT",
+    "delete one to make room",
+)
 UPDATABLE = frozenset(
     {
         "metadata.name",
@@ -130,10 +135,17 @@ def get_endpoint(*, session: Session, caller: Caller, endpoint_id: str) -> Webho
 
 
 def create_endpoint(
-    *, session: Session, caller: Caller, body: CreateWebhookEndpointRequest
+    *, session: Session, caller: Caller, body: CreateWebhookEndpointRequest, max_endpoints: int
 ) -> WebhookEndpoint:
-    """A new, active endpoint; its URL's host must be trusted."""
+    """A new, active endpoint; its URL's host must be trusted. 400 when the account holds
+    `max_endpoints` already."""
     spec = body.spec
+    ENDPOINTS.require_room(
+        session,
+        account_id=caller.account_id,
+        limit=max_endpoints,
+        count=lambda: repository.endpoint_count(session, account_id=caller.account_id),
+    )
     row = EndpointRow(
         id=new_id("whep"),
         account_id=caller.account_id,
@@ -254,18 +266,28 @@ def get_message(*, session: Session, caller: Caller, message_id: str) -> Webhook
 
 
 def list_messages(
-    *, session: Session, caller: Caller, page: PageRequest, type: str
+    *, session: Session, caller: Caller, page: PageRequest, type: str, max_page_bytes: int
 ) -> WebhookMessageList:
-    """One page of the account's messages, newest first, of one type if `type` is given."""
+    """One page of the account's messages, newest first, of one type if `type` is given;
+    cut short at `max_page_bytes` (a message's data may be large)."""
+    scope = scope_of("webhook_messages.list", caller.account_id, type)
     rows, next_cursor = id_page(
         page,
-        scope=scope_of("webhook_messages.list", caller.account_id, type),
+        scope=scope,
         fetch=lambda before, n: repository.message_page(
             session, account_id=caller.account_id, type=type, before=before, limit=n
         ),
     )
+    items, next_cursor = within_bytes(
+        page,
+        rows=rows,
+        rendered=(WebhookMessage.of(row) for row in rows),
+        next_cursor=next_cursor,
+        scope=scope,
+        max_bytes=max_page_bytes,
+    )
     return WebhookMessageList(
-        items=[WebhookMessage.of(row) for row in rows],
+        items=items,
         pagination=Pagination(
             next_cursor=next_cursor,
             total=repository.message_count(session, account_id=caller.account_id, type=type),
