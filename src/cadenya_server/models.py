@@ -375,7 +375,9 @@ class WebhookDelivery(Base):
         # The workers' claim: what is due.
         Index(None, "status", "next_attempt_at"),
         Index(None, "endpoint_id", "id"),
-        Index(None, "endpoint_id", "seq"),
+        # Is an earlier delivery of this ordered endpoint still pending? One probe, however
+        # many of its deliveries are done.
+        Index(None, "endpoint_id", "status", "seq"),
         Index(None, "message_id"),
     )
 

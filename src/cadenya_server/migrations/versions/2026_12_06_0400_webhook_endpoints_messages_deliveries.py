@@ -128,7 +128,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
     )
-    for columns in (["status", "next_attempt_at"], ["endpoint_id", "id"], ["endpoint_id", "seq"]):
+    for columns in (
+        ["status", "next_attempt_at"],
+        ["endpoint_id", "id"],
+        ["endpoint_id", "status", "seq"],
+    ):
         op.create_index(
             op.f(f"ix_webhook_deliveries_{'_'.join(columns)}"), "webhook_deliveries", columns
         )
