@@ -24,6 +24,7 @@ from cadenya_server.models import WebhookMessage
 from cadenya_server.workspaces import service as workspaces
 from cadenya_server.workspaces.schemas import CreateWorkspaceRequest
 from conftest import Server, Tenant, cli, jwt_for, make_account, make_api_key, make_profile
+from helpers import server_with
 from webhook_receiver import (
     OK,
     Delivery,
@@ -648,36 +649,18 @@ def test_the_rate_limit_spaces_the_attempts(server: Server, account: Tenant) -> 
         receiver.stop()
 
 
-def test_webhook_endpoints_have_a_quota(server_env: dict[str, str], tmp_path: Path) -> None:
-    from conftest import free_port, new_database, start_server, stop_server
-
-    with new_database(tmp_path) as url:
-        env = {
-            **server_env,
-            "CADENYA_SERVER_DATABASE_URL": url,
-            "CADENYA_SERVER_MAX_WEBHOOK_ENDPOINTS_PER_ACCOUNT": "2",
-            "CADENYA_SERVER_WEBHOOK_WORKER": "0",
-        }
-        cli(env, "migrate")
-        created = json.loads(
-            cli(
-                env,
-                *("accounts", "create", "--name", "Q", "--domain", "q.io"),
-                *("--admin-email", "a@q.io", "--admin-name", "A", "--json"),
-            ).stdout
+def test_webhook_endpoints_have_a_quota(server: Server) -> None:
+    tenant = make_account(server, name="Quota", domain="quota.io")
+    headers = {"Authorization": f"Bearer {tenant.api_key}"}
+    with (
+        server_with(server, max_webhook_endpoints_per_account="2") as base_url,
+        httpx.Client(base_url=base_url, headers=headers) as http,
+    ):
+        for n in range(2):
+            add_endpoint(http, f"https://hooks.quota.io/{n}")
+        refused = http.post(
+            "/v1/account/webhook_endpoints",
+            json={"metadata": {"name": "x"}, "spec": {"url": "https://hooks.quota.io/3"}},
         )
-        port = free_port()
-        process = start_server(env, port)
-        try:
-            headers = {"Authorization": f"Bearer {created['apiKey']}"}
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
-                for n in range(2):
-                    add_endpoint(http, f"https://hooks.q.io/{n}")
-                refused = http.post(
-                    "/v1/account/webhook_endpoints",
-                    json={"metadata": {"name": "x"}, "spec": {"url": "https://hooks.q.io/3"}},
-                )
-                assert refused.status_code == 400 and refused.json()["code"] == 9
-                assert "CADENYA_SERVER_MAX_WEBHOOK_ENDPOINTS_PER_ACCOUNT" in refused.text
-        finally:
-            stop_server(process)
+        assert refused.status_code == 400 and refused.json()["code"] == 9
+        assert "CADENYA_SERVER_MAX_WEBHOOK_ENDPOINTS_PER_ACCOUNT" in refused.text
