@@ -38,7 +38,7 @@ def _runtime() -> Runtime:
     try:
         return Runtime.from_settings(get_settings())
     except ConfigError as exc:
-        err.print(f"[red]configuration error:[/] {exc}")
+        err.print(f"[red]configuration error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from exc
 
 
