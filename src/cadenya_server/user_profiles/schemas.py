@@ -9,7 +9,7 @@ from pydantic import Field
 from cadenya_server.auth.caller import ROLE_ADMIN, ROLE_MEMBER
 from cadenya_server.kit.schemas import AccountResourceMetadata, RequestModel, ShortText, WireModel
 from cadenya_server.models import Profile as ProfileRow
-from cadenya_server.profiles.schemas import Profile, ProfileSpec
+from cadenya_server.profiles.schemas import Profile, ProfileSpec, ProfileType
 
 
 class Role(StrEnum):
@@ -50,6 +50,13 @@ class UserProfileMetadataInput(RequestModel):
 
 
 class CreateUserProfileSpec(RequestModel):
+    # Accepted so a client may post back the Profile shape it reads; only users are added here.
+    type: ProfileType = Field(
+        ProfileType.UNSPECIFIED,
+        description="PROFILE_TYPE_USER or PROFILE_TYPE_UNSPECIFIED: this call adds users. "
+        "API key profiles come with an API key (POST /v1/account/api_keys); system profiles "
+        "are imported (`cadenya-server profiles import`, type system).",
+    )
     email: str = Field(max_length=320, description="Unique in the account, case-insensitively")
     name: ShortText = ""
     role: Role = Role.MEMBER

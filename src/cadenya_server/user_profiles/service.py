@@ -12,6 +12,7 @@ from cadenya_server.kit.errors import AlreadyExists, FailedPrecondition, Invalid
 from cadenya_server.models import Profile as ProfileRow
 from cadenya_server.profiles import repository as profiles
 from cadenya_server.profiles import text
+from cadenya_server.profiles.schemas import ProfileType
 from cadenya_server.user_profiles import repository
 from cadenya_server.user_profiles.schemas import (
     CreateUserProfileRequest,
@@ -25,6 +26,13 @@ UPDATABLE = frozenset(
     {"metadata.name", "spec.name", "metadata.externalId", "metadata.labels", "spec.role"}
 )
 API_KEY = "api_key"
+# How the profiles this resource does not add are made.
+_MADE_ELSEWHERE = {
+    ProfileType.API_KEY: "API key profiles come with an API key: create one with "
+    "POST /v1/account/api_keys",
+    ProfileType.SYSTEM: "system profiles are made by `cadenya-server profiles import` "
+    "(a row of type system)",
+}
 
 
 def _one_name(*names: str) -> str:
@@ -43,6 +51,8 @@ def _taken(email: str) -> AlreadyExists:
 
 def create(*, session: Session, caller: Caller, body: CreateUserProfileRequest) -> UserProfile:
     """A new user profile; 409 when the email is already used in the account."""
+    if body.spec.type in _MADE_ELSEWHERE:
+        raise InvalidArgument.field("spec.type", _MADE_ELSEWHERE[body.spec.type])
     email = text.clean_email(body.spec.email)
     name = _one_name(body.metadata.name, body.spec.name)
     labels = label_rules.validate(body.metadata.labels)
