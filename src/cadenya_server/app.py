@@ -59,6 +59,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = runtime or Runtime.from_settings(get_settings())
+        metrics.observe_pool(app.state.runtime.db.engine)
         yield
         app.state.runtime.db.dispose()
         metrics.worker_stopped()

@@ -160,6 +160,9 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
             # Applied in this process and in every worker: the same lines from all of them.
             log_config=kit_logging.dict_config(level=settings.log_level, json=json_logs),
             server_header=False,
+            # uvicorn replaces a worker that does not answer its ping in time; on a busy
+            # machine a starting worker took longer than the default 5 s to import.
+            timeout_worker_healthcheck=30,
         )
 
 

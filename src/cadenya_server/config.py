@@ -10,6 +10,8 @@ from typing import Any, Literal
 import structlog
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 log = structlog.get_logger(__name__)
 
@@ -17,8 +19,8 @@ ENV_PREFIX = "CADENYA_SERVER_"
 DATA_DIR = Path("data")
 DEFAULT_DATABASE_URL = f"sqlite:///{DATA_DIR}/cadenya.db"
 MIN_SECRET_KEY_LENGTH = 32
-# Never echoed back in an error message.
-_SECRET_FIELDS = frozenset({"secret_key"})
+# Never echoed back in an error message (a database URL may hold a password).
+_SECRET_FIELDS = frozenset({"secret_key", "database_url"})
 
 
 class ConfigError(Exception):
@@ -44,6 +46,17 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # auto: console lines on a terminal, JSON lines otherwise.
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            backend = ""
+        if backend not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("must be sqlite:///path/to.db or postgresql://user@host:5432/db")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

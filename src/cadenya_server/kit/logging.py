@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import os
 import sys
 from typing import Any, Literal
 
@@ -20,6 +21,12 @@ LogFormat = Literal["auto", "json", "console"]
 _FOREIGN = ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic")
 
 
+def _add_pid(_logger: Any, _method: str, event: structlog.types.EventDict) -> Any:
+    # Which worker of `serve --workers N` it was.
+    event["pid"] = os.getpid()
+    return event
+
+
 def _shared() -> list[structlog.types.Processor]:
     """What every event gets, whether structlog's or the standard library's."""
     return [
@@ -27,6 +34,7 @@ def _shared() -> list[structlog.types.Processor]:
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_pid,
     ]
 
 
@@ -50,7 +58,7 @@ def formatter(*, json: bool) -> logging.Formatter:
     renderer: list[structlog.types.Processor] = (
         [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
         if json
-        else [structlog.dev.ConsoleRenderer()]
+        else [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
     )
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared(),
