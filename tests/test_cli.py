@@ -383,6 +383,14 @@ def test_version_and_short_help(server_env: dict[str, str]) -> None:
     assert "--workers" in cli(server_env, "serve", "-h").stdout
 
 
+def accounts_create(name: str, domain: str) -> list[str]:
+    """The arguments of `accounts create` for NAME at DOMAIN."""
+    return [
+        *("accounts", "create", "--name", name, "--domain", domain),
+        *("--admin-email", f"a@{domain}", "--admin-name", "A"),
+    ]
+
+
 BAD_SETTINGS = [
     ("CADENYA_SERVER_MAX_BODY_BYTES", "1MB"),
     ("CADENYA_SERVER_PORT", "http"),
@@ -414,22 +422,7 @@ def test_a_bad_setting_is_one_line_naming_the_variable(
 
 @pytest.mark.parametrize("command", ["serve", "demo", "accounts"])
 def test_every_command_reads_the_settings_alike(server_env: dict[str, str], command: str) -> None:
-    args = (
-        [
-            command,
-            "create",
-            "--name",
-            "A",
-            "--domain",
-            "a.test",
-            "--admin-email",
-            "a@a.test",
-            "--admin-name",
-            "A",
-        ]
-        if command == "accounts"
-        else [command]
-    )
+    args = accounts_create("A", "a.test") if command == "accounts" else [command]
     env = {**server_env, "CADENYA_SERVER_MAX_BODY_BYTES": "1MB"}
     assert_one_line_naming(cli(env, *args, check=False), "CADENYA_SERVER_MAX_BODY_BYTES")
 
@@ -440,22 +433,7 @@ def test_the_secret_key_can_come_from_a_file(server: Server, tmp_path: Path) -> 
     key_file.write_text(f"\n{SECRET_KEY}\n")
     env = {k: v for k, v in server.env.items() if k != "CADENYA_SERVER_SECRET_KEY"}
     env["CADENYA_SERVER_SECRET_KEY_FILE"] = str(key_file)
-    created = json.loads(
-        cli(
-            env,
-            "accounts",
-            "create",
-            "--name",
-            "Filed",
-            "--domain",
-            "filed.test",
-            "--admin-email",
-            "a@filed.test",
-            "--admin-name",
-            "A",
-            "--json",
-        ).stdout
-    )
+    created = json.loads(cli(env, *accounts_create("Filed", "filed.test"), "--json").stdout)
     # API keys are found by an HMAC keyed from the secret key: the server, given the key
     # in its environment, finds this one.
     assert server.client(created["apiKey"]).accounts.retrieve().metadata.name == "Filed"
@@ -464,18 +442,7 @@ def test_the_secret_key_can_come_from_a_file(server: Server, tmp_path: Path) -> 
 
 
 UNMIGRATED_COMMANDS = [
-    (
-        "accounts",
-        "create",
-        "--name",
-        "A",
-        "--domain",
-        "a.test",
-        "--admin-email",
-        "a@a.test",
-        "--admin-name",
-        "A",
-    ),
+    tuple(accounts_create("A", "a.test")),
     ("profiles", "import", "--account", "account_x", "{csv}"),
     ("profiles", "count-labels", "--account", "account_x"),
     ("token", "--profile", "profile_x"),
