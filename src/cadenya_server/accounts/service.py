@@ -21,9 +21,9 @@ from cadenya_server.kit.ids import new_id
 from cadenya_server.kit.schemas import AccountResourceMetadata
 from cadenya_server.models import Account as AccountRow
 from cadenya_server.models import Profile as ProfileRow
-from cadenya_server.profiles import repository as profiles
+from cadenya_server.profiles import service as profiles
 from cadenya_server.profiles import text
-from cadenya_server.workspaces import repository as workspaces
+from cadenya_server.workspaces import service as workspaces
 from cadenya_server.workspaces.schemas import Workspace
 
 
@@ -61,8 +61,8 @@ def create(
     account = AccountRow(id=new_id("account"), name=name, domain=domain.strip().lower())
     session.add(account)
     session.flush()
-    admin = profiles.add(
-        session,
+    admin = profiles.add_row(
+        session=session,
         account_id=account.id,
         type="user",
         role=ROLE_ADMIN,
@@ -71,8 +71,8 @@ def create(
     )
     admin.creator_profile_id = admin.id
     account.creator_profile_id = admin.id
-    workspace = workspaces.add(
-        session, account_id=account.id, name="Default", creator_profile_id=admin.id
+    workspace = workspaces.add_row(
+        session=session, account_id=account.id, name="Default", creator_profile_id=admin.id
     )
     for secret_name, value in (
         (repository.WEBHOOK_SECRET, new_webhook_secret()),
@@ -130,7 +130,7 @@ def read(*, session: Session, keyring: Keyring, caller: Caller) -> Account:
             description=row.description,
             domain=row.domain,
             workspaces=[
-                Workspace.of(w) for w in workspaces.list_active(session, account_id=row.id)
+                Workspace.of(w) for w in workspaces.active_rows(session=session, account_id=row.id)
             ],
         ),
         # Both secrets are for administrators; other callers see "".

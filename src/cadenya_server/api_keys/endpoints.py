@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Query
 
-from cadenya_server.accounts.schemas import EmptyRequest
 from cadenya_server.api_keys import service
 from cadenya_server.api_keys.auth import ApiKeyId, ApiKeysManager, ApiKeysReader
 from cadenya_server.api_keys.schemas import (
@@ -21,13 +20,11 @@ from cadenya_server.api_keys.schemas import (
     UpdateApiKeyRequest,
     WorkspaceRequest,
 )
-from cadenya_server.kit.params import Cursor, LabelFilter, Limit
+from cadenya_server.kit.params import Cursor, LabelFilter, Limit, NoBody
 from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import Empty
 
 router = APIRouter(prefix="/v1/account/api_keys", tags=["API keys"])
-
-NoBody = Annotated[EmptyRequest | None, Body()]
 
 
 @router.get("", operation_id="apiKeys.list")

@@ -11,9 +11,8 @@ from cadenya_server.kit.pagination import Cursors, id_page, scope_of
 from cadenya_server.kit.schemas import Pagination
 from cadenya_server.members import repository
 from cadenya_server.members.schemas import AddMemberRequest, WorkspaceMember, WorkspaceMemberList
-from cadenya_server.profiles import repository as profiles
+from cadenya_server.profiles import service as profiles
 from cadenya_server.profiles import text
-from cadenya_server.user_profiles import service as user_profiles
 from cadenya_server.workspaces import service as workspaces
 
 
@@ -62,7 +61,9 @@ def add(
         )
     workspace = workspaces.find_active(session=session, caller=caller, workspace_id=workspace_id)
     if profile_id:
-        profile = profiles.get(session, account_id=caller.account_id, profile_id=profile_id)
+        profile = profiles.find_row(
+            session=session, account_id=caller.account_id, profile_id=profile_id
+        )
         if profile is None:
             raise NotFound(f"profile {profile_id!r} not found")
         if profile.type == "api_key":
@@ -71,7 +72,7 @@ def add(
                 "(POST /v1/account/api_keys/{id}:addWorkspace), not as members"
             )
     else:
-        profile = user_profiles.invite(
+        profile = profiles.invite(
             session=session, caller=caller, email=text.clean_email(email, field="email")
         )
     member, created = repository.add(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from cadenya_server.api_keys import repository as api_keys
-from cadenya_server.api_keys.schemas import nobody
 from cadenya_server.audit import service as audit
 from cadenya_server.auth.caller import Caller
 from cadenya_server.kit import labels as label_rules
@@ -15,7 +13,8 @@ from cadenya_server.kit.labels import parse_filter
 from cadenya_server.kit.pagination import Cursors, id_page, scope_of
 from cadenya_server.kit.schemas import Pagination
 from cadenya_server.models import TrustedEndpoint as TrustedEndpointRow
-from cadenya_server.profiles.schemas import Profile
+from cadenya_server.profiles import service as profiles
+from cadenya_server.profiles.schemas import nobody
 from cadenya_server.trusted_endpoints import hosts, repository
 from cadenya_server.trusted_endpoints.schemas import (
     CreateTrustedEndpointRequest,
@@ -29,16 +28,13 @@ from cadenya_server.trusted_endpoints.schemas import (
 def _render(
     session: Session, caller: Caller, rows: list[TrustedEndpointRow]
 ) -> list[TrustedEndpoint]:
-    creators = api_keys.profiles(
-        session, account_id=caller.account_id, profile_ids={r.creator_profile_id for r in rows}
+    creators = profiles.creators(
+        session=session,
+        account_id=caller.account_id,
+        profile_ids={r.creator_profile_id for r in rows},
     )
     return [
-        TrustedEndpoint.of(
-            row,
-            created_by=Profile.of(creators[row.creator_profile_id])
-            if row.creator_profile_id in creators
-            else nobody(),
-        )
+        TrustedEndpoint.of(row, created_by=creators.get(row.creator_profile_id) or nobody())
         for row in rows
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from sqlalchemy.orm import Session
@@ -220,3 +221,34 @@ def archive(*, session: Session, caller: Caller, workspace_id: str) -> None:
     row.status = repository.ARCHIVED
     row.archived_at = now()
     audit.record(session, caller=caller, action="workspace.archive", resource_id=row.id)
+
+
+# --- For the other features ------------------------------------------------------------
+
+ARCHIVED = repository.ARCHIVED
+
+
+def add_row(
+    *, session: Session, account_id: str, name: str, creator_profile_id: str
+) -> WorkspaceRow:
+    """A new workspace (an account's first), already checked."""
+    return repository.add(
+        session, account_id=account_id, name=name, creator_profile_id=creator_profile_id
+    )
+
+
+def active_rows(*, session: Session, account_id: str) -> list[WorkspaceRow]:
+    """The account's workspaces that are not archived, oldest first."""
+    return repository.list_active(session, account_id=account_id)
+
+
+def find_row(*, session: Session, account_id: str, workspace_id: str) -> WorkspaceRow | None:
+    """A workspace of this account (archived ones included), or None."""
+    return repository.get(session, account_id=account_id, workspace_id=workspace_id)
+
+
+def rows_by_ids(
+    *, session: Session, account_id: str, workspace_ids: Iterable[str]
+) -> list[WorkspaceRow]:
+    """These workspaces of this account, any status; ids of other accounts are left out."""
+    return repository.by_ids(session, account_id=account_id, workspace_ids=workspace_ids)
