@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from conftest import Server, repo_root
+from helpers import METADATA_FIELDS
 
 CAMEL_CASE = re.compile(r"[a-z][a-zA-Z0-9]*")
 # Debian's: Playwright cannot download its own browsers here (.ci/run installs it).
@@ -69,15 +70,7 @@ def test_responses_have_camel_case_fields_all_required(openapi: dict[str, Any]) 
     account = response_schema(openapi, "/v1/account", "get")
     assert set(account["required"]) == {"metadata", "spec", "info"}
     metadata = property_schema(openapi, account, "metadata")
-    assert set(metadata["required"]) == {
-        "id",
-        "accountId",
-        "name",
-        "profileId",
-        "externalId",
-        "labels",
-        "createdAt",
-    }
+    assert set(metadata["required"]) == METADATA_FIELDS
     spec = property_schema(openapi, account, "spec")
     assert set(spec["required"]) == {"billingEmail", "description", "domain", "workspaces"}
     info = property_schema(openapi, account, "info")

@@ -143,28 +143,32 @@ def read(*, session: Session, keyring: Keyring, caller: Caller) -> Account:
 
 def rotate_webhook_secret(*, session: Session, keyring: Keyring, caller: Caller) -> str:
     """A new webhook signing secret; the old one stops signing when this commits."""
-    secret = new_webhook_secret()
-    _store_secret(
-        session, keyring, account_id=caller.account_id, name=repository.WEBHOOK_SECRET, value=secret
-    )
-    audit.record(
+    return _rotate(
         session,
-        caller=caller,
+        keyring,
+        caller,
+        name=repository.WEBHOOK_SECRET,
+        value=new_webhook_secret(),
         action="account.rotate_webhook_signing_key",
-        resource_id=caller.account_id,
     )
-    return secret
 
 
 def rotate_challenge_token(*, session: Session, keyring: Keyring, caller: Caller) -> str:
-    token = new_challenge_token()
-    _store_secret(
-        session, keyring, account_id=caller.account_id, name=repository.CHALLENGE_TOKEN, value=token
-    )
-    audit.record(
+    """A new challenge token; the old one stops answering when this commits."""
+    return _rotate(
         session,
-        caller=caller,
+        keyring,
+        caller,
+        name=repository.CHALLENGE_TOKEN,
+        value=new_challenge_token(),
         action="account.rotate_challenge_token",
-        resource_id=caller.account_id,
     )
-    return token
+
+
+def _rotate(
+    session: Session, keyring: Keyring, caller: Caller, *, name: str, value: str, action: str
+) -> str:
+    """Replace one of the account's secrets, audited; the new value, this once."""
+    _store_secret(session, keyring, account_id=caller.account_id, name=name, value=value)
+    audit.record(session, caller=caller, action=action, resource_id=caller.account_id)
+    return value

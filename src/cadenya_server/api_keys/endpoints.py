@@ -20,7 +20,7 @@ from cadenya_server.api_keys.schemas import (
     UpdateApiKeyRequest,
     WorkspaceRequest,
 )
-from cadenya_server.kit.params import Cursor, LabelFilter, Limit, NoBody
+from cadenya_server.kit.params import LabelFilter, NoBody, Page
 from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import Empty
 
@@ -31,7 +31,7 @@ router = APIRouter(prefix="/v1/account/api_keys", tags=["API keys"])
 def list_api_keys(
     caller: ApiKeysReader,
     session: DbSession,
-    runtime: AppRuntime,
+    page: Page,
     workspace_id: Annotated[
         str | None,
         Query(
@@ -59,13 +59,10 @@ def list_api_keys(
             description="Fill info.createdBy and info.workspaces (otherwise present but empty)",
         ),
     ] = False,
-    cursor: Cursor = "",
-    limit: Limit = None,
 ) -> ApiKeyList:
     """Lists the account's API keys, tokens masked."""
     return service.list_keys(
         session=session,
-        cursors=runtime.cursors,
         caller=caller,
         workspace_id=workspace_id,
         query=query,
@@ -73,8 +70,7 @@ def list_api_keys(
         labels=labels,
         sort_order=sort_order,
         include_info=include_info,
-        cursor=cursor,
-        limit=limit,
+        page=page,
     )
 
 

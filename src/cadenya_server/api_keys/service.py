@@ -38,8 +38,8 @@ from cadenya_server.kit.errors import (
 )
 from cadenya_server.kit.ids import new_id
 from cadenya_server.kit.labels import parse_filter
-from cadenya_server.kit.pagination import Cursors, id_page, scope_of
-from cadenya_server.kit.schemas import Pagination, UpdateAccountResourceMetadata
+from cadenya_server.kit.pagination import PageRequest, id_page, scope_of
+from cadenya_server.kit.schemas import Pagination
 from cadenya_server.models import ApiKey as ApiKeyRow
 from cadenya_server.models import Workspace as WorkspaceRow
 from cadenya_server.profiles import service as profiles
@@ -266,7 +266,6 @@ def _sync_profile(session: Session, key: ApiKeyRow) -> None:
 def list_keys(
     *,
     session: Session,
-    cursors: Cursors,
     caller: Caller,
     workspace_id: str | None,
     query: str,
@@ -274,8 +273,7 @@ def list_keys(
     labels: str | None,
     sort_order: Literal["asc", "desc"],
     include_info: bool,
-    cursor: str,
-    limit: int | None,
+    page: PageRequest,
 ) -> ApiKeyList:
     """One page of the account's keys in creation order, with the number that match."""
     if (
@@ -304,9 +302,7 @@ def list_keys(
         where.descending,
     )
     rows, next_cursor = id_page(
-        cursors,
-        cursor=cursor,
-        limit=limit,
+        page,
         scope=scope,
         fetch=lambda after, n: repository.page(session, where, after=after, limit=n),
     )
@@ -366,16 +362,8 @@ def update(
     """Change the fields the update mask names (or, without one, those in the body)."""
     paths = update_mask.paths(body.update_mask, body, allowed=UPDATABLE)
     key, mine = _manageable(session, caller, api_key_id)
-    metadata = body.metadata or UpdateAccountResourceMetadata()
     spec = body.spec or ApiKeySpecInput()
-    if "metadata.name" in paths:
-        if not metadata.name:
-            raise InvalidArgument.field("metadata.name", "must not be empty")
-        key.name = metadata.name
-    if "metadata.externalId" in paths:
-        key.external_id = metadata.external_id
-    if "metadata.labels" in paths:
-        key.labels = label_rules.validate(metadata.labels)
+    update_mask.apply_metadata(key, body.metadata, paths)
     if "spec.description" in paths:
         key.description = spec.description
     if "spec.permissions" in paths:

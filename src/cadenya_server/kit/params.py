@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Body, Query
+from fastapi import Body, Depends, Query
 
+from cadenya_server.kit.pagination import PageRequest
+from cadenya_server.kit.runtime import AppRuntime
 from cadenya_server.kit.schemas import EmptyRequest
 
 Cursor = Annotated[str, Query(max_length=2048, description="nextCursor of the previous page")]
@@ -16,3 +18,14 @@ LabelFilter = Annotated[
 ]
 # The body of an action that takes no arguments: none, or an empty JSON object.
 NoBody = Annotated[EmptyRequest | None, Body()]
+
+
+# async: trivial work need not hop to the thread pool as sync dependencies do.
+async def _page_request(
+    runtime: AppRuntime, cursor: Cursor = "", limit: Limit = None
+) -> PageRequest:
+    return PageRequest(cursors=runtime.cursors, cursor=cursor, limit=limit)
+
+
+# The cursor and limit of a list call, with the codec of cursors.
+Page = Annotated[PageRequest, Depends(_page_request)]

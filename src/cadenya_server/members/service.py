@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from cadenya_server.audit import service as audit
 from cadenya_server.auth.caller import Caller
 from cadenya_server.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from cadenya_server.kit.pagination import Cursors, id_page, scope_of
+from cadenya_server.kit.pagination import PageRequest, id_page, scope_of
 from cadenya_server.kit.schemas import Pagination
 from cadenya_server.members import repository
 from cadenya_server.members.schemas import AddMemberRequest, WorkspaceMember, WorkspaceMemberList
@@ -19,18 +19,14 @@ from cadenya_server.workspaces import service as workspaces
 def list_members(
     *,
     session: Session,
-    cursors: Cursors,
     caller: Caller,
     workspace_id: str,
-    cursor: str,
-    limit: int | None,
+    page: PageRequest,
 ) -> WorkspaceMemberList:
     """One page of a workspace's members, in the order they were added."""
     workspace = workspaces.find_active(session=session, caller=caller, workspace_id=workspace_id)
     rows, next_cursor = id_page(
-        cursors,
-        cursor=cursor,
-        limit=limit,
+        page,
         scope=scope_of("members.list", caller.account_id, workspace.id),
         fetch=lambda after, n: repository.page(
             session, workspace_id=workspace.id, after=after, limit=n

@@ -29,6 +29,7 @@ from cadenya_server.kit.ids import new_ids
 from cadenya_server.kit.labels import validate as validate_labels
 from cadenya_server.models import Account, Profile
 from cadenya_server.profiles import bulk_writer, text
+from cadenya_server.profiles.schemas import WIRE_TYPES
 from cadenya_server.profiles.search import index
 
 BATCH = 100_000
@@ -39,7 +40,8 @@ LABEL_GRAMS_FROM = 50_000
 PARALLEL_MIN = 5_000
 # on_read is told every this many rows: a bar that moves, at a negligible cost per row.
 READ_STEP = 1_000
-TYPES = {"user": "user", "api_key": "api_key", "system": "system"}
+# The types a profile is stored with.
+TYPES = frozenset(WIRE_TYPES)
 ROLES = (ROLE_ADMIN, ROLE_MEMBER)
 
 Record = dict[str, Any]
@@ -135,7 +137,7 @@ def _clean(record: Record) -> Record:
     # A type or role the record leaves out keeps what an existing profile has, so
     # re-importing a plain list of names never demotes an administrator.
     if kind:
-        row["type"] = TYPES[kind]
+        row["type"] = kind
     if role or kind not in ("", "user"):
         row["role"] = role if kind in ("", "user") else ROLE_MEMBER
     return row

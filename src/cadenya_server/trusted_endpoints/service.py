@@ -10,7 +10,7 @@ from cadenya_server.kit import labels as label_rules
 from cadenya_server.kit.errors import AlreadyExists, InvalidArgument, NotFound
 from cadenya_server.kit.ids import new_id
 from cadenya_server.kit.labels import parse_filter
-from cadenya_server.kit.pagination import Cursors, id_page, scope_of
+from cadenya_server.kit.pagination import PageRequest, id_page, scope_of
 from cadenya_server.kit.schemas import Pagination
 from cadenya_server.models import TrustedEndpoint as TrustedEndpointRow
 from cadenya_server.profiles import service as profiles
@@ -49,19 +49,15 @@ def _find(session: Session, caller: Caller, endpoint_id: str) -> TrustedEndpoint
 def list_endpoints(
     *,
     session: Session,
-    cursors: Cursors,
     caller: Caller,
-    cursor: str,
-    limit: int | None,
+    page: PageRequest,
     labels: str | None,
 ) -> TrustedEndpointList:
     """One page of the account's trusted endpoints, oldest first."""
     where = repository.EndpointFilter(account_id=caller.account_id, labels=parse_filter(labels))
     scope = scope_of("trusted_endpoints.list", where.account_id, sorted(where.labels.items()))
     rows, next_cursor = id_page(
-        cursors,
-        cursor=cursor,
-        limit=limit,
+        page,
         scope=scope,
         fetch=lambda after, n: repository.page(session, where, after=after, limit=n),
     )

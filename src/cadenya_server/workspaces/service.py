@@ -14,12 +14,11 @@ from cadenya_server.kit import update_mask
 from cadenya_server.kit.clock import now
 from cadenya_server.kit.errors import (
     FailedPrecondition,
-    InvalidArgument,
     NotFound,
     PermissionDenied,
 )
-from cadenya_server.kit.pagination import Cursors, id_page, scope_of
-from cadenya_server.kit.schemas import Pagination, UpdateAccountResourceMetadata
+from cadenya_server.kit.pagination import PageRequest, id_page, scope_of
+from cadenya_server.kit.schemas import Pagination
 from cadenya_server.models import Workspace as WorkspaceRow
 from cadenya_server.workspaces import repository
 from cadenya_server.workspaces.schemas import (
@@ -39,17 +38,13 @@ UPDATABLE = frozenset(
 def _page(
     *,
     session: Session,
-    cursors: Cursors,
     where: repository.WorkspaceFilter,
     scope: str,
-    cursor: str,
-    limit: int | None,
+    page: PageRequest,
     descending: bool = False,
 ) -> WorkspaceList:
     rows, next_cursor = id_page(
-        cursors,
-        cursor=cursor,
-        limit=limit,
+        page,
         scope=scope,
         fetch=lambda after, n: repository.page(
             session, where, after=after, limit=n, descending=descending
@@ -64,10 +59,8 @@ def _page(
 def list_account(
     *,
     session: Session,
-    cursors: Cursors,
     caller: Caller,
-    cursor: str,
-    limit: int | None,
+    page: PageRequest,
     include_archived: bool,
     labels: str | None,
 ) -> WorkspaceList:
@@ -83,18 +76,14 @@ def list_account(
         where.include_archived,
         sorted(where.labels.items()),
     )
-    return _page(
-        session=session, cursors=cursors, where=where, scope=scope, cursor=cursor, limit=limit
-    )
+    return _page(session=session, page=page, where=where, scope=scope)
 
 
 def list_reachable(
     *,
     session: Session,
-    cursors: Cursors,
     caller: Caller,
-    cursor: str,
-    limit: int | None,
+    page: PageRequest,
     labels: str | None,
     sort_order: SortOrder,
 ) -> WorkspaceList:
@@ -110,11 +99,9 @@ def list_reachable(
     )
     return _page(
         session=session,
-        cursors=cursors,
+        page=page,
         where=where,
         scope=scope,
-        cursor=cursor,
-        limit=limit,
         descending=sort_order is SortOrder.DESC,
     )
 
@@ -182,16 +169,8 @@ def update(
     """Change the fields the update mask names (or, without one, those in the body)."""
     paths = update_mask.paths(body.update_mask, body, allowed=UPDATABLE)
     row = find_active(session=session, caller=caller, workspace_id=workspace_id)
-    metadata = body.metadata or UpdateAccountResourceMetadata()
     spec = body.spec or WorkspaceSpecInput()
-    if "metadata.name" in paths:
-        if not metadata.name:
-            raise InvalidArgument.field("metadata.name", "must not be empty")
-        row.name = metadata.name
-    if "metadata.externalId" in paths:
-        row.external_id = metadata.external_id
-    if "metadata.labels" in paths:
-        row.labels = label_rules.validate(metadata.labels)
+    update_mask.apply_metadata(row, body.metadata, paths)
     if "spec.description" in paths:
         row.description = spec.description
     if paths:
