@@ -494,11 +494,21 @@ def test_a_port_in_use_is_said_before_anything_else(
         env = {**server_env, "CADENYA_SERVER_DATABASE_URL": url, "CADENYA_SERVER_LOG_LEVEL": "INFO"}
         if command == "serve":
             cli(env, "migrate")
-        result = cli({**env, "CADENYA_SERVER_PORT": str(port)}, command, check=False)
+        # As on a first `make run`: no secret key, so one would be generated (and logged).
+        del env["CADENYA_SERVER_SECRET_KEY"]
+        result = subprocess.run(
+            [sys.executable, "-m", "cadenya_server", command],
+            env={**env, "CADENYA_SERVER_PORT": str(port)},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert result.returncode == 1
     assert result.stdout == ""  # no banner, no API key
     (line,) = result.stderr.splitlines()
     assert f"port {port} on 127.0.0.1 is already in use" in line, line
+    assert not (tmp_path / "data").exists()
 
 
 def test_make_run_takes_a_port(server_env: dict[str, str], tmp_path: Path) -> None:

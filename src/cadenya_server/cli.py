@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from cadenya_server import __version__, demo_data
 from cadenya_server.accounts import service as accounts
-from cadenya_server.config import ConfigError, Settings, get_settings
+from cadenya_server.config import ConfigError, Settings, get_settings, load_settings
 from cadenya_server.kit import logging as kit_logging
 from cadenya_server.kit import metrics
 from cadenya_server.kit import migrate as migrations
@@ -53,9 +53,10 @@ PortOption = Annotated[
 
 
 def _settings() -> Settings:
-    """The settings, with logging set up as they say; a bad one ends the command (exit 2)."""
+    """The settings as the environment gives them, logging set up as they say; a bad one
+    ends the command (exit 2). Nothing is written yet (see `_runtime`)."""
     try:
-        settings = get_settings()
+        settings = load_settings()
     except ConfigError as exc:
         for line in str(exc).splitlines():
             err.print(f"[red]configuration error:[/] {escape(line)}", soft_wrap=True)
@@ -64,9 +65,11 @@ def _settings() -> Settings:
     return settings
 
 
-def _runtime(settings: Settings | None = None, *, migrated: bool = True) -> Runtime:
+def _runtime(*, migrated: bool = True) -> Runtime:
     """What the commands work with; unless `migrated=False`, refused on a stale schema."""
-    runtime = Runtime.from_settings(settings or _settings())
+    _settings()
+    # Only now, when a command is past its checks, may a development secret key be made.
+    runtime = Runtime.from_settings(get_settings())
     if migrated:
         schema = migrations.schema_state(runtime.db.engine)
         if schema is not migrations.SchemaState.CURRENT:
@@ -121,7 +124,7 @@ def serve(
     settings = _settings()
     host, port = host or settings.host, port or settings.port
     _check_port(host, port)
-    _runtime(settings).db.dispose()
+    _runtime().db.dispose()
     _serve(settings, host=host, port=port, workers=workers)
 
 
@@ -291,7 +294,7 @@ def demo(
     settings = _settings()
     host, port = host or settings.host, port or settings.port
     _check_port(host, port)
-    runtime = _runtime(settings, migrated=False)
+    runtime = _runtime(migrated=False)
     _migrate(runtime)
     account_id, api_key = _demo_account(runtime, profiles)
     base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
