@@ -439,6 +439,9 @@ def test_the_secret_key_can_come_from_a_file(server: Server, tmp_path: Path) -> 
     assert server.client(created["apiKey"]).accounts.retrieve().metadata.name == "Filed"
     result = cli({**env, "CADENYA_SERVER_SECRET_KEY": SECRET_KEY}, "migrate", check=False)
     assert result.returncode == 2 and "not both" in result.stderr
+    # An empty mounted secret is a mistake, not a request for a generated key.
+    key_file.write_text("\n")
+    assert_one_line_naming(cli(env, "migrate", check=False), "CADENYA_SERVER_SECRET_KEY_FILE")
 
 
 UNMIGRATED_COMMANDS = [

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise ValueError(f"{ENV_PREFIX}SECRET_KEY_FILE: cannot read {path}: {reason}") from None
+        if not key:
+            raise ValueError(f"{ENV_PREFIX}SECRET_KEY_FILE: {path} is empty")
         return {**data, "secret_key": key}
 
     @model_validator(mode="after")
@@ -112,10 +114,10 @@ def _describe(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """The environment's settings (`overrides` win), or ConfigError saying what is wrong."""
+def load_settings() -> Settings:
+    """The environment's settings, or ConfigError saying what is wrong."""
     try:
-        return Settings(**overrides)
+        return Settings()
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
 
