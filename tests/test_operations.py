@@ -148,10 +148,16 @@ def test_workers_share_their_metrics_and_log_json(own_env: dict[str, str], tmp_p
         assert samples(exposition.text, "cadenya_db_pool_checked_out") >= 0
 
         # A worker killed outright: its replacement's gauges count, not both.
-        victim = served.worker_pids()[0]
-        os.kill(victim, signal.SIGKILL)
-        wait_until(lambda: len(set(served.worker_pids())) == 3, served.process, served.log)
-        wait_until(lambda: _answers(f"{served.base_url}/readyz"), served.process, served.log)
+        first = served.worker_pids()
+        os.kill(first[0], signal.SIGKILL)
+
+        def replacement_started() -> bool:
+            return any(
+                e["event"] == "Application startup complete." and e["pid"] not in first
+                for e in served.events()
+            )
+
+        wait_until(replacement_started, served.process, served.log)
         for _ in range(6):
             exposition = httpx.get(f"{served.base_url}/metrics", headers={"Connection": "close"})
             assert samples(exposition.text, "cadenya_db_pool_size") == pool_size
