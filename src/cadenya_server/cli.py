@@ -166,6 +166,10 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
             # uvicorn replaces a worker that does not answer its ping in time; on a busy
             # machine a starting worker took longer than the default 5 s to import.
             timeout_worker_healthcheck=30,
+            # X-Forwarded-For names the client only when it comes from a proxy the operator
+            # trusts; uvicorn's own default would trust it from 127.0.0.1.
+            proxy_headers=bool(settings.forwarded_allow_ips),
+            forwarded_allow_ips=settings.forwarded_allow_ips or None,
         )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import structlog
+from limits import parse_many
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -19,8 +20,8 @@ ENV_PREFIX = "CADENYA_SERVER_"
 DATA_DIR = Path("data")
 DEFAULT_DATABASE_URL = f"sqlite:///{DATA_DIR}/cadenya.db"
 MIN_SECRET_KEY_LENGTH = 32
-# Never echoed back in an error message (a database URL may hold a password).
-_SECRET_FIELDS = frozenset({"secret_key", "database_url"})
+# Never echoed back in an error message (a URL may hold a password).
+_SECRET_FIELDS = frozenset({"secret_key", "database_url", "redis_url"})
 
 
 class ConfigError(Exception):
@@ -46,6 +47,23 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     # auto: console lines on a terminal, JSON lines otherwise.
     log_format: Literal["auto", "json", "console"] = "auto"
+    # Rate limits, in the `limits` library's notation ("100/minute", "10/second;500/hour");
+    # "" turns one off. See the README's Limits section for why each default.
+    rate_limit_failed_auth: str = "100/minute"
+    rate_limit_per_credential: str = "6000/minute"
+    # Shared rate-limit counters for every process and server; "" keeps them in memory.
+    redis_url: str = ""
+    redis_key_prefix: str = "cadenya-server"
+    # Proxies whose X-Forwarded-For names the client ("" trusts none: the socket peer).
+    forwarded_allow_ips: str = ""
+    # Per-account quotas on what can grow.
+    max_workspaces_per_account: int = Field(500, gt=0)
+    max_api_keys_per_account: int = Field(1000, gt=0)
+    max_workspaces_per_api_key: int = Field(500, gt=0)
+    max_trusted_endpoints_per_account: int = Field(1000, gt=0)
+    max_profiles_per_account: int = Field(1_000_000, gt=0)
+    # A page of a listing stops before the item that would take it past this many bytes.
+    max_page_bytes: int = Field(4 * 1024 * 1024, gt=0)
 
     @field_validator("database_url")
     @classmethod
@@ -56,6 +74,19 @@ class Settings(BaseSettings):
             backend = ""
         if backend not in ("sqlite", "postgresql", "postgres"):
             raise ValueError("must be sqlite:///path/to.db or postgresql://user@host:5432/db")
+        return value
+
+    @field_validator("rate_limit_failed_auth", "rate_limit_per_credential")
+    @classmethod
+    def _rates(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(
+                    "must be rates such as '100/minute' or '10/second;500/hour'"
+                ) from None
         return value
 
     @field_validator("log_level", mode="before")
