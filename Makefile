@@ -12,8 +12,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# `make run PORT=9000` (or HOST=0.0.0.0): passed on as CADENYA_SERVER_PORT / _HOST.
 run: $(BIN)/.installed ## Start the server on SQLite with a demo account
-	$(BIN)/cadenya-server demo
+	$(if $(PORT),CADENYA_SERVER_PORT=$(PORT)) $(if $(HOST),CADENYA_SERVER_HOST=$(HOST)) \
+		$(BIN)/cadenya-server demo
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

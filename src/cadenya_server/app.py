@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
-import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from cadenya_server import __version__
@@ -23,6 +21,9 @@ from cadenya_server.audit.endpoints import router as audit_router
 from cadenya_server.auth.dependencies import Public
 from cadenya_server.auth.endpoints import router as auth_router
 from cadenya_server.config import get_settings
+from cadenya_server.kit import logging as kit_logging
+from cadenya_server.kit import metrics
+from cadenya_server.kit import migrate as migrations
 from cadenya_server.kit.errors import Unavailable
 from cadenya_server.kit.http import (
     BodyLimit,
@@ -37,7 +38,8 @@ from cadenya_server.profiles.endpoints import router as profiles_router
 from cadenya_server.trusted_endpoints.endpoints import router as trusted_endpoints_router
 from cadenya_server.workspaces.endpoints import router as workspaces_router
 
-SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
+# Swagger UI 5 (it reads OpenAPI 3.1), as the fastapi-swagger package ships it.
+SWAGGER_ASSETS = resources.files("fastapi_swagger") / "resources"
 
 STATUS_SCHEMA = {
     "type": "object",
@@ -57,8 +59,13 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = runtime or Runtime.from_settings(get_settings())
+        metrics.observe_pool(app.state.runtime.db.engine)
         yield
         app.state.runtime.db.dispose()
+        metrics.worker_stopped()
+
+    # In a worker of `serve`, whose logging uvicorn set up from the command's log_config.
+    kit_logging.route_structlog()
 
     app = FastAPI(
         title="Cadenya Account API",
@@ -92,11 +99,18 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     # Outside the body limit: a refused caller's body is never read.
     app.add_middleware(RateLimit, limits=RateLimits(settings))
     # Added last, so outermost: it sees (and logs) what the body limit refuses too.
-    app.add_middleware(Observability)
+    app.add_middleware(
+        Observability, after_request=lambda: metrics.observe_pool(app.state.runtime.db.engine)
+    )
     return app
 
 
 def _install_operations(app: FastAPI) -> None:
+    @app.get("/livez", dependencies=[Public], include_in_schema=False)
+    async def livez() -> Response:
+        """The process answers; nothing else is asked (a restart would not mend the database)."""
+        return JSONResponse({"status": "ok"})
+
     @app.get("/healthz", dependencies=[Public], include_in_schema=False)
     def healthz(runtime: AppRuntime) -> Response:
         try:
@@ -106,9 +120,22 @@ def _install_operations(app: FastAPI) -> None:
             return error_response(Unavailable("the database is unavailable"))
         return JSONResponse({"status": "ok"})
 
+    @app.get("/readyz", dependencies=[Public], include_in_schema=False)
+    def readyz(runtime: AppRuntime) -> Response:
+        """Ready for traffic: the database answers and its schema is the one this build needs."""
+        try:
+            schema = migrations.schema_state(runtime.db.engine)
+        except Exception:
+            return error_response(Unavailable("the database is unavailable"))
+        if schema is not migrations.SchemaState.CURRENT:
+            return error_response(Unavailable(f"the database schema is {schema.value}"))
+        return JSONResponse({"status": "ok"})
+
     @app.get("/metrics", dependencies=[Public], include_in_schema=False)
-    def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    def metrics_exposition(runtime: AppRuntime) -> Response:
+        metrics.observe_pool(runtime.db.engine)
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
 
 def _install_docs(app: FastAPI) -> None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
@@ -28,16 +28,10 @@ from cadenya_server.kit.errors import (
     PayloadTooLarge,
     Unavailable,
 )
+from cadenya_server.kit.metrics import LATENCY, REQUESTS
 
 log = structlog.get_logger("cadenya_server.http")
 
-REQUESTS = Counter("cadenya_http_requests_total", "HTTP requests", ["method", "route", "status"])
-LATENCY = Histogram(
-    "cadenya_http_request_seconds",
-    "HTTP request latency",
-    ["method", "route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -151,14 +145,16 @@ class BodyLimit:
 
 
 class Observability:
-    """A request id on every response, one access-log line and metrics per request.
+    """A request id on every response, one access-log line and metrics per request;
+    then `after_request`, for what the app records of its own state.
 
     Plain ASGI rather than Starlette's BaseHTTPMiddleware: no extra task per
     request, and errors reach the handlers unwrapped.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, after_request: Callable[[], None]) -> None:
         self.app = app
+        self.after_request = after_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -186,6 +182,7 @@ class Observability:
             template = getattr(scope.get("route"), "path", "unmatched")
             REQUESTS.labels(scope["method"], template, str(status)).inc()
             LATENCY.labels(scope["method"], template).observe(elapsed)
+            self.after_request()
             log.info(
                 "request",
                 method=scope["method"],

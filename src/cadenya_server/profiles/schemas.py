@@ -149,6 +149,13 @@ class UserProfileMetadataInput(RequestModel):
 
 
 class CreateUserProfileSpec(RequestModel):
+    # Accepted so a client may post back the Profile shape it reads; only users are added here.
+    type: ProfileType = Field(
+        ProfileType.UNSPECIFIED,
+        description="PROFILE_TYPE_USER or PROFILE_TYPE_UNSPECIFIED: this call adds users. "
+        "API key profiles come with an API key (POST /v1/account/api_keys); system profiles "
+        "are imported (`cadenya-server profiles import`, type system).",
+    )
     email: str = Field(max_length=320, description="Unique in the account, case-insensitively")
     name: ShortText = ""
     role: Role = Role.MEMBER

@@ -99,6 +99,13 @@ UPDATABLE = frozenset(
     {"metadata.name", "spec.name", "metadata.externalId", "metadata.labels", "spec.role"}
 )
 API_KEY = "api_key"
+# How the profiles this resource does not add are made.
+_MADE_ELSEWHERE = {
+    ProfileType.API_KEY: "API key profiles come with an API key: create one with "
+    "POST /v1/account/api_keys",
+    ProfileType.SYSTEM: "system profiles are made by `cadenya-server profiles import` "
+    "(a row of type system)",
+}
 
 
 def _one_name(*names: str) -> str:
@@ -136,6 +143,8 @@ def create(
 ) -> UserProfile:
     """A new user profile; 409 when the email is already used in the account, 400 when
     the account holds `max_profiles` profiles."""
+    if body.spec.type in _MADE_ELSEWHERE:
+        raise InvalidArgument.field("spec.type", _MADE_ELSEWHERE[body.spec.type])
     email = text.clean_email(body.spec.email)
     name = _one_name(body.metadata.name, body.spec.name)
     labels = label_rules.validate(body.metadata.labels)
