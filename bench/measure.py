@@ -108,7 +108,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(database_url: str, secret_key: str) -> Iterator[str]:
+def serving(database_url: str, secret_key: str, *, workers: int = 1) -> Iterator[str]:
     """A `cadenya-server serve` process on a free port; yields its base URL."""
     port = free_port()
     env = {
@@ -118,7 +118,17 @@ def serving(database_url: str, secret_key: str) -> Iterator[str]:
         "CADENYA_SERVER_LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "cadenya_server", "serve", "--port", str(port)], env=env
+        [
+            sys.executable,
+            "-m",
+            "cadenya_server",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:

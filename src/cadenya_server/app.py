@@ -23,6 +23,7 @@ from cadenya_server.audit.endpoints import router as audit_router
 from cadenya_server.auth.dependencies import Public
 from cadenya_server.auth.endpoints import router as auth_router
 from cadenya_server.config import get_settings
+from cadenya_server.kit import logging as kit_logging
 from cadenya_server.kit.errors import Unavailable
 from cadenya_server.kit.http import (
     BodyLimit,
@@ -53,6 +54,9 @@ STATUS_SCHEMA = {
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     """The application; it builds its runtime from the environment unless given one."""
+    # A worker of `serve --workers N` starts here, in a process of its own that ran
+    # no command line: without this it would log every request, at any level, unformatted.
+    kit_logging.configure()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

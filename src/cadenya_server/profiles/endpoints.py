@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from cadenya_server.auth.dependencies import AdminCredentials, AnyCaller
 from cadenya_server.kit.params import Cursor, LabelFilter, Limit
@@ -39,20 +39,20 @@ async def search_profiles(
     # The transaction, the caller and the page in one trip to the thread pool, the
     # JSON too: as dependencies and a returned model they took five, a millisecond
     # of every call at the end of a member picker's keystroke.
-    def search() -> bytes:
-        with runtime.db.transaction(write=False, statements_alone=True) as session:
-            return service.search(
-                session=session,
-                cursors=runtime.cursors,
-                caller=presented.caller(session=session, runtime=runtime),
-                query=query,
-                cursor=cursor,
-                limit=limit,
-                type=type,
-                labels=labels,
-            )
+    def search(session: Session) -> bytes:
+        return service.search(
+            session=session,
+            cursors=runtime.cursors,
+            caller=presented.caller(session=session, runtime=runtime),
+            query=query,
+            cursor=cursor,
+            limit=limit,
+            type=type,
+            labels=labels,
+        )
 
-    return Response(await run_in_threadpool(search), media_type="application/json")
+    page = await runtime.db.run(search, write=False, statements_alone=True)
+    return Response(page, media_type="application/json")
 
 
 @router.get("/whoami", operation_id="profiles.whoami")
