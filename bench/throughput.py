@@ -11,7 +11,8 @@ and loads them in rounds: in each round, each server's cheapest route
 one round, from figures measured moments apart, and the report gives the median
 of the rounds and their spread. The load comes from wrk (Debian's /usr/bin/wrk,
 or any `wrk` on PATH); without it, from a small asyncio client in this process,
-whose figures are lower and not comparable with wrk's. Writes
+whose figures are lower and not comparable with wrk's (CADENYA_BENCH_NO_WRK=1
+chooses it even where wrk is installed). Writes
 bench/results/throughput-<database>.json and prints a Markdown table.
 """
 
@@ -52,6 +53,8 @@ class Load:
 
 
 def wrk_path() -> str | None:
+    if os.environ.get("CADENYA_BENCH_NO_WRK"):
+        return None
     return "/usr/bin/wrk" if os.access("/usr/bin/wrk", os.X_OK) else shutil.which("wrk")
 
 

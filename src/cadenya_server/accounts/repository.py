@@ -13,22 +13,23 @@ WEBHOOK_SECRET = "webhook_events_hmac_secret"
 CHALLENGE_TOKEN = "challenge_token"
 
 
-# Read on every GET /v1/account: built once, and read as plain rows of the tables
-# rather than loaded into the session as instances (see bench/README.md).
-_ACCOUNT = select(Account.__table__).where(Account.__table__.c.id == bindparam("account_id"))
-_SECRETS = select(AccountSecret.__table__.c.name, AccountSecret.__table__.c.ciphertext).where(
-    AccountSecret.__table__.c.account_id == bindparam("account_id")
+# Read on every GET /v1/account: built once, one statement for the account and its
+# secrets, read as plain rows rather than loaded into the session (see bench/README.md).
+_ACCOUNTS = Account.__table__
+_SECRETS = AccountSecret.__table__
+_ACCOUNT_WITH_SECRETS = (
+    select(_ACCOUNTS, _SECRETS.c.name.label("secret_name"), _SECRETS.c.ciphertext)
+    .select_from(_ACCOUNTS.outerjoin(_SECRETS))
+    .where(_ACCOUNTS.c.id == bindparam("account_id"))
 )
 
 
-def get(session: Session, account_id: str) -> Row[Any] | None:
-    """The account's columns, or None."""
-    return session.execute(_ACCOUNT, {"account_id": account_id}).one_or_none()
-
-
-def secrets_of(session: Session, account_id: str) -> dict[str, str]:
-    """The account's secrets by name, still encrypted."""
-    return dict(session.execute(_SECRETS, {"account_id": account_id}).all())
+def get_with_secrets(session: Session, account_id: str) -> tuple[Row[Any], dict[str, str]] | None:
+    """The account's columns and its secrets by name (still encrypted), or None."""
+    rows = session.execute(_ACCOUNT_WITH_SECRETS, {"account_id": account_id}).all()
+    if not rows:
+        return None
+    return rows[0], {row.secret_name: row.ciphertext for row in rows if row.secret_name}
 
 
 def put_secret(session: Session, *, account_id: str, name: str, ciphertext: str) -> None:

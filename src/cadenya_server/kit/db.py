@@ -6,11 +6,12 @@ import asyncio
 import contextvars
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from anyio import to_thread
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import InvalidatePoolError
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cadenya_server.kit.errors import Unavailable
 
 T = TypeVar("T")
+
 # Set for requests that will write: SQLite then takes the write lock up front
 # (BEGIN IMMEDIATE), so two writers queue on busy_timeout instead of one of
 # them failing when it upgrades a read lock.
@@ -29,8 +31,8 @@ PING_AFTER_IDLE_SECONDS = 1.0
 # connection for each, and a few spare for /healthz and the command line.
 CONCURRENT_TRANSACTIONS = 16
 SPARE_CONNECTIONS = 4
-# Of those, how many writes may run at once on PostgreSQL: the rest are kept for
-# reads, which so never queue behind a burst of writes. SQLite has one writer.
+# Of those, how many may write at once on PostgreSQL: the rest are kept for reads,
+# so that reads never queue behind a burst of writes. SQLite has one writer.
 POSTGRES_WRITERS = 8
 # How long a request waits for its turn, or for a connection, before it is answered 503.
 WAIT_SECONDS = 20
@@ -162,6 +164,9 @@ class Admission:
     def __init__(self, *, connections: int, writers: int) -> None:
         self._connections = asyncio.Semaphore(connections)
         self._writers = asyncio.Semaphore(writers)
+        # A thread for each transaction that may run, so one is free for any that has
+        # its turn; and lighter to reach than the shared pool through anyio.
+        self._threads = ThreadPoolExecutor(connections, thread_name_prefix="transaction")
         # Bookkeeping still to be written, held so it is not collected half-way.
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -180,6 +185,21 @@ class Admission:
             if write:
                 self._writers.release()
 
+    async def in_thread(self, work: Callable[[], T]) -> T:
+        """`work`, in this task's context, in a transaction thread (for a task in its turn)."""
+        future = asyncio.get_running_loop().run_in_executor(
+            self._threads, contextvars.copy_context().run, work
+        )
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The turn is held until the thread is done with its connection.
+            await asyncio.wait([future])
+            raise
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False)
+
     def write_later(self, works: list[Callable[[], None]]) -> None:
         """Run `works` in a writer's turn, without waiting for them."""
         if not works:
@@ -188,7 +208,7 @@ class Admission:
         async def write() -> None:
             async with self.turn(write=True):
                 for work in works:
-                    await to_thread.run_sync(work)
+                    await self.in_thread(work)
 
         task = asyncio.get_running_loop().create_task(write())
         self._pending.add(task)
@@ -260,13 +280,15 @@ class Database:
         try:
             async with self.admission.turn(write=write):
                 opened = self._transaction(write, False, afterwards)
-                session = await to_thread.run_sync(opened.__enter__)
+                session = await self.admission.in_thread(opened.__enter__)
                 try:
                     yield session
                 except BaseException as exc:
-                    await to_thread.run_sync(opened.__exit__, type(exc), exc, exc.__traceback__)
+                    await self.admission.in_thread(
+                        partial(opened.__exit__, type(exc), exc, exc.__traceback__)
+                    )
                     raise
-                await to_thread.run_sync(opened.__exit__, None, None, None)
+                await self.admission.in_thread(partial(opened.__exit__, None, None, None))
         finally:
             self.admission.write_later(afterwards)
 
@@ -282,7 +304,7 @@ class Database:
 
         try:
             async with self.admission.turn(write=write):
-                return await to_thread.run_sync(in_thread)
+                return await self.admission.in_thread(in_thread)
         finally:
             self.admission.write_later(afterwards)
 
@@ -307,4 +329,5 @@ class Database:
             yield session
 
     def dispose(self) -> None:
+        self.admission.close()
         self.engine.dispose()
