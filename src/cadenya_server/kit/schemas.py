@@ -61,6 +61,10 @@ RequiredShortText = Annotated[
 LongText = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_multi_line)]
 
 
+class EmptyRequest(RequestModel):
+    """Actions that take no arguments; a body, if sent, must be an empty JSON object."""
+
+
 class CreateAccountResourceMetadata(RequestModel):
     """The caller's part of a new account-scoped resource's metadata."""
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from cadenya_server.kit.params import Cursor, Limit
-from cadenya_server.kit.runtime import AppRuntime, DbSession
+from cadenya_server.kit.params import Page
+from cadenya_server.kit.runtime import DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.members import service
 from cadenya_server.members.schemas import AddMemberRequest, WorkspaceMember, WorkspaceMemberList
@@ -20,19 +20,15 @@ router = APIRouter(prefix="/v1/account/workspaces/{workspaceId}/members", tags=[
 def list_members(
     caller: WorkspacesReader,
     session: DbSession,
-    runtime: AppRuntime,
+    page: Page,
     workspace_id: WorkspaceId,
-    cursor: Cursor = "",
-    limit: Limit = None,
 ) -> WorkspaceMemberList:
     """Lists a workspace's members in the order they were added."""
     return service.list_members(
         session=session,
-        cursors=runtime.cursors,
         caller=caller,
         workspace_id=workspace_id,
-        cursor=cursor,
-        limit=limit,
+        page=page,
     )
 
 

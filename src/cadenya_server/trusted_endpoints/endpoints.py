@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from cadenya_server.auth.dependencies import AdminCaller
-from cadenya_server.kit.params import Cursor, LabelFilter, Limit
-from cadenya_server.kit.runtime import AppRuntime, DbSession
+from cadenya_server.kit.params import LabelFilter, Page
+from cadenya_server.kit.runtime import DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.trusted_endpoints import service
 from cadenya_server.trusted_endpoints.schemas import (
@@ -32,18 +32,14 @@ EndpointId = Annotated[str, Path(alias="id", description="An endpoint_… id")]
 def list_trusted_endpoints(
     caller: AdminCaller,
     session: DbSession,
-    runtime: AppRuntime,
-    cursor: Cursor = "",
-    limit: Limit = None,
+    page: Page,
     labels: LabelFilter = None,
 ) -> TrustedEndpointList:
     """Lists the account's trusted endpoints, oldest first."""
     return service.list_endpoints(
         session=session,
-        cursors=runtime.cursors,
         caller=caller,
-        cursor=cursor,
-        limit=limit,
+        page=page,
         labels=labels,
     )
 
