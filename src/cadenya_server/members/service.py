@@ -42,7 +42,12 @@ def list_members(
 
 
 def add(
-    *, session: Session, caller: Caller, workspace_id: str, body: AddMemberRequest
+    *,
+    session: Session,
+    caller: Caller,
+    workspace_id: str,
+    body: AddMemberRequest,
+    max_profiles: int,
 ) -> WorkspaceMember:
     """Make a profile (found by id, or by email and invited if new) a member; idempotent."""
     profile_id, email = body.profile_id.strip(), body.email.strip()
@@ -69,7 +74,10 @@ def add(
             )
     else:
         profile = profiles.invite(
-            session=session, caller=caller, email=text.clean_email(email, field="email")
+            session=session,
+            caller=caller,
+            email=text.clean_email(email, field="email"),
+            max_profiles=max_profiles,
         )
     member, created = repository.add(
         session,
