@@ -108,7 +108,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(database_url: str, secret_key: str, *, workers: int = 1) -> Iterator[str]:
+def serving(
+    database_url: str, secret_key: str, *, workers: int = 1, settings: dict[str, str] | None = None
+) -> Iterator[str]:
     """A `cadenya-server serve` process on a free port; yields its base URL."""
     port = free_port()
     env = {
@@ -116,6 +118,7 @@ def serving(database_url: str, secret_key: str, *, workers: int = 1) -> Iterator
         "CADENYA_SERVER_DATABASE_URL": database_url,
         "CADENYA_SERVER_SECRET_KEY": secret_key,
         "CADENYA_SERVER_LOG_LEVEL": "WARNING",
+        **(settings or {}),
     }
     process = subprocess.Popen(
         [

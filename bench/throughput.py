@@ -41,6 +41,9 @@ CHEAPEST = "/.well-known/jwks.json"
 ACCOUNT = "/v1/account"
 WORKERS = (1, 2)
 # The targets of issue 14.
+# Every request is still counted against its credential's budget, but the budget
+# is out of reach: the benchmark measures the request path, not refusals.
+SETTINGS = {"CADENYA_SERVER_RATE_LIMIT_PER_CREDENTIAL": "100000000/minute"}
 ACCOUNT_RATIO_TARGET = 0.5
 TWO_WORKERS_TARGET = 1.5
 
@@ -134,8 +137,8 @@ def run(
     load_before = os.getloadavg()
     measured: list[dict[str, Any]] = []
     with (
-        serving(target.url, SECRET_KEY, workers=1) as one,
-        serving(target.url, SECRET_KEY, workers=2) as two,
+        serving(target.url, SECRET_KEY, workers=1, settings=SETTINGS) as one,
+        serving(target.url, SECRET_KEY, workers=2, settings=SETTINGS) as two,
     ):
         servers = {1: one, 2: two}
         for url in (one, two):
