@@ -124,6 +124,31 @@ def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("server did not start within 30 s")
 
 
+def processes() -> dict[int, tuple[str, int]]:
+    """Every living process's (state, parent pid), from Linux's /proc; zombies left out."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        # The command name may hold spaces and parentheses: the fields follow its last ')'.
+        state, parent = stat[stat.rindex(")") + 2 :].split()[:2]
+        if entry.name.isdigit() and state != "Z":
+            found[int(entry.name)] = (state, int(parent))
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    """The living processes below `pid`."""
+    table = processes()
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, (_, parent) in table.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
 def stop_server(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:

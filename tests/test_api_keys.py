@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -633,6 +634,15 @@ def last_used(server: Server, api_key_id: str) -> Any:
         return key.last_used_at
 
 
+def noted_use(server: Server, api_key_id: str, *, after: datetime) -> datetime:
+    """The key's last use once it is later than `after`: it is noted after the response."""
+    deadline = time.monotonic() + 10
+    while (used := last_used(server, api_key_id)) is None or as_utc(used) <= after:
+        assert time.monotonic() < deadline, f"last use still {used}"
+        time.sleep(0.05)
+    return as_utc(used)
+
+
 def set_last_used(server: Server, api_key_id: str, value: Any) -> None:
     with server.runtime.db.transaction() as session:
         key = session.get(ApiKey, api_key_id)
@@ -645,11 +655,10 @@ def test_last_use_is_recorded_without_a_write_per_request(server: Server, accoun
     assert last_used(server, key.metadata.id) is None
     started = now()
     assert whoami_status(server, key.spec.token) == 200
-    first = last_used(server, key.metadata.id)
-    assert first is not None and as_utc(first) >= started - timedelta(seconds=1)
+    first = noted_use(server, key.metadata.id, after=started - timedelta(seconds=1))
     for _ in range(5):
         assert whoami_status(server, key.spec.token) == 200
-    assert last_used(server, key.metadata.id) == first
+    assert as_utc(last_used(server, key.metadata.id)) == first
     with server.http(account.api_key) as http:
         raw = http.get(f"/v1/account/api_keys/{key.metadata.id}").json()
     assert RFC3339_MS.fullmatch(raw["info"]["lastUsedAt"])
@@ -657,12 +666,12 @@ def test_last_use_is_recorded_without_a_write_per_request(server: Server, accoun
     stale = now() - timedelta(minutes=5)
     set_last_used(server, key.metadata.id, stale)
     assert whoami_status(server, key.spec.token) == 200
-    assert as_utc(last_used(server, key.metadata.id)) > stale + timedelta(minutes=4)
+    noted_use(server, key.metadata.id, after=stale + timedelta(minutes=4))
     # Refused calls still count as uses of a valid key; unknown tokens touch nothing.
     set_last_used(server, key.metadata.id, stale)
     with server.http(key.spec.token) as http:
         assert http.post("/v1/account/api_keys", json={}).status_code in (400, 403)
-    assert as_utc(last_used(server, key.metadata.id)) > stale + timedelta(minutes=4)
+    noted_use(server, key.metadata.id, after=stale + timedelta(minutes=4))
 
 
 # Concurrency

@@ -19,7 +19,18 @@ import pytest
 
 from cadenya_server import __version__, demo_data
 from cadenya_server.profiles import importer
-from conftest import SECRET_KEY, Server, Tenant, cli, free_port, jwt_for, new_database, repo_root
+from conftest import (
+    SECRET_KEY,
+    Server,
+    Tenant,
+    cli,
+    descendants,
+    free_port,
+    jwt_for,
+    new_database,
+    processes,
+    repo_root,
+)
 from search_model import PATH, walk
 
 
@@ -348,6 +359,39 @@ def test_a_large_import_completes(server: Server, account: Tenant, tmp_path: Pat
     # The account's administrator and its admin key come on top of the import.
     assert total["pagination"]["total"] == count + 2
     print(f"\nimported {count} profiles in {elapsed:.1f} s: {count / elapsed:.0f} rows/s")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_killed_import_takes_its_helper_processes_with_it(
+    server: Server, account: Tenant, tmp_path: Path
+) -> None:
+    # Large enough for the gram counts of a batch to go to a helper process.
+    path = write_lines(tmp_path / "big.jsonl", list(demo_data.profiles(150_000, seed=5)))
+    command = ["profiles", "import", "--account", account.id, str(path)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cadenya_server", *command],
+        env=server.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # The worker that counts grams, and multiprocessing's resource tracker.
+        deadline = time.monotonic() + 120
+        while len(helpers := descendants(process.pid)) < 2 and time.monotonic() < deadline:
+            assert process.poll() is None, "the import ended before it started its helpers"
+            time.sleep(0.05)
+        assert len(helpers) >= 2, "no helper process started"
+        # Long enough for the worker to be counting: a worker still starting up ends by itself.
+        time.sleep(3)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    deadline = time.monotonic() + 10
+    while (alive := helpers & processes().keys()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "helper processes outlived their import"
 
 
 def test_count_labels_keeps_label_totals_of_an_account_exact(

@@ -55,7 +55,6 @@ STATUS_SCHEMA = {
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     """The application; it builds its runtime from the environment unless given one."""
-
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = runtime or Runtime.from_settings(get_settings())

@@ -107,10 +107,10 @@ def _store_secret(
 
 def read(*, session: Session, keyring: Keyring, caller: Caller) -> Account:
     """The caller's account; its secrets only for administrators."""
-    row = repository.get(session, caller.account_id)
-    if row is None:
+    found = repository.get_with_secrets(session, caller.account_id)
+    if found is None:
         raise NotFound("account not found")
-    stored = repository.secrets_of(session, row.id)
+    row, stored = found
 
     def reveal(name: str) -> str:
         return keyring.decrypt(stored[name], context=f"{row.id}/{name}") if name in stored else ""

@@ -14,10 +14,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cadenya_server.kit.db import busy
 from cadenya_server.kit.errors import (
     ApiError,
     FieldViolation,
@@ -100,6 +102,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database unavailable", error=str(exc.orig))
         return error_response(Unavailable("the database is unavailable; try again shortly"))
+
+    @app.exception_handler(PoolTimeout)
+    async def _no_connection(_request: Request, _exc: PoolTimeout) -> JSONResponse:
+        log.warning("no database connection free in time")
+        return error_response(busy())
 
     @app.exception_handler(DBAPIError)
     async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:

@@ -7,9 +7,13 @@ batches behind and running it again finishes the job.
 from __future__ import annotations
 
 import csv
+import ctypes
 import gc
 import json
 import multiprocessing
+import os
+import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -358,12 +362,32 @@ class _GramCounter:
             return None
         if self._pool is None:
             # Spawned, not forked: the importer's process holds database connections.
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_die_with,
+                initargs=(os.getpid(),),
+            )
         rows = [
             (r.get("type", "user"), r["name_key"], r["search_text"], r["labels"])
             for r in batch.values()
         ]
         return self._pool.submit(index.count_additions, rows, label_grams=label_grams)
+
+
+def _die_with(parent_pid: int) -> None:
+    """End this worker process when the importer's process ends, however it ends.
+
+    A worker waits for work on a queue it holds both ends of, so it never sees the
+    importer go: after a `kill -9` it would wait forever. Linux signals it instead.
+    """
+    if sys.platform != "linux":
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    # The importer may have died before the request took effect.
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
 def _write_batch(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from cadenya_server.audit import service as audit
@@ -229,8 +231,8 @@ def add_row(
     )
 
 
-def active_rows(*, session: Session, account_id: str) -> list[WorkspaceRow]:
-    """The account's workspaces that are not archived, oldest first."""
+def active_rows(*, session: Session, account_id: str) -> Sequence[Row[Any]]:
+    """The account's workspaces that are not archived, oldest first, as plain rows."""
     return repository.list_active(session, account_id=account_id)
 
 
