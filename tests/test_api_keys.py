@@ -379,7 +379,12 @@ def test_update_without_a_mask_changes_the_fields_present(server: Server, accoun
         ({"spec": {"permissions": ["root"]}}, "spec.permissions"),
         ({"metadata": {"name": "x", "labels": {"bad key!": "v"}}}, "metadata.labels[bad key!]"),
         (
-            {"spec": {"allWorkspaces": True, "workspaceAssignments": [{"workspaceId": "w"}]}},
+            {
+                "spec": {
+                    "allWorkspaces": True,
+                    "workspaceAssignments": [{"workspaceId": "workspace_" + "0" * 26}],
+                }
+            },
             "spec.workspaceAssignments",
         ),
         ({"spec": {"token": "cdy_mine"}}, "spec.token"),
@@ -406,10 +411,18 @@ def test_bad_updates_are_400_and_change_nothing(
         ({"metadata": {"name": "x"}, "spec": {"permissions": ["agents:write"]}}, 400),
         ({"metadata": {"name": "x", "labels": {"k": "v" * 64}}, "spec": {}}, 400),
         ({"metadata": {"name": "x"}, "spec": {"default": True}}, 400),
+        # A malformed id is refused for its shape, a well-formed unknown one as not found.
         (
             {
                 "metadata": {"name": "x"},
                 "spec": {"workspaceAssignments": [{"workspaceId": "nope"}]},
+            },
+            400,
+        ),
+        (
+            {
+                "metadata": {"name": "x"},
+                "spec": {"workspaceAssignments": [{"workspaceId": "workspace_" + "0" * 26}]},
             },
             404,
         ),

@@ -65,6 +65,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         version=__version__,
         description="A self-hosted server for the account plane of the Cadenya API.",
         lifespan=lifespan,
+        # A trailing slash is a path of its own: 404, not a redirect whose Location
+        # would echo the request's Host header.
+        redirect_slashes=False,
         docs_url=None,
         redoc_url=None,
         # Served by _install_docs, as a route that declares itself public.

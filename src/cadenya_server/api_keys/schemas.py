@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from cadenya_server.auth import api_key_tokens
+from cadenya_server.kit import update_mask
 from cadenya_server.kit.clock import rfc3339
 from cadenya_server.kit.schemas import (
     AccountResourceMetadata,
@@ -16,6 +17,7 @@ from cadenya_server.kit.schemas import (
     RequestModel,
     UpdateAccountResourceMetadata,
     WireModel,
+    WorkspaceRef,
 )
 from cadenya_server.models import ApiKey as ApiKeyRow
 from cadenya_server.models import Workspace as WorkspaceRow
@@ -112,7 +114,7 @@ def nobody() -> Profile:
 
 
 class WorkspaceAssignmentInput(RequestModel):
-    workspace_id: str = Field(max_length=40)
+    workspace_id: WorkspaceRef
 
 
 class ApiKeySpecInput(RequestModel):
@@ -127,19 +129,27 @@ class CreateApiKeyRequest(RequestModel):
     spec: ApiKeySpecInput = ApiKeySpecInput()
 
 
+UPDATABLE = frozenset(
+    {
+        "metadata.name",
+        "metadata.externalId",
+        "metadata.labels",
+        "spec.description",
+        "spec.permissions",
+        "spec.allWorkspaces",
+        "spec.workspaceAssignments",
+    }
+)
+ApiKeyMask = update_mask.mask_of(UPDATABLE)
+
+
 class UpdateApiKeyRequest(RequestModel):
     metadata: UpdateAccountResourceMetadata | None = None
     spec: ApiKeySpecInput | None = None
-    update_mask: str = Field(
-        "",
-        max_length=1000,
-        description="Comma-separated paths to change (metadata.name, metadata.externalId, "
-        "metadata.labels, spec.description, spec.permissions, spec.allWorkspaces, "
-        "spec.workspaceAssignments); without it, the fields present in the body.",
-    )
+    update_mask: ApiKeyMask = ""
 
 
 class WorkspaceRequest(RequestModel):
     """The body of :addWorkspace and :removeWorkspace."""
 
-    workspace_id: str = Field(max_length=40)
+    workspace_id: WorkspaceRef

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from cadenya_server.api_keys import repository
 from cadenya_server.api_keys.schemas import (
+    UPDATABLE,
     ApiKey,
     ApiKeyList,
     ApiKeySpecInput,
@@ -46,18 +47,6 @@ from cadenya_server.models import Workspace as WorkspaceRow
 from cadenya_server.profiles import repository as profiles
 from cadenya_server.profiles.schemas import Profile
 from cadenya_server.workspaces import repository as workspaces
-
-UPDATABLE = frozenset(
-    {
-        "metadata.name",
-        "metadata.externalId",
-        "metadata.labels",
-        "spec.description",
-        "spec.permissions",
-        "spec.allWorkspaces",
-        "spec.workspaceAssignments",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -266,7 +255,7 @@ def list_keys(
     session: Session,
     cursors: Cursors,
     caller: Caller,
-    workspace_id: str | None,
+    workspace_id: str,
     query: str,
     prefix: str,
     labels: str | None,
@@ -407,8 +396,18 @@ def update(
     return _one(session, caller, key)
 
 
+def _not_the_callers_own(caller: Caller, api_key_id: str, *, what: str) -> None:
+    """400 when a key would disable or delete itself: its holder would be locked out."""
+    if caller.api_key_id == api_key_id:
+        raise FailedPrecondition(
+            f"an API key cannot {what} itself: the caller would be locked out; "
+            "use another key or an administrator's token"
+        )
+
+
 def delete(*, session: Session, caller: Caller, api_key_id: str) -> None:
     """Delete the key and its profile; its token stops working when this commits."""
+    _not_the_callers_own(caller, api_key_id, what="delete")
     key, _ = _manageable(session, caller, api_key_id)
     audit.record(
         session,
@@ -438,6 +437,8 @@ def reveal(*, session: Session, keyring: Keyring, caller: Caller, api_key_id: st
 
 def set_enabled(*, session: Session, caller: Caller, api_key_id: str, enabled: bool) -> ApiKey:
     """Enable or disable a key; a disabled key's token stops working when this commits."""
+    if not enabled:
+        _not_the_callers_own(caller, api_key_id, what="disable")
     key, _ = _manageable(session, caller, api_key_id)
     if key.enabled != enabled:
         key.enabled = enabled

@@ -13,6 +13,19 @@ _DNS_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _DNS_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
 MAX_LABELS = 64
 
+# The same rules for the OpenAPI document (ECMA-262 patterns, anchored by hand). The
+# lookahead bounds the prefix at 253 characters, as key_problem does.
+JSON_SCHEMA = {
+    "maxProperties": MAX_LABELS,
+    "propertyNames": {
+        "pattern": rf"^(?:(?=[^/]{{1,253}}/){_DNS_SUBDOMAIN.pattern}/)?{_NAME}$",
+    },
+    "additionalProperties": {"type": "string", "pattern": rf"^(?:{_NAME})?$"},
+    "description": "Values are 0-63 characters, alphanumeric, with '-', '_' or '.' allowed "
+    "between; keys have the same shape, with an optional DNS-subdomain prefix "
+    "(`cadenya.com/team`).",
+}
+
 
 def key_problem(key: str) -> str | None:
     """Why `key` is not a valid label key, or None."""

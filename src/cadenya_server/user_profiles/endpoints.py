@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 from cadenya_server.auth.dependencies import AdminCaller
+from cadenya_server.kit.params import path_id
 from cadenya_server.kit.runtime import DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.user_profiles import service
@@ -18,7 +17,7 @@ from cadenya_server.user_profiles.schemas import (
 
 router = APIRouter(prefix="/v1/account/profiles", tags=["Profiles"])
 
-ProfileId = Annotated[str, Path(alias="profileId", description="A profile_… id")]
+ProfileId = path_id("profile", alias="profileId")
 
 
 @router.post("", operation_id="accountProfiles.create", summary="Add a user profile")

@@ -7,9 +7,17 @@ from enum import StrEnum
 from pydantic import Field
 
 from cadenya_server.auth.caller import ROLE_ADMIN, ROLE_MEMBER
-from cadenya_server.kit.schemas import AccountResourceMetadata, RequestModel, ShortText, WireModel
+from cadenya_server.kit import update_mask
+from cadenya_server.kit.schemas import (
+    AccountResourceMetadata,
+    Labels,
+    RequestModel,
+    ShortText,
+    WireModel,
+)
 from cadenya_server.models import Profile as ProfileRow
 from cadenya_server.profiles.schemas import Profile, ProfileSpec
+from cadenya_server.profiles.text import Email
 
 
 class Role(StrEnum):
@@ -46,11 +54,11 @@ class UserProfileMetadataInput(RequestModel):
 
     name: ShortText = ""
     external_id: ShortText = ""
-    labels: dict[str, str] = {}
+    labels: Labels = {}
 
 
 class CreateUserProfileSpec(RequestModel):
-    email: str = Field(max_length=320, description="Unique in the account, case-insensitively")
+    email: Email = Field(description="Unique in the account, case-insensitively")
     name: ShortText = ""
     role: Role = Role.MEMBER
 
@@ -65,13 +73,14 @@ class UpdateUserProfileSpec(RequestModel):
     role: Role | None = None
 
 
+# metadata.name and spec.name are the same field.
+UPDATABLE = frozenset(
+    {"metadata.name", "spec.name", "metadata.externalId", "metadata.labels", "spec.role"}
+)
+ProfileMask = update_mask.mask_of(UPDATABLE)
+
+
 class UpdateUserProfileRequest(RequestModel):
     metadata: UserProfileMetadataInput | None = None
     spec: UpdateUserProfileSpec | None = None
-    update_mask: str = Field(
-        "",
-        max_length=1000,
-        description="Comma-separated paths to change (metadata.name or spec.name, "
-        "metadata.externalId, metadata.labels, spec.role); without it, the fields present "
-        "in the body.",
-    )
+    update_mask: ProfileMask = ""

@@ -11,9 +11,9 @@ from cadenya_server.kit import update_mask
 from cadenya_server.kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from cadenya_server.models import Profile as ProfileRow
 from cadenya_server.profiles import repository as profiles
-from cadenya_server.profiles import text
 from cadenya_server.user_profiles import repository
 from cadenya_server.user_profiles.schemas import (
+    UPDATABLE,
     CreateUserProfileRequest,
     UpdateUserProfileRequest,
     UpdateUserProfileSpec,
@@ -21,9 +21,6 @@ from cadenya_server.user_profiles.schemas import (
     UserProfileMetadataInput,
 )
 
-UPDATABLE = frozenset(
-    {"metadata.name", "spec.name", "metadata.externalId", "metadata.labels", "spec.role"}
-)
 API_KEY = "api_key"
 
 
@@ -43,7 +40,7 @@ def _taken(email: str) -> AlreadyExists:
 
 def create(*, session: Session, caller: Caller, body: CreateUserProfileRequest) -> UserProfile:
     """A new user profile; 409 when the email is already used in the account."""
-    email = text.clean_email(body.spec.email)
+    email = body.spec.email
     name = _one_name(body.metadata.name, body.spec.name)
     labels = label_rules.validate(body.metadata.labels)
     if repository.by_email(session, account_id=caller.account_id, email=email) is not None:

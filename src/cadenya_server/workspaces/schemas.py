@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field
-
+from cadenya_server.kit import update_mask
 from cadenya_server.kit.schemas import (
     AccountResourceMetadata,
     CreateAccountResourceMetadata,
@@ -69,15 +68,16 @@ class CreateWorkspaceRequest(RequestModel):
     spec: WorkspaceSpecInput = WorkspaceSpecInput()
 
 
+UPDATABLE = frozenset(
+    {"metadata.name", "metadata.externalId", "metadata.labels", "spec.description"}
+)
+WorkspaceMask = update_mask.mask_of(UPDATABLE)
+
+
 class UpdateWorkspaceRequest(RequestModel):
     metadata: UpdateAccountResourceMetadata | None = None
     spec: WorkspaceSpecInput | None = None
-    update_mask: str = Field(
-        "",
-        max_length=1000,
-        description="Comma-separated paths to change (metadata.name, metadata.externalId, "
-        "metadata.labels, spec.description); without it, the fields present in the body.",
-    )
+    update_mask: WorkspaceMask = ""
 
 
 class WorkspaceList(WireModel):

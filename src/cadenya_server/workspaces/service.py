@@ -22,16 +22,13 @@ from cadenya_server.kit.schemas import Pagination, UpdateAccountResourceMetadata
 from cadenya_server.models import Workspace as WorkspaceRow
 from cadenya_server.workspaces import repository
 from cadenya_server.workspaces.schemas import (
+    UPDATABLE,
     CreateWorkspaceRequest,
     SortOrder,
     UpdateWorkspaceRequest,
     Workspace,
     WorkspaceList,
     WorkspaceSpecInput,
-)
-
-UPDATABLE = frozenset(
-    {"metadata.name", "metadata.externalId", "metadata.labels", "spec.description"}
 )
 
 
