@@ -530,6 +530,23 @@ def test_delete_removes_the_key_and_its_profile(server: Server, account: Tenant)
     assert audit_actions(server, key.metadata.id) == ["api_key.create", "api_key.delete"]
 
 
+def test_a_key_cannot_disable_or_delete_itself(server: Server, account: Tenant) -> None:
+    key = create_key(server, account, permissions=("api_keys:manage",))
+    own = server.client(key.spec.token).api_keys
+    before = snapshot(server, key.metadata.id)
+    for call in (lambda: own.disable(key.metadata.id), lambda: own.delete(key.metadata.id)):
+        error = refused(call, 400, 9)
+        assert "locked out" in error.message
+    assert snapshot(server, key.metadata.id) == before
+    assert whoami_status(server, key.spec.token) == 200
+    # It may still rotate itself (the new token is in the answer), and another
+    # administrator may disable or delete it.
+    admin = server.client(account.api_key).api_keys
+    assert admin.disable(key.metadata.id).state == "STATE_DISABLED"
+    admin.delete(key.metadata.id)
+    assert whoami_status(server, key.spec.token) == 401
+
+
 def test_a_verb_is_never_read_as_part_of_an_id(server: Server, account: Tenant) -> None:
     key = create_key(server, account)
     before = snapshot(server, key.metadata.id)
