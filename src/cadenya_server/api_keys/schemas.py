@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from cadenya_server.auth import api_key_tokens
+from cadenya_server.auth import api_key_tokens, scopes
 from cadenya_server.kit import update_mask
 from cadenya_server.kit.clock import rfc3339
 from cadenya_server.kit.schemas import (
@@ -25,6 +26,8 @@ from cadenya_server.profiles.schemas import Profile, ProfileSpec, ProfileType
 from cadenya_server.workspaces.schemas import Workspace
 
 MAX_ASSIGNMENTS = 1000
+# Checked by scopes.normalize, in words of its own.
+Scope = Annotated[str, Field(json_schema_extra={"enum": sorted(scopes.VALID)})]
 
 
 class ApiKeyState(StrEnum):
@@ -119,7 +122,7 @@ class WorkspaceAssignmentInput(RequestModel):
 
 class ApiKeySpecInput(RequestModel):
     description: LongText = ""
-    permissions: list[str] = Field([], max_length=100)
+    permissions: list[Scope] = Field([], max_length=100)
     all_workspaces: bool = False
     workspace_assignments: list[WorkspaceAssignmentInput] = Field([], max_length=MAX_ASSIGNMENTS)
 
@@ -144,6 +147,8 @@ ApiKeyMask = update_mask.mask_of(UPDATABLE)
 
 
 class UpdateApiKeyRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra=update_mask.named_means_given("metadata.name"))
+
     metadata: UpdateAccountResourceMetadata | None = None
     spec: ApiKeySpecInput | None = None
     update_mask: ApiKeyMask = ""

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Path, Query
 
-from cadenya_server.kit import ids
+from cadenya_server.kit import ids, labels
 
 Cursor = Annotated[str, Query(max_length=2048, description="nextCursor of the previous page")]
 # A negative limit is refused by kit.pagination.page_size, in words of its own.
@@ -24,7 +24,11 @@ Limit = Annotated[
 ]
 LabelFilter = Annotated[
     str | None,
-    Query(max_length=4096, description="key=value pairs joined by commas; all must match"),
+    Query(
+        max_length=4096,
+        description="key=value pairs joined by commas; all must match",
+        json_schema_extra={"pattern": labels.FILTER_PATTERN},
+    ),
 ]
 
 

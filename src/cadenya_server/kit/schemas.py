@@ -115,7 +115,8 @@ class CreateAccountResourceMetadata(RequestModel):
 class UpdateAccountResourceMetadata(RequestModel):
     """Metadata in a PATCH body; the update mask says which of these fields count."""
 
-    name: ShortText = ""
+    # A resource's name is never empty: given, it must say something.
+    name: RequiredShortText = ""
     external_id: ShortText = ""
     labels: Labels = {}
 

@@ -51,6 +51,27 @@ def mask_of(allowed: frozenset[str]) -> Any:
     ]
 
 
+def named_means_given(*paths: str) -> dict[str, Any]:
+    """The part of a request's JSON schema that says: a mask naming one of these paths must
+    come with a value for it (the services refuse the default these fields would reset to)."""
+    rules = []
+    for path in paths:
+        parent, _, name = path.partition(".")
+        rules.append(
+            {
+                "if": {
+                    "required": [FIELD],
+                    "properties": {FIELD: {"pattern": rf"(^|,) *{re.escape(path)} *(,|$)"}},
+                },
+                "then": {
+                    "required": [parent],
+                    "properties": {parent: {"type": "object", "required": [name]}},
+                },
+            }
+        )
+    return {"allOf": rules}
+
+
 def _snake(path: str) -> str:
     return ".".join(to_snake(p) for p in path.split("."))
 

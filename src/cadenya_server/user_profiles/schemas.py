@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from cadenya_server.auth.caller import ROLE_ADMIN, ROLE_MEMBER
 from cadenya_server.kit import update_mask
@@ -49,6 +49,19 @@ class UserProfile(WireModel):
         )
 
 
+# metadata.name and spec.name are one field: the document asks for one of the two (the
+# server also takes both when they agree, which a schema cannot say).
+ONE_NAME = {
+    "not": {
+        "required": ["metadata", "spec"],
+        "properties": {
+            "metadata": {"type": "object", "required": ["name"]},
+            "spec": {"type": "object", "required": ["name"]},
+        },
+    }
+}
+
+
 class UserProfileMetadataInput(RequestModel):
     """`name` is the same field as `spec.name`; give either, or both with one value."""
 
@@ -64,6 +77,8 @@ class CreateUserProfileSpec(RequestModel):
 
 
 class CreateUserProfileRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra=ONE_NAME)
+
     metadata: UserProfileMetadataInput = UserProfileMetadataInput()
     spec: CreateUserProfileSpec
 
@@ -81,6 +96,13 @@ ProfileMask = update_mask.mask_of(UPDATABLE)
 
 
 class UpdateUserProfileRequest(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            **update_mask.named_means_given("spec.role"),
+            **ONE_NAME,
+        }
+    )
+
     metadata: UserProfileMetadataInput | None = None
     spec: UpdateUserProfileSpec | None = None
     update_mask: ProfileMask = ""

@@ -121,6 +121,16 @@ def _keep_an_administrator(session: Session, row: ProfileRow) -> None:
         )
 
 
+def _not_the_callers_own(caller: Caller, profile_id: str, *, what: str) -> None:
+    """400 when an administrator would remove or demote their own profile: they would be
+    locked out (another administrator can)."""
+    if caller.profile_id == profile_id:
+        raise FailedPrecondition(
+            f"a profile cannot {what} itself: the caller would be locked out; "
+            "ask another administrator"
+        )
+
+
 def get(*, session: Session, caller: Caller, profile_id: str) -> UserProfile:
     """Any profile of the account (users, API keys, system), with its role."""
     return UserProfile.of(_find(session, caller, profile_id))
@@ -146,6 +156,7 @@ def update(
         profiles.set_labels(session, row, label_rules.validate(metadata.labels))
     if "spec.role" in paths and spec.role != row.role:
         if spec.role != ROLE_ADMIN:
+            _not_the_callers_own(caller, row.id, what="demote")
             _keep_an_administrator(session, row)
         row.role = spec.role.value
     if paths:
@@ -161,6 +172,7 @@ def update(
 
 def delete(*, session: Session, caller: Caller, profile_id: str) -> None:
     """Remove a user profile and its workspace memberships; never the last administrator."""
+    _not_the_callers_own(caller, profile_id, what="remove")
     row = _find(session, caller, profile_id)
     _not_an_api_key(row)
     _keep_an_administrator(session, row)

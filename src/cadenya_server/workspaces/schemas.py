@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from pydantic import ConfigDict
+
 from cadenya_server.kit import update_mask
 from cadenya_server.kit.schemas import (
     AccountResourceMetadata,
@@ -75,6 +77,8 @@ WorkspaceMask = update_mask.mask_of(UPDATABLE)
 
 
 class UpdateWorkspaceRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra=update_mask.named_means_given("metadata.name"))
+
     metadata: UpdateAccountResourceMetadata | None = None
     spec: WorkspaceSpecInput | None = None
     update_mask: WorkspaceMask = ""
