@@ -224,6 +224,12 @@ def test_allow_names_every_method_the_path_serves(
     assert response.headers["allow"] == allowed
 
 
+def test_an_empty_id_before_a_verb_is_404(http: httpx.Client) -> None:
+    # The route is `{id}:rotate`; with no id at all there is nothing to rotate.
+    for path in ("/v1/account/api_keys/:rotate", "/v1/account/api_keys/:disable"):
+        assert_status(http.post(path, json={}), 404, 5)
+
+
 @pytest.mark.parametrize(
     "path",
     ["/v1/account/", "/v1/account/workspaces/", "/v1/whoami/", "/healthz/", "/openapi.json/"],

@@ -121,6 +121,14 @@ class WorkspaceAssignmentInput(RequestModel):
 
 
 class ApiKeySpecInput(RequestModel):
+    # A key that reaches every workspace has no single assignments.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"required": ["allWorkspaces"], "properties": {"allWorkspaces": {"const": True}}},
+            "then": {"properties": {"workspaceAssignments": {"maxItems": 0}}},
+        }
+    )
+
     description: LongText = ""
     permissions: list[Scope] = Field([], max_length=100)
     all_workspaces: bool = False

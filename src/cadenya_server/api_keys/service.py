@@ -369,9 +369,14 @@ def update(
     held = repository.assigned_workspace_ids(session, [key.id]).get(key.id, [])
     if key.all_workspaces:
         # Reaching every workspace makes single assignments meaningless.
-        workspace_ids = (
-            _requested_workspaces(True, spec) if "spec.workspaceAssignments" in paths else []
-        )
+        if "spec.allWorkspaces" in paths:
+            workspace_ids = _requested_workspaces(True, spec)
+        elif "spec.workspaceAssignments" in paths and spec.workspace_assignments:
+            raise FailedPrecondition(
+                "this key reaches every workspace; set allWorkspaces to false to assign some"
+            )
+        else:
+            workspace_ids = []
     elif "spec.workspaceAssignments" in paths:
         workspace_ids = _assignable(session, caller, _requested_workspaces(False, spec), held=held)
     else:

@@ -76,15 +76,18 @@ def _message(error: Mapping[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
-def _allowed_methods(request: Request) -> str:
-    """Every method some route serves at this path (Starlette names only the first route's)."""
+def _methods_at(request: Request, *, empty_parameters: bool = False) -> set[str]:
+    """The methods the routes serve at this path (Starlette's 405 names only the first
+    route's); with `empty_parameters`, also where a path parameter would be empty."""
     methods: set[str] = set()
     for route in iter_route_contexts(request.app.router.routes):
         if route.path and route.methods:
-            regex, _, _ = compile_path(route.path)
-            if regex.match(request.url.path):
+            pattern = compile_path(route.path)[0].pattern
+            if empty_parameters:
+                pattern = pattern.replace("[^/]+", "[^/]*")
+            if re.fullmatch(pattern, request.url.path):
                 methods |= route.methods
-    return ", ".join(sorted(methods))
+    return methods
 
 
 def _api_error_behind(exc: HTTPException) -> ApiError | None:
@@ -118,8 +121,11 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             return error_response(NotFound(f"no route for {request.method} {request.url.path}"))
         if exc.status_code == 405:
+            if request.method in _methods_at(request, empty_parameters=True):
+                # `/api_keys/:rotate`: the route exists, but an empty id names nothing.
+                return error_response(NotFound(f"{request.url.path} not found"))
             error = MethodNotAllowed(f"{request.method} is not supported on {request.url.path}")
-            error.headers["Allow"] = _allowed_methods(request)
+            error.headers["Allow"] = ", ".join(sorted(_methods_at(request)))
             return error_response(error)
         if exc.status_code == 400:
             return error_response(InvalidArgument("the request body could not be read"))

@@ -65,7 +65,13 @@ def named_means_given(*paths: str) -> dict[str, Any]:
                 },
                 "then": {
                     "required": [parent],
-                    "properties": {parent: {"type": "object", "required": [name]}},
+                    "properties": {
+                        parent: {
+                            "type": "object",
+                            "required": [name],
+                            "properties": {name: {"not": {"type": "null"}}},
+                        }
+                    },
                 },
             }
         )
