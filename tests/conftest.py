@@ -32,6 +32,11 @@ from cadenya_server.kit.db import engine_url
 from cadenya_server.kit.runtime import Runtime
 
 SECRET_KEY = "test-secret-key-" + "x" * 32
+# For a server that a test floods on purpose: rate limits off (an empty rate turns one off).
+NO_RATE_LIMITS = {
+    "CADENYA_SERVER_RATE_LIMIT_PER_CREDENTIAL": "",
+    "CADENYA_SERVER_RATE_LIMIT_FAILED_AUTH": "",
+}
 
 
 def free_port() -> int:

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from cadenya_server.app import create_app
 from cadenya_server.kit.ids import new_id
 from conftest import (
+    NO_RATE_LIMITS,
     Server,
     Tenant,
     free_port,
@@ -103,7 +104,8 @@ def logged(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     log = tmp_path_factory.mktemp("edge") / "server.log"
     port = free_port()
     with log.open("wb") as sink:
-        process = start_server({**server.env, "CADENYA_SERVER_LOG_LEVEL": "INFO"}, port, log=sink)
+        env = {**server.env, **NO_RATE_LIMITS, "CADENYA_SERVER_LOG_LEVEL": "INFO"}
+        process = start_server(env, port, log=sink)
         yield f"http://127.0.0.1:{port}", log
         stop_server(process)
 

@@ -15,7 +15,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import Server, free_port, jwt_for, make_account, start_server, stop_server
+from conftest import (
+    NO_RATE_LIMITS,
+    Server,
+    free_port,
+    jwt_for,
+    make_account,
+    start_server,
+    stop_server,
+)
 
 # Bounded: examples per operation, and a time budget for the whole run.
 MAX_EXAMPLES = 15
@@ -26,11 +34,7 @@ TESTS = Path(__file__).resolve().parent
 def test_schemathesis_finds_nothing(server: Server, tmp_path: Path) -> None:
     tenant = make_account(server, name="Contract", domain="contract.io")
     token = jwt_for(server, tenant.admin_profile_id, tenant.id, ttl=3600)
-    env = {
-        **server.env,
-        "CADENYA_SERVER_RATE_LIMIT_PER_CREDENTIAL": "",
-        "CADENYA_SERVER_RATE_LIMIT_FAILED_AUTH": "",
-    }
+    env = {**server.env, **NO_RATE_LIMITS}
     port = free_port()
     log = tmp_path / "server.log"
     with log.open("wb") as sink:
