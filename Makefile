@@ -18,6 +18,7 @@ run: $(BIN)/.installed ## Start the server on SQLite with a demo account
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 test-sqlite: $(BIN)/.installed
 	CADENYA_TEST_DATABASE_URL= $(BIN)/pytest -q

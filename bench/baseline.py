@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from cadenya_server.models import Profile, ProfileLabel
-from cadenya_server.profiles.repository import SearchFilter
+from cadenya_server.profiles.search.planner import SearchFilter
 
 
 def _conditions(search: SearchFilter) -> list[ColumnElement[bool]]:

@@ -149,9 +149,8 @@ def _wait_healthy(process: subprocess.Popen[bytes], base_url: str) -> None:
 class Api:
     """The profile search over one keep-alive connection.
 
-    The standard library's client rather than httpx: httpx spends about a
-    millisecond of Python on each call here, which would be counted as the
-    server's overhead (API time minus SQL time).
+    The standard library's client rather than httpx: httpx's own Python work on
+    each call would be counted as the server's overhead (API time minus SQL time).
     """
 
     def __init__(self, base_url: str, token: str) -> None:

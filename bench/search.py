@@ -34,8 +34,8 @@ from bench.measure import Api, Sampling, Stats, serving, yardstick
 from cadenya_server import demo_data
 from cadenya_server.kit.db import Database
 from cadenya_server.kit.labels import parse_filter
-from cadenya_server.profiles import repository
 from cadenya_server.profiles.schemas import STORED_TYPES, ProfileType
+from cadenya_server.profiles.search import planner
 
 HERE = Path(__file__).resolve().parent
 WARM_UP = 3
@@ -61,9 +61,9 @@ class Shape:
             params["cursor"] = cursor
         return params
 
-    def search(self, account_id: str) -> repository.SearchFilter:
+    def search(self, account_id: str) -> planner.SearchFilter:
         """The filter the server builds for this shape (see profiles.service.search)."""
-        return repository.SearchFilter(
+        return planner.SearchFilter(
             account_id=account_id,
             needle=self.query.lower(),
             type=STORED_TYPES[ProfileType(self.type)] if self.type else None,
@@ -162,9 +162,9 @@ def _walk(api: Api, shape: Shape, *, limit: int, cursor: str) -> tuple[str, Stat
 
 
 def _sql(
-    db: Database, search: repository.SearchFilter, *, limit: int
+    db: Database, search: planner.SearchFilter, *, limit: int
 ) -> tuple[Callable[[], list[Row[Any]]], Callable[[], list[Row[Any]]] | None]:
-    """The repository calls of profiles.service.search, to time: the first page with its
+    """The planner calls of profiles.service.search, to time: the first page with its
     count, and the next page (None: there is none), which knows the total from its cursor."""
 
     def in_transaction(work: Callable[[Session], list[Row[Any]]]) -> Callable[[], list[Row[Any]]]:
@@ -176,18 +176,18 @@ def _sql(
         return call
 
     def first(session: Session) -> list[Row[Any]]:
-        total = repository.search_count(session, search)
-        return repository.search_page(session, search, after=None, limit=limit + 1, total=total)
+        plan = planner.Plan(session, search)
+        return plan.page(after=None, limit=limit + 1, total=plan.count())
 
     with db.transaction(write=False) as session:
-        total = repository.search_count(session, search)
+        total = planner.Plan(session, search).count()
     rows = in_transaction(first)()
     if len(rows) <= limit:
         return in_transaction(first), None
     after = (rows[limit - 1].name_key, rows[limit - 1].id)
     return in_transaction(first), in_transaction(
-        lambda session: repository.search_page(
-            session, search, after=after, limit=limit + 1, total=total
+        lambda session: planner.Plan(session, search).page(
+            after=after, limit=limit + 1, total=total
         )
     )
 

@@ -13,6 +13,7 @@ from cadenya._webhooks import verify_webhook
 from standardwebhooks import Webhook
 
 from conftest import Server, Tenant, jwt_for, make_profile
+from helpers import METADATA_FIELDS
 
 RFC3339_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 ULID = "[0-9A-HJKMNP-TV-Z]{26}"
@@ -35,15 +36,7 @@ def test_every_field_of_the_raw_json(server: Server, account: Tenant) -> None:
     body = server.http(account.api_key).get("/v1/account").json()
     assert set(body) == {"metadata", "spec", "info"}
     metadata = body["metadata"]
-    assert set(metadata) == {
-        "id",
-        "accountId",
-        "name",
-        "profileId",
-        "externalId",
-        "labels",
-        "createdAt",
-    }
+    assert set(metadata) == METADATA_FIELDS
     assert re.fullmatch(f"account_{ULID}", metadata["id"])
     assert metadata["accountId"] == metadata["id"]
     assert re.fullmatch(f"profile_{ULID}", metadata["profileId"])

@@ -10,13 +10,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from cadenya import APIError, Cadenya, types
+from cadenya import Cadenya, types
 from sqlalchemy import select
 
 from cadenya_server.auth import api_key_tokens
 from cadenya_server.kit.clock import as_utc, now
 from cadenya_server.models import ApiKey, ApiKeyWorkspace, AuditEvent, Profile
 from conftest import Server, Tenant, jwt_for, make_account, make_profile
+from helpers import METADATA_FIELDS, refused
 
 RFC3339_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 MASKED = re.compile(r"cdy_\*{8}[0-9A-Za-z]{4}")
@@ -61,15 +62,6 @@ def add_workspace(server: Server, tenant: Tenant, *, archived: bool = False) -> 
             workspace.status = repository.ARCHIVED
         session.flush()
         return workspace.id
-
-
-def refused(call: Callable[[], object], status: int, code: int | None = None) -> APIError:
-    with pytest.raises(APIError) as caught:
-        call()
-    assert caught.value.status_code == status, caught.value.message
-    if code is not None:
-        assert caught.value.code == code
-    return caught.value
 
 
 def profile_of(server: Server, token: str) -> str:
@@ -171,15 +163,7 @@ def test_every_field_of_the_raw_json(server: Server, account: Tenant) -> None:
             "/v1/account/api_keys", params={"workspaceId": account.workspace_id}
         ).json()
     assert set(body) == {"metadata", "spec", "state", "info"}
-    assert set(body["metadata"]) == {
-        "id",
-        "accountId",
-        "name",
-        "profileId",
-        "externalId",
-        "labels",
-        "createdAt",
-    }
+    assert set(body["metadata"]) == METADATA_FIELDS
     assert RFC3339_MS.fullmatch(body["metadata"]["createdAt"])
     assert body["spec"] == {
         "token": body["spec"]["token"],

@@ -10,6 +10,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 
 from conftest import Server
+from helpers import METADATA_FIELDS
 
 CAMEL_CASE = re.compile(r"[a-z][a-zA-Z0-9]*")
 OPERATIONS = {
@@ -63,15 +64,7 @@ def test_responses_have_camel_case_fields_all_required(openapi: dict[str, Any]) 
     account = response_schema(openapi, "/v1/account", "get")
     assert set(account["required"]) == {"metadata", "spec", "info"}
     metadata = property_schema(openapi, account, "metadata")
-    assert set(metadata["required"]) == {
-        "id",
-        "accountId",
-        "name",
-        "profileId",
-        "externalId",
-        "labels",
-        "createdAt",
-    }
+    assert set(metadata["required"]) == METADATA_FIELDS
     spec = property_schema(openapi, account, "spec")
     assert set(spec["required"]) == {"billingEmail", "description", "domain", "workspaces"}
     info = property_schema(openapi, account, "info")

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cadenya_server.profiles import grams, text
+from cadenya_server.profiles import text
+from cadenya_server.profiles.search import grams
 
 _rows = st.lists(
     st.tuples(

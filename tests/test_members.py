@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import re
 import threading
+from functools import partial
 
 import pytest
-from cadenya import APIError, Cadenya
+from cadenya import Cadenya
 
 from conftest import Server, Tenant, jwt_for, make_account, make_api_key, make_profile
+from helpers import refused
 
 ULID = "[0-9A-HJKMNP-TV-Z]{26}"
-
-
-def refused(call: object, *args: object, **kwargs: object) -> APIError:
-    with pytest.raises(APIError) as raised:
-        call(*args, **kwargs)  # type: ignore[operator]
-    return raised.value
 
 
 def member_ids(client: Cadenya, workspace_id: str) -> list[str]:
@@ -50,7 +46,7 @@ def test_add_list_and_remove(server: Server, account: Tenant) -> None:
     # The profile stays.
     profile = server.http(account.api_key).get(f"/v1/account/profiles/{ada}")
     assert profile.status_code == 200
-    error = refused(client.workspace_admin.remove_member, ada, workspace_id=ws)
+    error = refused(partial(client.workspace_admin.remove_member, ada, workspace_id=ws))
     assert (error.status_code, error.code) == (404, 5)
 
 
@@ -98,7 +94,11 @@ def test_api_key_profiles_are_not_members(server: Server, account: Tenant) -> No
     client = server.client(account.api_key)
     key_profile = client.profiles.whoami().profile.metadata.id
     error = refused(
-        client.workspace_admin.add_member, workspace_id=account.workspace_id, profile_id=key_profile
+        partial(
+            client.workspace_admin.add_member,
+            workspace_id=account.workspace_id,
+            profile_id=key_profile,
+        )
     )
     assert (error.status_code, error.code) == (400, 9)
 
@@ -182,7 +182,7 @@ def test_archived_workspace_refuses_member_calls(server: Server, account: Tenant
         (client.workspace_admin.add_member, (), {"profile_id": ada}),
         (client.workspace_admin.remove_member, (ada,), {}),
     ):
-        error = refused(call, *args, workspace_id=ws, **kwargs)
+        error = refused(partial(call, *args, workspace_id=ws, **kwargs))
         assert (error.status_code, error.code) == (403, 7)
 
 
@@ -200,7 +200,7 @@ def test_refusals_by_role(server: Server, account: Tenant) -> None:
             (client.workspace_admin.add_member, (), {"email": "x@acme.io"}),
             (client.workspace_admin.remove_member, (ada,), {}),
         ):
-            error = refused(call, *args, workspace_id=ws, **kwargs)
+            error = refused(partial(call, *args, workspace_id=ws, **kwargs))
             assert (error.status_code, error.code) == (403, 7)
     assert member_ids(server.client(account.api_key), ws) == [ada]
 
@@ -236,7 +236,7 @@ def test_another_accounts_ids_are_not_found(server: Server, account: Tenant) -> 
             {"workspace_id": account.workspace_id},
         ),
     ):
-        error = refused(call, *args, **kwargs)
+        error = refused(partial(call, *args, **kwargs))
         assert (error.status_code, error.code) == (404, 5)
     assert member_ids(theirs, other.workspace_id) == [their_profile]
     assert member_ids(mine, account.workspace_id) == []

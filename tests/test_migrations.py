@@ -16,7 +16,7 @@ from sqlalchemy import func, inspect, select
 from cadenya_server.kit import migrate
 from cadenya_server.kit.db import Database
 from cadenya_server.models import Profile, ProfileLabel, ProfileSearchLabelGram
-from cadenya_server.profiles import index
+from cadenya_server.profiles.search import index
 from conftest import cli, new_database
 
 

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cadenya_server import demo_data
@@ -21,6 +21,7 @@ from cadenya_server.api_keys import service as api_keys
 from cadenya_server.profiles import importer
 from cadenya_server.profiles.schemas import WIRE_TYPES, Profile, ProfileList
 from conftest import Server, Tenant, jwt_for, make_account, make_profile
+from helpers import METADATA_FIELDS
 from search_model import PATH, Row, expected, label_filter, rows_of, walk
 
 RFC3339_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -301,15 +302,7 @@ def test_the_raw_json_has_the_seed_shape(catalog: Catalog) -> None:
     (item,) = body["items"]
     assert set(item) == {"metadata", "spec"}
     metadata, spec = item["metadata"], item["spec"]
-    assert set(metadata) == {
-        "id",
-        "accountId",
-        "name",
-        "profileId",
-        "externalId",
-        "labels",
-        "createdAt",
-    }
+    assert set(metadata) == METADATA_FIELDS
     assert re.fullmatch(r"profile_[0-9A-HJKMNP-TV-Z]{26}", metadata["id"])
     assert metadata["accountId"] == catalog.tenant.id
     assert metadata["name"] == "Zoë Ärger"
@@ -336,6 +329,8 @@ _stored_rows = st.builds(
 )
 
 
+# No deadline: a test checks behaviour, never a timing, and the machine may be loaded.
+@settings(deadline=None)
 @given(rows=st.lists(_stored_rows, max_size=4), next_cursor=_text, total=st.integers(0, 2**40))
 def test_a_page_renders_as_its_models_would(rows, next_cursor: str, total: int) -> None:
     models = ProfileList(

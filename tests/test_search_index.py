@@ -28,8 +28,9 @@ from cadenya_server.models import (
     ProfileSearchGram,
     ProfileSearchLabelGram,
 )
-from cadenya_server.profiles import grams, importer, index, repository
+from cadenya_server.profiles import importer
 from cadenya_server.profiles.schemas import STORED_TYPES, ProfileType
+from cadenya_server.profiles.search import grams, index, planner
 from conftest import Server, Tenant, free_port, make_account, start_server, stop_server
 from search_model import Row, expected, rows_of, walk
 
@@ -52,21 +53,20 @@ NAMES += ["Σίσυφος", "100% Done", "a_b", "Jürgen Weiß", "Ørsted Åberg
 
 
 def _plan(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    monkeypatch.setattr(repository, "SMALL_SCOPE", 0)
+    monkeypatch.setattr(planner, "SMALL_SCOPE", 0)
     for constant, value in PLANS[name].items():
-        monkeypatch.setattr(repository, constant, value)
+        monkeypatch.setattr(planner, constant, value)
 
 
-def _pages(server: Server, search: repository.SearchFilter, limit: int = 4) -> tuple[list, int]:
-    """Every page of a search through the repository, as the service walks them."""
+def _pages(server: Server, search: planner.SearchFilter, limit: int = 4) -> tuple[list, int]:
+    """Every page of a search through the planner, as the service walks them."""
     with server.runtime.db.transaction(write=False) as session:
-        total = repository.search_count(session, search)
+        plan = planner.Plan(session, search)
+        total = plan.count()
         found: list[str] = []
         after = None
         while True:
-            rows = repository.search_page(
-                session, search, after=after, limit=limit + 1, total=total
-            )
+            rows = plan.page(after=after, limit=limit + 1, total=total)
             found += [row.id for row in rows[:limit]]
             if len(rows) <= limit:
                 return found, total
@@ -168,7 +168,7 @@ def assert_index_matches(server: Server, account_id: str, monkeypatch: pytest.Mo
         with monkeypatch.context() as patch:
             _plan(patch, plan)
             for query, type_, wanted_labels in searches:
-                search = repository.SearchFilter(
+                search = planner.SearchFilter(
                     account_id=account_id,
                     needle=query.lower(),
                     type=STORED_TYPES[type_] if type_ else None,

@@ -4,11 +4,10 @@ refusals, strict host validation, normalisation, and exact URL matching."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cadenya import APIError, types
+from cadenya import types
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -16,6 +15,7 @@ from sqlalchemy import func, select
 from cadenya_server.models import AuditEvent, TrustedEndpoint
 from cadenya_server.trusted_endpoints import hosts
 from conftest import Server, Tenant, jwt_for, make_account, make_profile
+from helpers import refused
 
 ZERO_TIME = "1970-01-01T00:00:00.000Z"
 
@@ -24,14 +24,6 @@ def trust(server: Server, tenant: Tenant, host: str, **metadata: Any) -> types.T
     return server.client(tenant.api_key).trusted_endpoints.create(
         metadata={"name": metadata.pop("name", host), **metadata}, spec={"host": host}
     )
-
-
-def refused(call: Callable[[], object], status: int, code: int) -> APIError:
-    with pytest.raises(APIError) as caught:
-        call()
-    assert caught.value.status_code == status, caught.value.message
-    assert caught.value.code == code
-    return caught.value
 
 
 def stored_hosts(server: Server, tenant: Tenant) -> list[str]:

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import re
 import threading
+from functools import partial
 
 import pytest
-from cadenya import APIError, Cadenya
+from cadenya import Cadenya
 
 from conftest import Server, Tenant, jwt_for, make_account, make_api_key, make_profile
+from helpers import METADATA_FIELDS, refused
 
 ULID = "[0-9A-HJKMNP-TV-Z]{26}"
 RFC3339_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-
-
-def refused(call: object, *args: object, **kwargs: object) -> APIError:
-    with pytest.raises(APIError) as raised:
-        call(*args, **kwargs)  # type: ignore[operator]
-    return raised.value
 
 
 def create(client: Cadenya, name: str, **labels: str) -> str:
@@ -57,15 +53,7 @@ def test_create_and_retrieve(server: Server, account: Tenant) -> None:
     assert got == created
     raw = server.http(account.api_key).get(f"/v1/account/workspaces/{created.metadata.id}").json()
     assert set(raw) == {"metadata", "spec", "status", "info"}
-    assert set(raw["metadata"]) == {
-        "id",
-        "accountId",
-        "name",
-        "profileId",
-        "externalId",
-        "labels",
-        "createdAt",
-    }
+    assert set(raw["metadata"]) == METADATA_FIELDS
     assert RFC3339_MS.fullmatch(raw["metadata"]["createdAt"])
     assert raw["info"] == {
         "totalAvailableTools": 0,
@@ -113,7 +101,7 @@ def test_create_refuses_members_and_read_only_keys(server: Server, account: Tena
         make_api_key(server, account, permissions=["workspaces:read", "api_keys:read"])
     )
     for client in (member, read_only):
-        error = refused(client.workspace_admin.create, metadata={"name": "Nope"}, spec={})
+        error = refused(partial(client.workspace_admin.create, metadata={"name": "Nope"}, spec={}))
         assert (error.status_code, error.code) == (403, 7)
         # Reading is allowed to both.
         assert [w.metadata.id for w in client.workspace_admin.list_account()] == [
@@ -203,13 +191,13 @@ def test_update_with_and_without_a_mask(server: Server, account: Tenant) -> None
         {"spec": {}, "update_mask": "metadata.name"},
         {"metadata": {"name": "X", "labels": {"": "v"}}},
     ):
-        error = refused(client.workspace_admin.update, workspace_id=workspace_id, **kwargs)
+        error = refused(partial(client.workspace_admin.update, workspace_id=workspace_id, **kwargs))
         assert (error.status_code, error.code) == (400, 3), kwargs
     assert client.workspace_admin.retrieve(workspace_id=workspace_id) == updated
 
     _, member = member_client(server, account)
     error = refused(
-        member.workspace_admin.update, workspace_id=workspace_id, metadata={"name": "Mine"}
+        partial(member.workspace_admin.update, workspace_id=workspace_id, metadata={"name": "Mine"})
     )
     assert (error.status_code, error.code) == (403, 7)
 
@@ -236,13 +224,13 @@ def test_archive(server: Server, account: Tenant) -> None:
         assert session.get(Workspace, workspace_id).archived_at is not None
 
     error = refused(
-        client.workspace_admin.update, workspace_id=workspace_id, metadata={"name": "Back"}
+        partial(client.workspace_admin.update, workspace_id=workspace_id, metadata={"name": "Back"})
     )
     assert (error.status_code, error.code) == (403, 7)
     # Archiving twice is harmless.
     client.workspace_admin.archive(workspace_id=workspace_id)
 
-    error = refused(client.workspace_admin.archive, workspace_id=account.workspace_id)
+    error = refused(partial(client.workspace_admin.archive, workspace_id=account.workspace_id))
     assert (error.status_code, error.code) == (400, 9)
     assert client.workspace_admin.retrieve(workspace_id=account.workspace_id).status == (
         "STATUS_ENABLED"
@@ -281,11 +269,11 @@ def test_another_accounts_workspace_is_not_found(server: Server, account: Tenant
         (mine.workspace_admin.update, {"metadata": {"name": "Stolen"}}),
         (mine.workspace_admin.archive, {}),
     ):
-        error = refused(call, workspace_id=their_id, **kwargs)
+        error = refused(partial(call, workspace_id=their_id, **kwargs))
         assert (error.status_code, error.code) == (404, 5)
     assert theirs.workspace_admin.retrieve(workspace_id=their_id) == before
     assert their_id not in [w.metadata.id for w in mine.workspace_admin.list_account()]
-    error = refused(mine.workspace_admin.retrieve, workspace_id="workspace_nope")
+    error = refused(partial(mine.workspace_admin.retrieve, workspace_id="workspace_nope"))
     assert (error.status_code, error.code) == (404, 5)
 
 

@@ -34,7 +34,6 @@ from cadenya_server.kit.runtime import AppRuntime, Runtime
 from cadenya_server.members.endpoints import router as members_router
 from cadenya_server.profiles.endpoints import router as profiles_router
 from cadenya_server.trusted_endpoints.endpoints import router as trusted_endpoints_router
-from cadenya_server.user_profiles.endpoints import router as user_profiles_router
 from cadenya_server.workspaces.endpoints import router as workspaces_router
 
 SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
@@ -79,7 +78,6 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     for router in (
         accounts_router,
         profiles_router,
-        user_profiles_router,
         auth_router,
         workspaces_router,
         members_router,

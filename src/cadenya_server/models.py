@@ -159,7 +159,7 @@ class ProfileSearchAccount(Base):
 
 
 class ProfileSearchGram(Base):
-    """How many profiles of a type contain a gram (see profiles.grams), kept by triggers.
+    """How many profiles of a type contain a gram (see profiles.search.grams), kept by triggers.
 
     `lo` and `hi` bound the name keys of those profiles: they widen as profiles
     come and never narrow as they go, so they stay bounds.
@@ -190,7 +190,7 @@ class ProfileSearchLabelGram(Base):
 
 # On SQLite, a row here, visible only inside the transaction that wrote it, tells the
 # search triggers that the writer (the bulk importer) indexes its batch itself; on
-# PostgreSQL a setting does (profiles.index.bulk_index).
+# PostgreSQL a setting does (profiles.search.index.bulk_index).
 profile_search_bulk = Table(
     "profile_search_bulk", Base.metadata, Column("active", Boolean, nullable=False)
 )

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Body
+from fastapi import APIRouter
 
 from cadenya_server.accounts import service
 from cadenya_server.accounts.schemas import (
     Account,
-    EmptyRequest,
     RotateChallengeTokenResponse,
     RotateWebhookSigningKeyResponse,
 )
 from cadenya_server.auth.dependencies import AdminCaller, AnyCaller
+from cadenya_server.kit.params import NoBody
 from cadenya_server.kit.runtime import AppRuntime, DbSession
 
 router = APIRouter(prefix="/v1", tags=["Account"])
-
-OptionalEmptyBody = Annotated[EmptyRequest | None, Body()]
 
 
 @router.get("/account", operation_id="accounts.retrieve")
@@ -37,7 +33,7 @@ def get_account(caller: AnyCaller, session: DbSession, runtime: AppRuntime) -> A
     description="The same call at the path the official Python client uses.",
 )
 def rotate_webhook_signing_key(
-    caller: AdminCaller, session: DbSession, runtime: AppRuntime, _body: OptionalEmptyBody = None
+    caller: AdminCaller, session: DbSession, runtime: AppRuntime, _body: NoBody = None
 ) -> RotateWebhookSigningKeyResponse:
     """Rotates the webhook signing key for the account. Administrators only."""
     secret = service.rotate_webhook_secret(session=session, keyring=runtime.keyring, caller=caller)
@@ -46,7 +42,7 @@ def rotate_webhook_signing_key(
 
 @router.post("/account:rotateChallengeToken", operation_id="accounts.rotateChallengeToken")
 def rotate_challenge_token(
-    caller: AdminCaller, session: DbSession, runtime: AppRuntime, _body: OptionalEmptyBody = None
+    caller: AdminCaller, session: DbSession, runtime: AppRuntime, _body: NoBody = None
 ) -> RotateChallengeTokenResponse:
     """Rotates the challenge token for the account. Administrators only."""
     token = service.rotate_challenge_token(session=session, keyring=runtime.keyring, caller=caller)

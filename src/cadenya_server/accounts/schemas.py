@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cadenya_server.kit.schemas import AccountResourceMetadata, RequestModel, WireModel
+from cadenya_server.kit.schemas import AccountResourceMetadata, WireModel
 from cadenya_server.workspaces.schemas import Workspace
 
 
@@ -22,10 +22,6 @@ class Account(WireModel):
     metadata: AccountResourceMetadata
     spec: AccountSpec
     info: AccountInfo
-
-
-class EmptyRequest(RequestModel):
-    """Rotations take no arguments; a body, if sent, must be an empty JSON object."""
 
 
 class RotateWebhookSigningKeyResponse(WireModel):

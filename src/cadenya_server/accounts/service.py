@@ -21,9 +21,9 @@ from cadenya_server.kit.ids import new_id
 from cadenya_server.kit.schemas import AccountResourceMetadata
 from cadenya_server.models import Account as AccountRow
 from cadenya_server.models import Profile as ProfileRow
-from cadenya_server.profiles import repository as profiles
+from cadenya_server.profiles import service as profiles
 from cadenya_server.profiles import text
-from cadenya_server.workspaces import repository as workspaces
+from cadenya_server.workspaces import service as workspaces
 from cadenya_server.workspaces.schemas import Workspace
 
 
@@ -61,8 +61,8 @@ def create(
     account = AccountRow(id=new_id("account"), name=name, domain=domain.strip().lower())
     session.add(account)
     session.flush()
-    admin = profiles.add(
-        session,
+    admin = profiles.add_row(
+        session=session,
         account_id=account.id,
         type="user",
         role=ROLE_ADMIN,
@@ -71,8 +71,8 @@ def create(
     )
     admin.creator_profile_id = admin.id
     account.creator_profile_id = admin.id
-    workspace = workspaces.add(
-        session, account_id=account.id, name="Default", creator_profile_id=admin.id
+    workspace = workspaces.add_row(
+        session=session, account_id=account.id, name="Default", creator_profile_id=admin.id
     )
     for secret_name, value in (
         (repository.WEBHOOK_SECRET, new_webhook_secret()),
@@ -130,7 +130,7 @@ def read(*, session: Session, keyring: Keyring, caller: Caller) -> Account:
             description=row.description,
             domain=row.domain,
             workspaces=[
-                Workspace.of(w) for w in workspaces.list_active(session, account_id=row.id)
+                Workspace.of(w) for w in workspaces.active_rows(session=session, account_id=row.id)
             ],
         ),
         # Both secrets are for administrators; other callers see "".
@@ -143,28 +143,32 @@ def read(*, session: Session, keyring: Keyring, caller: Caller) -> Account:
 
 def rotate_webhook_secret(*, session: Session, keyring: Keyring, caller: Caller) -> str:
     """A new webhook signing secret; the old one stops signing when this commits."""
-    secret = new_webhook_secret()
-    _store_secret(
-        session, keyring, account_id=caller.account_id, name=repository.WEBHOOK_SECRET, value=secret
-    )
-    audit.record(
+    return _rotate(
         session,
-        caller=caller,
+        keyring,
+        caller,
+        name=repository.WEBHOOK_SECRET,
+        value=new_webhook_secret(),
         action="account.rotate_webhook_signing_key",
-        resource_id=caller.account_id,
     )
-    return secret
 
 
 def rotate_challenge_token(*, session: Session, keyring: Keyring, caller: Caller) -> str:
-    token = new_challenge_token()
-    _store_secret(
-        session, keyring, account_id=caller.account_id, name=repository.CHALLENGE_TOKEN, value=token
-    )
-    audit.record(
+    """A new challenge token; the old one stops answering when this commits."""
+    return _rotate(
         session,
-        caller=caller,
+        keyring,
+        caller,
+        name=repository.CHALLENGE_TOKEN,
+        value=new_challenge_token(),
         action="account.rotate_challenge_token",
-        resource_id=caller.account_id,
     )
-    return token
+
+
+def _rotate(
+    session: Session, keyring: Keyring, caller: Caller, *, name: str, value: str, action: str
+) -> str:
+    """Replace one of the account's secrets, audited; the new value, this once."""
+    _store_secret(session, keyring, account_id=caller.account_id, name=name, value=value)
+    audit.record(session, caller=caller, action=action, resource_id=caller.account_id)
+    return value

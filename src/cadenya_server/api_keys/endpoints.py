@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Query
 
-from cadenya_server.accounts.schemas import EmptyRequest
 from cadenya_server.api_keys import service
 from cadenya_server.api_keys.auth import ApiKeyId, ApiKeysManager, ApiKeysReader
 from cadenya_server.api_keys.schemas import (
@@ -21,13 +20,12 @@ from cadenya_server.api_keys.schemas import (
     UpdateApiKeyRequest,
     WorkspaceRequest,
 )
-from cadenya_server.kit.params import Cursor, LabelFilter, Limit, query_id
+from cadenya_server.kit.params import LabelFilter, NoBody, Page, query_id
 from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import SINGLE_LINE, Empty
 
 router = APIRouter(prefix="/v1/account/api_keys", tags=["API keys"])
 
-NoBody = Annotated[EmptyRequest | None, Body()]
 WorkspaceFilter = query_id(
     "workspace",
     alias="workspaceId",
@@ -39,7 +37,7 @@ WorkspaceFilter = query_id(
 def list_api_keys(
     caller: ApiKeysReader,
     session: DbSession,
-    runtime: AppRuntime,
+    page: Page,
     workspace_id: WorkspaceFilter = "",
     query: Annotated[
         str,
@@ -67,13 +65,10 @@ def list_api_keys(
             description="Fill info.createdBy and info.workspaces (otherwise present but empty)",
         ),
     ] = False,
-    cursor: Cursor = "",
-    limit: Limit = None,
 ) -> ApiKeyList:
     """Lists the account's API keys, tokens masked."""
     return service.list_keys(
         session=session,
-        cursors=runtime.cursors,
         caller=caller,
         workspace_id=workspace_id,
         query=query,
@@ -81,8 +76,7 @@ def list_api_keys(
         labels=labels,
         sort_order=sort_order,
         include_info=include_info,
-        cursor=cursor,
-        limit=limit,
+        page=page,
     )
 
 

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from itertools import islice
 
-from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from cadenya_server.models import ApiKey, ApiKeyWorkspace, Profile, Workspace
-
-# last_used_at is rewritten at most this often, so a busy key does not turn
-# every read into a write.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
+from cadenya_server.models import ApiKey, ApiKeyWorkspace
 
 
 @dataclass(frozen=True)
@@ -103,19 +98,6 @@ def assigned_workspace_ids(session: Session, api_key_ids: Iterable[str]) -> dict
     return assigned
 
 
-def workspaces(
-    session: Session, *, account_id: str, workspace_ids: Iterable[str]
-) -> list[Workspace]:
-    """These workspaces of this account, any status; ids of other accounts are left out."""
-    return list(
-        session.scalars(
-            select(Workspace).where(
-                Workspace.account_id == account_id, Workspace.id.in_(list(workspace_ids))
-            )
-        )
-    )
-
-
 def assign(session: Session, key: ApiKey, workspace_ids: Iterable[str]) -> None:
     """Add assignments; ones the key already has are kept as they are."""
     held = set(assigned_workspace_ids(session, [key.id]).get(key.id, []))
@@ -138,32 +120,7 @@ def unassign(session: Session, key: ApiKey, workspace_ids: Iterable[str] | None 
     session.execute(statement)
 
 
-def profiles(
-    session: Session, *, account_id: str, profile_ids: Iterable[str]
-) -> dict[str, Profile]:
-    """These profiles of this account by id; missing ones are left out."""
-    rows = session.scalars(
-        select(Profile).where(Profile.account_id == account_id, Profile.id.in_(list(profile_ids)))
-    )
-    return {row.id: row for row in rows}
-
-
 def remove(session: Session, key: ApiKey) -> None:
-    """Delete the key and the profile it acts as (its assignments and labels go with them)."""
-    profile_id = key.profile_id
+    """Delete the key (its assignments go with it)."""
     session.delete(key)
     session.flush()
-    session.execute(delete(Profile).where(Profile.id == profile_id))
-
-
-def touch(session: Session, *, api_key_id: str, at: datetime) -> None:
-    """Note a use at `at`, unless a use within the resolution is already noted."""
-    session.execute(
-        update(ApiKey)
-        .where(
-            ApiKey.id == api_key_id,
-            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < at - LAST_USED_RESOLUTION),
-        )
-        # A use is not a change of the key: updated_at keeps its value.
-        .values(last_used_at=at, updated_at=ApiKey.updated_at)
-    )

@@ -22,7 +22,7 @@ from cadenya_server.kit.schemas import (
 )
 from cadenya_server.models import ApiKey as ApiKeyRow
 from cadenya_server.models import Workspace as WorkspaceRow
-from cadenya_server.profiles.schemas import Profile, ProfileSpec, ProfileType
+from cadenya_server.profiles.schemas import Profile
 from cadenya_server.workspaces.schemas import Workspace
 
 MAX_ASSIGNMENTS = 1000
@@ -107,13 +107,6 @@ class ApiKey(WireModel):
 class ApiKeyList(WireModel):
     items: list[ApiKey]
     pagination: Pagination
-
-
-def nobody() -> Profile:
-    """The createdBy of a resource whose creator is not shown or no longer exists."""
-    return Profile(
-        metadata=AccountResourceMetadata.empty(), spec=ProfileSpec(type=ProfileType.UNSPECIFIED)
-    )
 
 
 class WorkspaceAssignmentInput(RequestModel):

@@ -24,7 +24,6 @@ from cadenya_server.api_keys.schemas import (
     ApiKeySpecInput,
     CreateApiKeyRequest,
     UpdateApiKeyRequest,
-    nobody,
 )
 from cadenya_server.audit import service as audit
 from cadenya_server.auth import api_key_tokens, scopes
@@ -40,13 +39,13 @@ from cadenya_server.kit.errors import (
 )
 from cadenya_server.kit.ids import new_id
 from cadenya_server.kit.labels import parse_filter
-from cadenya_server.kit.pagination import Cursors, id_page, scope_of
-from cadenya_server.kit.schemas import Pagination, UpdateAccountResourceMetadata
+from cadenya_server.kit.pagination import PageRequest, id_page, scope_of
+from cadenya_server.kit.schemas import Pagination
 from cadenya_server.models import ApiKey as ApiKeyRow
 from cadenya_server.models import Workspace as WorkspaceRow
-from cadenya_server.profiles import repository as profiles
-from cadenya_server.profiles.schemas import Profile
-from cadenya_server.workspaces import repository as workspaces
+from cadenya_server.profiles import service as profiles
+from cadenya_server.profiles.schemas import Profile, nobody
+from cadenya_server.workspaces import service as workspaces
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,8 @@ def issue(
     labels: dict[str, str] | None = None,
 ) -> IssuedKey:
     """A new key, its profile, and the one time its token is known in clear."""
-    profile = profiles.add(
-        session,
+    profile = profiles.add_row(
+        session=session,
         account_id=account_id,
         type="api_key",
         name=name,
@@ -177,13 +176,12 @@ def _render(
     creators: dict[str, Profile] = {}
     active: dict[str, WorkspaceRow] = {}
     if include_info:
-        creators = {
-            profile_id: Profile.of(profile)
-            for profile_id, profile in repository.profiles(
-                session, account_id=account_id, profile_ids={r.creator_profile_id for r in rows}
-            ).items()
-        }
-        active = {w.id: w for w in workspaces.list_active(session, account_id=account_id)}
+        creators = profiles.creators(
+            session=session,
+            account_id=account_id,
+            profile_ids={r.creator_profile_id for r in rows},
+        )
+        active = {w.id: w for w in workspaces.active_rows(session=session, account_id=account_id)}
     rendered = []
     for row in rows:
         held = assigned.get(row.id, [])
@@ -219,7 +217,9 @@ def _assignable(
     ids = list(dict.fromkeys(requested))
     found = {
         w.id: w
-        for w in repository.workspaces(session, account_id=caller.account_id, workspace_ids=ids)
+        for w in workspaces.rows_by_ids(
+            session=session, account_id=caller.account_id, workspace_ids=ids
+        )
     }
     already = set(held)
     for workspace_id in ids:
@@ -242,18 +242,19 @@ def _requested_workspaces(all_workspaces: bool, spec: ApiKeySpecInput) -> list[s
 
 def _sync_profile(session: Session, key: ApiKeyRow) -> None:
     """The key's profile carries the key's name, external id and labels."""
-    profile = profiles.get(session, account_id=key.account_id, profile_id=key.profile_id)
-    if profile is None:
-        return
-    profiles.set_text(profile, name=key.name, email="")
-    profile.external_id = key.external_id
-    profiles.set_labels(session, profile, key.labels)
+    profiles.mirror_api_key(
+        session=session,
+        account_id=key.account_id,
+        profile_id=key.profile_id,
+        name=key.name,
+        external_id=key.external_id,
+        labels=key.labels,
+    )
 
 
 def list_keys(
     *,
     session: Session,
-    cursors: Cursors,
     caller: Caller,
     workspace_id: str,
     query: str,
@@ -261,13 +262,15 @@ def list_keys(
     labels: str | None,
     sort_order: Literal["asc", "desc"],
     include_info: bool,
-    cursor: str,
-    limit: int | None,
+    page: PageRequest,
 ) -> ApiKeyList:
     """One page of the account's keys in creation order, with the number that match."""
     if (
         workspace_id
-        and workspaces.get(session, account_id=caller.account_id, workspace_id=workspace_id) is None
+        and workspaces.find_row(
+            session=session, account_id=caller.account_id, workspace_id=workspace_id
+        )
+        is None
     ):
         raise NotFound(f"workspace {workspace_id!r} not found")
     where = repository.KeyFilter(
@@ -288,9 +291,7 @@ def list_keys(
         where.descending,
     )
     rows, next_cursor = id_page(
-        cursors,
-        cursor=cursor,
-        limit=limit,
+        page,
         scope=scope,
         fetch=lambda after, n: repository.page(session, where, after=after, limit=n),
     )
@@ -350,16 +351,8 @@ def update(
     """Change the fields the update mask names (or, without one, those in the body)."""
     paths = update_mask.paths(body.update_mask, body, allowed=UPDATABLE)
     key, mine = _manageable(session, caller, api_key_id)
-    metadata = body.metadata or UpdateAccountResourceMetadata()
     spec = body.spec or ApiKeySpecInput()
-    if "metadata.name" in paths:
-        if not metadata.name:
-            raise InvalidArgument.field("metadata.name", "must not be empty")
-        key.name = metadata.name
-    if "metadata.externalId" in paths:
-        key.external_id = metadata.external_id
-    if "metadata.labels" in paths:
-        key.labels = label_rules.validate(metadata.labels)
+    update_mask.apply_metadata(key, body.metadata, paths)
     if "spec.description" in paths:
         key.description = spec.description
     if "spec.permissions" in paths:
@@ -421,7 +414,10 @@ def delete(*, session: Session, caller: Caller, api_key_id: str) -> None:
         resource_id=key.id,
         details={"name": key.name},
     )
+    profile_id = key.profile_id
     repository.remove(session, key)
+    # The profile it acted as goes with it (and its labels).
+    profiles.remove_row(session=session, profile_id=profile_id)
 
 
 def rotate(*, session: Session, keyring: Keyring, caller: Caller, api_key_id: str) -> ApiKey:
@@ -487,7 +483,12 @@ def remove_workspace(
 ) -> ApiKey:
     """Take a workspace from a key; removing one it does not hold changes nothing."""
     key, _ = _manageable(session, caller, api_key_id)
-    if workspaces.get(session, account_id=caller.account_id, workspace_id=workspace_id) is None:
+    if (
+        workspaces.find_row(
+            session=session, account_id=caller.account_id, workspace_id=workspace_id
+        )
+        is None
+    ):
         raise NotFound(f"workspace {workspace_id!r} not found")
     if key.all_workspaces:
         raise FailedPrecondition(

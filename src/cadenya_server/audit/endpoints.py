@@ -7,8 +7,8 @@ from fastapi import APIRouter
 from cadenya_server.audit import service
 from cadenya_server.audit.schemas import AuditEventList
 from cadenya_server.auth.dependencies import AdminCaller
-from cadenya_server.kit.params import Cursor, Limit
-from cadenya_server.kit.runtime import AppRuntime, DbSession
+from cadenya_server.kit.params import Page
+from cadenya_server.kit.runtime import DbSession
 
 router = APIRouter(prefix="/v1/account", tags=["Audit"])
 
@@ -17,9 +17,7 @@ router = APIRouter(prefix="/v1/account", tags=["Audit"])
 def list_audit_events(
     caller: AdminCaller,
     session: DbSession,
-    runtime: AppRuntime,
-    cursor: Cursor = "",
-    limit: Limit = None,
+    page: Page,
 ) -> AuditEventList:
     """Lists the changes made to the account, newest first. Administrators only.
 
@@ -29,6 +27,4 @@ def list_audit_events(
     that acted, `apiKeyId` the API key it used ("" for a JWT), `requestId` the
     X-Request-Id of the call, and `details` a small object that depends on `action`.
     """
-    return service.list_events(
-        session=session, cursors=runtime.cursors, caller=caller, cursor=cursor, limit=limit
-    )
+    return service.list_events(session=session, caller=caller, page=page)

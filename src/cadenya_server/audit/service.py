@@ -10,7 +10,7 @@ from cadenya_server.audit import repository
 from cadenya_server.audit.schemas import AuditEvent, AuditEventList
 from cadenya_server.auth.caller import Caller
 from cadenya_server.kit.ids import new_id
-from cadenya_server.kit.pagination import Cursors, id_page, scope_of
+from cadenya_server.kit.pagination import PageRequest, id_page, scope_of
 from cadenya_server.kit.schemas import Pagination
 from cadenya_server.models import AuditEvent as AuditEventRow
 
@@ -38,16 +38,12 @@ def record(
     )
 
 
-def list_events(
-    *, session: Session, cursors: Cursors, caller: Caller, cursor: str, limit: int | None
-) -> AuditEventList:
+def list_events(*, session: Session, caller: Caller, page: PageRequest) -> AuditEventList:
     """One page of the account's audit trail, newest first."""
     scope = scope_of("audit.list", caller.account_id)
     # Newest first: the page continues before the cursor's id.
     rows, next_cursor = id_page(
-        cursors,
-        cursor=cursor,
-        limit=limit,
+        page,
         scope=scope,
         fetch=lambda before, n: repository.page(
             session, account_id=caller.account_id, before=before, limit=n

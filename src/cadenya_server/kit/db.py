@@ -53,10 +53,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # The connection used last has its statements prepared and its caches warm.
         pool_use_lifo=True,
         # psycopg prepares a statement on its fifth run, and PostgreSQL may then plan it
-        # once for any parameters: a walk of the profile search in name order went from
-        # 25 ms to 130 ms on its generic plan. Prepared, but planned for each run's values.
-        # JIT compiles any plan estimated above jit_above_cost, tens of milliseconds
-        # spent again on every run of a count the estimate thinks large.
+        # once for any parameters: a walk of the profile search in name order is several
+        # times slower on its generic plan. Prepared, but planned for each run's values.
+        # JIT compiles any plan estimated above jit_above_cost, and compiles it again on
+        # every run of a count the estimate thinks large (bench/README.md).
         connect_args={"options": "-c plan_cache_mode=force_custom_plan -c jit=off"},
         **kwargs,
     )
@@ -67,10 +67,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def _ping_after_idle(engine: Engine) -> None:
     """Ping a pooled connection before use only if it has been idle a while.
 
-    SQLAlchemy's pool_pre_ping pings at every checkout, a round trip of every
-    request: a transaction of one SELECT outside BEGIN took 0.57 ms with it, 0.42
-    without. A connection used a moment ago is alive, or the server went away within
-    that moment; then the statement fails, SQLAlchemy invalidates the pool, and the
+    SQLAlchemy's pool_pre_ping pings at every checkout, a round trip added to every
+    request (bench/README.md). A connection used a moment ago is alive, or the server
+    went away within that moment; then the statement fails, SQLAlchemy invalidates the pool, and the
     next request reconnects.
     """
 
@@ -159,8 +158,8 @@ class Database:
                 # Begin now, in this call, so the BEGIN sees the write intent.
                 token = _write_intent.set(write)
                 # Under READ COMMITTED every statement takes its own snapshot inside a
-                # transaction too; BEGIN and COMMIT are two round trips (0.27 ms instead of
-                # 0.09 for a SELECT 1 through psycopg here).
+                # transaction too; BEGIN and COMMIT are two round trips more than a lone
+                # statement takes (bench/README.md).
                 alone = statements_alone and self.dialect == "postgresql"
                 try:
                     session.connection(

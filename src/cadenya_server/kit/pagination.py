@@ -6,6 +6,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -85,11 +86,19 @@ def _cut(
     return rows, cursors.encode({"i": id_of(rows[-1])}, scope=scope)
 
 
+@dataclass(frozen=True)
+class PageRequest:
+    """What a list call asks for: the cursor it goes on from ("": the start), its page
+    size, and the codec of cursors."""
+
+    cursors: Cursors
+    cursor: str = ""
+    limit: int | None = None
+
+
 def id_page(
-    cursors: Cursors,
+    page: PageRequest,
     *,
-    cursor: str,
-    limit: int | None,
     scope: str,
     fetch: Callable[[str | None, int], list[T]],
     id_of: Callable[[T], str] = attrgetter("id"),
@@ -98,6 +107,6 @@ def id_page(
 
     `fetch(after, n)` returns up to `n` rows following the id `after` (None: from the start).
     """
-    size = page_size(limit)
-    rows = fetch(_start_after(cursors, cursor, scope=scope), size + 1)
-    return _cut(cursors, rows, size, scope=scope, id_of=id_of)
+    size = page_size(page.limit)
+    rows = fetch(_start_after(page.cursors, page.cursor, scope=scope), size + 1)
+    return _cut(page.cursors, rows, size, scope=scope, id_of=id_of)

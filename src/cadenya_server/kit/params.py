@@ -1,4 +1,4 @@
-"""Parameters declared once: the query parameters every list call shares, and ids.
+"""Parameters many calls share, declared once: pages, label filters, empty bodies, ids.
 
 An id parameter carries its prefixed-ULID shape, so FastAPI refuses a malformed one
 before any database work, and the OpenAPI document states the shape. A malformed id
@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Path, Query
+from fastapi import Body, Depends, Path, Query
 
 from cadenya_server.kit import ids, labels
+from cadenya_server.kit.pagination import PageRequest
+from cadenya_server.kit.runtime import AppRuntime
+from cadenya_server.kit.schemas import EmptyRequest
 
 Cursor = Annotated[str, Query(max_length=2048, description="nextCursor of the previous page")]
 # A negative limit is refused by kit.pagination.page_size, in words of its own.
@@ -30,6 +33,19 @@ LabelFilter = Annotated[
         json_schema_extra={"pattern": labels.FILTER_PATTERN},
     ),
 ]
+# The body of an action that takes no arguments: none, or an empty JSON object.
+NoBody = Annotated[EmptyRequest | None, Body()]
+
+
+# async: trivial work need not hop to the thread pool as sync dependencies do.
+async def _page_request(
+    runtime: AppRuntime, cursor: Cursor = "", limit: Limit = None
+) -> PageRequest:
+    return PageRequest(cursors=runtime.cursors, cursor=cursor, limit=limit)
+
+
+# The cursor and limit of a list call, with the codec of cursors.
+Page = Annotated[PageRequest, Depends(_page_request)]
 
 
 def path_id(prefix: str, *, alias: str, description: str = "") -> Any:

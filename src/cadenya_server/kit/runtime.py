@@ -9,10 +9,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from cadenya_server.auth.jwt_tokens import JwtIssuer
 from cadenya_server.config import Settings
 from cadenya_server.kit.crypto import Keyring
 from cadenya_server.kit.db import Database
+from cadenya_server.kit.jwt_tokens import JwtIssuer
 from cadenya_server.kit.pagination import Cursors
 
 

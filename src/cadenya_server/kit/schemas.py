@@ -104,6 +104,10 @@ LongText = Annotated[
 Labels = Annotated[dict[str, str], Field(json_schema_extra=label_rules.JSON_SCHEMA)]
 
 
+class EmptyRequest(RequestModel):
+    """Actions that take no arguments; a body, if sent, must be an empty JSON object."""
+
+
 class CreateAccountResourceMetadata(RequestModel):
     """The caller's part of a new account-scoped resource's metadata."""
 

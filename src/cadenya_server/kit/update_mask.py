@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from pydantic import AfterValidator, BaseModel, Field
 from pydantic.alias_generators import to_camel, to_snake
 
+from cadenya_server.kit import labels as label_rules
 from cadenya_server.kit.errors import InvalidArgument
+from cadenya_server.kit.schemas import UpdateAccountResourceMetadata
 
 FIELD = "updateMask"
 
@@ -107,3 +109,26 @@ def paths(mask: str, body: BaseModel, *, allowed: frozenset[str]) -> frozenset[s
             FIELD, f"{unknown[0]!r} cannot be updated; use {', '.join(sorted(allowed))}"
         )
     return frozenset(named)
+
+
+class NamedResource(Protocol):
+    """A stored resource with the caller's metadata (a workspace, an API key)."""
+
+    name: str
+    external_id: str
+    labels: dict[str, str]
+
+
+def apply_metadata(
+    row: NamedResource, metadata: UpdateAccountResourceMetadata | None, paths: frozenset[str]
+) -> None:
+    """Set the metadata fields the paths name: a name may not be emptied, labels are checked."""
+    metadata = metadata or UpdateAccountResourceMetadata()
+    if "metadata.name" in paths:
+        if not metadata.name:
+            raise InvalidArgument.field("metadata.name", "must not be empty")
+        row.name = metadata.name
+    if "metadata.externalId" in paths:
+        row.external_id = metadata.external_id
+    if "metadata.labels" in paths:
+        row.labels = label_rules.validate(metadata.labels)

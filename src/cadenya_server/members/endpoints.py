@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cadenya_server.kit.params import Cursor, Limit, path_id
-from cadenya_server.kit.runtime import AppRuntime, DbSession
+from cadenya_server.kit.params import Page, path_id
+from cadenya_server.kit.runtime import DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.members import service
 from cadenya_server.members.schemas import AddMemberRequest, WorkspaceMember, WorkspaceMemberList
@@ -20,19 +20,15 @@ MemberId = path_id("profile", alias="profileId", description="The member's profi
 def list_members(
     caller: WorkspacesReader,
     session: DbSession,
-    runtime: AppRuntime,
+    page: Page,
     workspace_id: WorkspaceId,
-    cursor: Cursor = "",
-    limit: Limit = None,
 ) -> WorkspaceMemberList:
     """Lists a workspace's members in the order they were added."""
     return service.list_members(
         session=session,
-        cursors=runtime.cursors,
         caller=caller,
         workspace_id=workspace_id,
-        cursor=cursor,
-        limit=limit,
+        page=page,
     )
 
 

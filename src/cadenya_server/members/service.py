@@ -7,30 +7,25 @@ from sqlalchemy.orm import Session
 from cadenya_server.audit import service as audit
 from cadenya_server.auth.caller import Caller
 from cadenya_server.kit.errors import FailedPrecondition, NotFound
-from cadenya_server.kit.pagination import Cursors, id_page, scope_of
+from cadenya_server.kit.pagination import PageRequest, id_page, scope_of
 from cadenya_server.kit.schemas import Pagination
 from cadenya_server.members import repository
 from cadenya_server.members.schemas import AddMemberRequest, WorkspaceMember, WorkspaceMemberList
-from cadenya_server.profiles import repository as profiles
-from cadenya_server.user_profiles import service as user_profiles
+from cadenya_server.profiles import service as profiles
 from cadenya_server.workspaces import service as workspaces
 
 
 def list_members(
     *,
     session: Session,
-    cursors: Cursors,
     caller: Caller,
     workspace_id: str,
-    cursor: str,
-    limit: int | None,
+    page: PageRequest,
 ) -> WorkspaceMemberList:
     """One page of a workspace's members, in the order they were added."""
     workspace = workspaces.find_active(session=session, caller=caller, workspace_id=workspace_id)
     rows, next_cursor = id_page(
-        cursors,
-        cursor=cursor,
-        limit=limit,
+        page,
         scope=scope_of("members.list", caller.account_id, workspace.id),
         fetch=lambda after, n: repository.page(
             session, workspace_id=workspace.id, after=after, limit=n
@@ -52,7 +47,9 @@ def add(
     profile_id, email = body.profile_id, body.email
     workspace = workspaces.find_active(session=session, caller=caller, workspace_id=workspace_id)
     if profile_id:
-        profile = profiles.get(session, account_id=caller.account_id, profile_id=profile_id)
+        profile = profiles.find_row(
+            session=session, account_id=caller.account_id, profile_id=profile_id
+        )
         if profile is None:
             raise NotFound(f"profile {profile_id!r} not found")
         if profile.type == "api_key":
@@ -61,7 +58,7 @@ def add(
                 "(POST /v1/account/api_keys/{id}:addWorkspace), not as members"
             )
     else:
-        profile = user_profiles.invite(session=session, caller=caller, email=email)
+        profile = profiles.invite(session=session, caller=caller, email=email)
     member, created = repository.add(
         session,
         account_id=caller.account_id,

@@ -19,9 +19,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, select
-from sqlalchemy import text as sql
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
 
 from cadenya_server.auth.caller import ROLE_ADMIN, ROLE_MEMBER
 from cadenya_server.kit.clock import now
@@ -30,7 +28,9 @@ from cadenya_server.kit.errors import ApiError
 from cadenya_server.kit.ids import new_ids
 from cadenya_server.kit.labels import validate as validate_labels
 from cadenya_server.models import Account, Profile
-from cadenya_server.profiles import index, text
+from cadenya_server.profiles import bulk_writer, text
+from cadenya_server.profiles.schemas import WIRE_TYPES
+from cadenya_server.profiles.search import index
 
 BATCH = 100_000
 # An import that takes an account to this many profiles starts its label gram
@@ -38,10 +38,8 @@ BATCH = 100_000
 LABEL_GRAMS_FROM = 50_000
 # Batches at least this large have their grams counted in a worker process.
 PARALLEL_MIN = 5_000
-# SQLite's page cache for the importer's connection, in KiB: the indexes a batch
-# inserts into at random (emails, names, the search walk) stay in memory.
-SQLITE_CACHE_KIB = 1 << 20
-TYPES = {"user": "user", "api_key": "api_key", "system": "system"}
+# The types a profile is stored with.
+TYPES = frozenset(WIRE_TYPES)
 ROLES = (ROLE_ADMIN, ROLE_MEMBER)
 
 Record = dict[str, Any]
@@ -131,7 +129,7 @@ def _clean(record: Record) -> Record:
     # A type or role the record leaves out keeps what an existing profile has, so
     # re-importing a plain list of names never demotes an administrator.
     if kind:
-        row["type"] = TYPES[kind]
+        row["type"] = kind
     if role or kind not in ("", "user"):
         row["role"] = role if kind in ("", "user") else ROLE_MEMBER
     return row
@@ -183,11 +181,11 @@ def import_records(
     def write(job: _Job) -> None:
         _write_batch(db, account_id, creator, job, report)
         if job.number & (job.number - 1) == 0:
-            _refresh_statistics(db)
+            bulk_writer.refresh_statistics(db)
 
     with (
         _collector_paused(),
-        _sqlite_cache_restored(db),
+        bulk_writer.sqlite_cache_restored(db),
         _GramCounter() as counter,
         _Pipeline(write, on_progress, threaded=db.dialect == "postgresql") as pipeline,
     ):
@@ -353,7 +351,7 @@ def _write_batch(
     ):
         if job.label_grams and not index.label_grams_marked(session, account_id):
             index.mark_label_grams(session, account_id)
-        writer = _Writer(session)
+        writer = bulk_writer.BulkWriter(session)
         # By email: (id, type, name_key, search_text, labels), what the search index holds of it.
         existing = writer.existing(account_id, list(batch))
         new_rows, changed_rows = [], []
@@ -373,8 +371,8 @@ def _write_batch(
         bulk.replacing([existing[r["email_key"]] for r in changed_rows])
         stamp = now()
         if new_rows:
-            # In name order, two of the indexes take the batch in order: a fifth less work
-            # for the database at a million profiles. The ids, which share their time and
+            # In name order, two of the indexes take the batch in order, less work for the
+            # database than at random. The ids, which share their time and
             # differ at random, are handed out in the same order, so the primary keys of
             # profiles and of their labels take it in order too.
             new_rows.sort(key=itemgetter("name_key"))
@@ -399,154 +397,12 @@ def _write_batch(
     report.updated += len(changed_rows)
 
 
-_PROFILE_COLUMNS = (
-    "id, account_id, type, role, name, email, email_key, name_key, search_text, "
-    "external_id, labels, creator_profile_id, created_at, updated_at"
-)
-
-
-class _Writer:
-    """A batch's rows, straight to the driver (SQLite) or by COPY (PostgreSQL).
-
-    The ORM's bulk insert spent longer preparing each row than the database took
-    to store it.
-    """
-
-    def __init__(self, session: Session) -> None:
-        self._connection: Connection = session.connection()
-        self._dialect = self._connection.dialect
-        self._sqlite = self._dialect.name == "sqlite"
-        if self._sqlite:
-            self._connection.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-        else:
-            # The server's connections plan every run of a prepared statement afresh
-            # (kit.db), which PostgreSQL also applies to the foreign keys' checks: a
-            # COPY planned the same lookup once per row, a tenth of the machine's time.
-            self._connection.exec_driver_sql("SET LOCAL plan_cache_mode = auto")
-
-    def existing(self, account_id: str, email_keys: list[str]) -> dict[str, index.IndexedRow]:
-        """The account's profiles with these email keys, by email key."""
-        if self._sqlite:
-            statement = (
-                "SELECT email_key, id, type, name_key, search_text, labels FROM profiles "
-                "WHERE account_id = ? AND email_key IN (SELECT value FROM json_each(?))"
-            )
-            keys: str = json.dumps(email_keys)
-        else:
-            # One text for the keys: psycopg would quote an array element by element.
-            # An email never holds a control character, so none holds a line feed.
-            statement = (
-                "SELECT email_key, id, type, name_key, search_text, labels FROM profiles "
-                "WHERE account_id = %s AND email_key = ANY(string_to_array(%s, E'\\n'))"
-            )
-            keys = "\n".join(email_keys)
-        rows = self._connection.exec_driver_sql(statement, (account_id, keys))
-        return {
-            key: (id_, type_, name_key, text_, json.loads(labels) if self._sqlite else labels)
-            for key, id_, type_, name_key, text_, labels in rows
-        }
-
-    def insert_profiles(
-        self, rows: list[Record], *, account_id: str, creator: str, stamp: Any
-    ) -> None:
-        if self._sqlite:
-            stamp = self._bind("created_at", stamp)
-        values = [
-            (
-                r["id"],
-                account_id,
-                r["type"],
-                r["role"],
-                r["name"],
-                r["email"],
-                r["email_key"],
-                r["name_key"],
-                r["search_text"],
-                r["external_id"],
-                r["labels_json"],
-                creator,
-                stamp,
-                stamp,
-            )
-            for r in rows
-        ]
-        if self._sqlite:
-            self._connection.exec_driver_sql(
-                f"INSERT INTO profiles ({_PROFILE_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                values,
-            )
-        else:
-            self._copy(f"COPY profiles ({_PROFILE_COLUMNS}) FROM STDIN", values)
-
-    def update_profiles(self, rows: list[Record], *, stamp: Any) -> None:
-        """Rewrite profiles by id; a role the row leaves out stays as it is."""
-        mark = "?" if self._sqlite else "%s"
-        labels = mark if self._sqlite else "%s::jsonb"
-        self._connection.exec_driver_sql(
-            f"UPDATE profiles SET type = {mark}, role = coalesce({mark}, role), name = {mark}, "
-            f"email = {mark}, email_key = {mark}, name_key = {mark}, search_text = {mark}, "
-            f"external_id = {mark}, labels = {labels}, updated_at = {mark} WHERE id = {mark}",
-            [
-                (
-                    r["type"],
-                    r.get("role"),
-                    r["name"],
-                    r["email"],
-                    r["email_key"],
-                    r["name_key"],
-                    r["search_text"],
-                    r["external_id"],
-                    r["labels_json"],
-                    self._bind("updated_at", stamp) if self._sqlite else stamp,
-                    r["id"],
-                )
-                for r in rows
-            ],
-        )
-        ids = [r["id"] for r in rows]
-        if self._sqlite:
-            self._connection.exec_driver_sql(
-                "DELETE FROM profile_labels WHERE profile_id IN (SELECT value FROM json_each(?))",
-                (json.dumps(ids),),
-            )
-        else:
-            self._connection.exec_driver_sql(
-                "DELETE FROM profile_labels WHERE profile_id = ANY(%s)", (ids,)
-            )
-
-    def insert_labels(self, rows: list[tuple[str, str, str, str, str, str]]) -> None:
-        """(profile id, account id, key, value, name_key, search_text) rows."""
-        if not rows:
-            return
-        columns = "profile_id, account_id, key, value, name_key, search_text"
-        if self._sqlite:
-            self._connection.exec_driver_sql(
-                f"INSERT INTO profile_labels ({columns}) VALUES (?, ?, ?, ?, ?, ?)", rows
-            )
-        else:
-            self._copy(f"COPY profile_labels ({columns}) FROM STDIN", rows)
-
-    def _bind(self, column: str, value: Any) -> Any:
-        """A value as the column's type stores it (SQLite keeps datetimes as text)."""
-        type_ = Profile.__table__.c[column].type.dialect_impl(self._dialect)
-        process = type_.bind_processor(self._dialect)
-        return process(value) if process else value
-
-    def _copy(self, statement: str, rows: list[tuple[Any, ...]]) -> None:
-        cursor = self._connection.connection.driver_connection.cursor()
-        with cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
-
-
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """No cyclic garbage collection while the import runs.
 
     The two batches in flight are some 300,000 dicts and tuples, none of them in
-    a cycle, which the collector would walk over and over: 7 s of a million
-    profiles on SQLite, where nothing else runs meanwhile.
+    a cycle, which the collector would walk over and over (bench/README.md).
     """
     if not gc.isenabled():
         yield
@@ -556,30 +412,3 @@ def _collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-@contextmanager
-def _sqlite_cache_restored(db: Database) -> Iterator[None]:
-    """The connection's own page cache size again after the import's (see _Writer)."""
-    if db.dialect != "sqlite":
-        yield
-        return
-    with db.transaction(write=False) as session:
-        size = session.connection().exec_driver_sql("PRAGMA cache_size").scalar()
-    try:
-        yield
-    finally:
-        with db.transaction(write=False) as session:
-            session.connection().exec_driver_sql(f"PRAGMA cache_size = {int(size)}")
-
-
-def _refresh_statistics(db: Database) -> None:
-    """Fresh PostgreSQL planner statistics for the profiles table."""
-    # A bulk load outruns autovacuum. While the statistics still see the account as
-    # small, PostgreSQL plans each batch's email lookup as a scan of the whole
-    # account, so every batch is slower than the last (100k rows: 3 minutes instead
-    # of 25 s). Refreshed after batches 1, 2, 4, 8, … they stay within a factor of
-    # two of the truth for a handful of ANALYZEs.
-    if db.dialect == "postgresql":
-        with db.transaction() as session:
-            session.execute(sql("ANALYZE profiles"))

@@ -1,4 +1,4 @@
-"""Profiles on the wire."""
+"""Profiles on the wire: the client's Profile shape, and user profiles with their role."""
 
 from __future__ import annotations
 
@@ -7,14 +7,22 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 import pydantic_core
+from pydantic import ConfigDict, Field
 
+from cadenya_server.auth.caller import ROLE_ADMIN, ROLE_MEMBER
+from cadenya_server.kit import update_mask
 from cadenya_server.kit.clock import rfc3339
 from cadenya_server.kit.schemas import (
     AccountResourceMetadata,
     AccountResourceRow,
+    Labels,
     Pagination,
+    RequestModel,
+    ShortText,
     WireModel,
 )
+from cadenya_server.models import Profile as ProfileModel
+from cadenya_server.profiles.text import Email
 
 
 class ProfileType(StrEnum):
@@ -34,7 +42,7 @@ WIRE_TYPES = {stored: wire for wire, stored in STORED_TYPES.items()}
 
 
 class ProfileRow(AccountResourceRow, Protocol):
-    """A stored profile: the ORM's, or a row of profiles.repository.PAGE_COLUMNS."""
+    """A stored profile: the ORM's, or a row of profiles.search.planner.PAGE_COLUMNS."""
 
     type: str
     email: str
@@ -58,6 +66,13 @@ class Profile(WireModel):
         )
 
 
+def nobody() -> Profile:
+    """The createdBy of a resource whose creator is not shown or no longer exists."""
+    return Profile(
+        metadata=AccountResourceMetadata.empty(), spec=ProfileSpec(type=ProfileType.UNSPECIFIED)
+    )
+
+
 class ProfileList(WireModel):
     items: list[Profile]
     pagination: Pagination
@@ -67,8 +82,8 @@ class ProfileList(WireModel):
         """The JSON of the list of these rows' profiles, as model_dump_json(by_alias=True)
         writes it, without building the models.
 
-        For the profile search, which renders fifty per keystroke: validating 150 models
-        took about half a millisecond of each call in the server.
+        For the profile search, which renders fifty per keystroke: validating the models
+        is a large share of each call in the server (bench/README.md).
         """
         return pydantic_core.to_json(
             {
@@ -97,3 +112,88 @@ def _profile_data(row: ProfileRow) -> dict[str, Any]:
 class WhoamiResponse(WireModel):
     profile: Profile
     default_workspace: AccountResourceMetadata
+
+
+class Role(StrEnum):
+    ADMIN = ROLE_ADMIN
+    MEMBER = ROLE_MEMBER
+
+
+class UserProfileSpec(ProfileSpec):
+    role: str = Field(
+        "",
+        description='`admin` or `member` for users and system profiles; "" for API keys, '
+        "whose permissions are their scopes.",
+    )
+
+
+class UserProfile(WireModel):
+    """A Profile as the profile search returns it, with `spec.role` added."""
+
+    metadata: AccountResourceMetadata
+    spec: UserProfileSpec
+
+    @classmethod
+    def of(cls, row: ProfileModel) -> UserProfile:
+        base = Profile.of(row)
+        role = "" if row.type == "api_key" else row.role
+        return cls(
+            metadata=base.metadata,
+            spec=UserProfileSpec(**base.spec.model_dump(), role=role),
+        )
+
+
+# metadata.name and spec.name are one field: the document asks for one of the two (the
+# server also takes both when they agree, which a schema cannot say).
+ONE_NAME = {
+    "not": {
+        "required": ["metadata", "spec"],
+        "properties": {
+            "metadata": {"type": "object", "required": ["name"]},
+            "spec": {"type": "object", "required": ["name"]},
+        },
+    }
+}
+
+
+class UserProfileMetadataInput(RequestModel):
+    """`name` is the same field as `spec.name`; give either, or both with one value."""
+
+    name: ShortText = ""
+    external_id: ShortText = ""
+    labels: Labels = {}
+
+
+class CreateUserProfileSpec(RequestModel):
+    email: Email = Field(description="Unique in the account, case-insensitively")
+    name: ShortText = ""
+    role: Role = Role.MEMBER
+
+
+class CreateUserProfileRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra=ONE_NAME)
+
+    metadata: UserProfileMetadataInput = UserProfileMetadataInput()
+    spec: CreateUserProfileSpec
+
+
+class UpdateUserProfileSpec(RequestModel):
+    name: ShortText = ""
+    role: Role | None = None
+
+
+# metadata.name and spec.name are the same field.
+UPDATABLE = frozenset(
+    {"metadata.name", "spec.name", "metadata.externalId", "metadata.labels", "spec.role"}
+)
+ProfileMask = update_mask.mask_of(UPDATABLE)
+
+
+class UpdateUserProfileRequest(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={**update_mask.named_means_given("spec.role"), **ONE_NAME}
+    )
+
+    metadata: UserProfileMetadataInput | None = None
+    spec: UpdateUserProfileSpec | None = None
+    update_mask: ProfileMask = ""

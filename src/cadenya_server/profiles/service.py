@@ -1,22 +1,35 @@
-"""Profile search and whoami."""
+"""Profiles: the search, whoami, and administrators adding, changing and removing people."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy.orm import Session
 
-from cadenya_server.auth.caller import Caller
-from cadenya_server.kit.errors import NotFound
+from cadenya_server.audit import service as audit
+from cadenya_server.auth.caller import ROLE_ADMIN, ROLE_MEMBER, Caller
+from cadenya_server.kit import labels as label_rules
+from cadenya_server.kit import update_mask
+from cadenya_server.kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from cadenya_server.kit.labels import parse_filter
 from cadenya_server.kit.pagination import Cursors, page_size, scope_of
 from cadenya_server.kit.schemas import AccountResourceMetadata
+from cadenya_server.models import Profile as ProfileRow
 from cadenya_server.profiles import repository, text
 from cadenya_server.profiles.schemas import (
     STORED_TYPES,
+    UPDATABLE,
+    CreateUserProfileRequest,
     Profile,
     ProfileList,
     ProfileType,
+    UpdateUserProfileRequest,
+    UpdateUserProfileSpec,
+    UserProfile,
+    UserProfileMetadataInput,
     WhoamiResponse,
 )
+from cadenya_server.profiles.search import planner
 from cadenya_server.workspaces import service as workspaces
 from cadenya_server.workspaces.schemas import Workspace
 
@@ -35,7 +48,7 @@ def search(
     """One page of the account's profiles matching a search, with the exact total, as the
     JSON of a ProfileList."""
     size = page_size(limit)
-    search = repository.SearchFilter(
+    search = planner.SearchFilter(
         account_id=caller.account_id,
         needle=query.lower(),
         type=STORED_TYPES.get(type) if type else None,
@@ -56,10 +69,11 @@ def search(
     if text.has_control(search.needle):
         # Stored names and emails never hold control characters.
         return ProfileList.render([], next_cursor="", total=0)
+    plan = planner.Plan(session, search)
     if total is None:
         # Counted on the first page only; later pages carry it in the cursor.
-        total = repository.search_count(session, search)
-    rows = repository.search_page(session, search, after=after, limit=size + 1, total=total)
+        total = plan.count()
+    rows = plan.page(after=after, limit=size + 1, total=total)
     next_cursor = ""
     if len(rows) > size:
         rows = rows[:size]
@@ -80,3 +94,227 @@ def whoami(*, session: Session, caller: Caller) -> WhoamiResponse:
             Workspace.of(workspace).metadata if workspace else AccountResourceMetadata.empty()
         ),
     )
+
+
+API_KEY = "api_key"
+
+
+def _one_name(*names: str) -> str:
+    """metadata.name and spec.name are one field: given twice, they must agree."""
+    given = {name for name in names if name}
+    if len(given) > 1:
+        raise InvalidArgument.field(
+            "spec.name", "metadata.name and spec.name name the same field; they differ"
+        )
+    return given.pop() if given else ""
+
+
+def _taken(email: str) -> AlreadyExists:
+    return AlreadyExists(f"a profile with the email {email!r} already exists in this account")
+
+
+def create(*, session: Session, caller: Caller, body: CreateUserProfileRequest) -> UserProfile:
+    """A new user profile; 409 when the email is already used in the account."""
+    email = body.spec.email
+    name = _one_name(body.metadata.name, body.spec.name)
+    labels = label_rules.validate(body.metadata.labels)
+    if repository.by_email(session, account_id=caller.account_id, email=email) is not None:
+        raise _taken(email)
+    row = repository.add_user(
+        session,
+        account_id=caller.account_id,
+        name=name,
+        email=email,
+        role=body.spec.role.value,
+        external_id=body.metadata.external_id,
+        labels=labels,
+        creator_profile_id=caller.profile_id,
+    )
+    if row is None:
+        raise _taken(email)
+    audit.record(
+        session,
+        caller=caller,
+        action="profile.create",
+        resource_id=row.id,
+        details={"role": row.role},
+    )
+    return UserProfile.of(row)
+
+
+def invite(*, session: Session, caller: Caller, email: str) -> ProfileRow:
+    """The account's profile with this email, or a new user profile (role member) for it."""
+    existing = repository.by_email(session, account_id=caller.account_id, email=email)
+    if existing is not None:
+        return existing
+    row = repository.add_user(
+        session,
+        account_id=caller.account_id,
+        name="",
+        email=email,
+        role=ROLE_MEMBER,
+        creator_profile_id=caller.profile_id,
+    )
+    if row is None:
+        # Invited by a concurrent call a moment ago.
+        row = repository.by_email(session, account_id=caller.account_id, email=email)
+        if row is None:
+            raise _taken(email)
+        return row
+    audit.record(
+        session,
+        caller=caller,
+        action="profile.create",
+        resource_id=row.id,
+        details={"role": row.role, "invited": True},
+    )
+    return row
+
+
+def _find(session: Session, caller: Caller, profile_id: str) -> ProfileRow:
+    row = repository.get(session, account_id=caller.account_id, profile_id=profile_id)
+    if row is None:
+        raise NotFound(f"profile {profile_id!r} not found")
+    return row
+
+
+def _not_an_api_key(row: ProfileRow) -> None:
+    if row.type == API_KEY:
+        raise FailedPrecondition(
+            "this profile belongs to an API key; manage it under /v1/account/api_keys"
+        )
+
+
+def _keep_an_administrator(session: Session, row: ProfileRow) -> None:
+    """400 when `row` is the account's last administrator."""
+    if row.type != repository.USER or row.role != ROLE_ADMIN:
+        return
+    admins = repository.lock_admin_ids(session, account_id=row.account_id)
+    if admins == [row.id]:
+        raise FailedPrecondition(
+            "this is the account's last administrator; make another profile admin first"
+        )
+
+
+def _not_the_callers_own(caller: Caller, profile_id: str, *, what: str) -> None:
+    """400 when an administrator would remove or demote their own profile: they would be
+    locked out (another administrator can)."""
+    if caller.profile_id == profile_id:
+        raise FailedPrecondition(
+            f"a profile cannot {what} itself: the caller would be locked out; "
+            "ask another administrator"
+        )
+
+
+def get(*, session: Session, caller: Caller, profile_id: str) -> UserProfile:
+    """Any profile of the account (users, API keys, system), with its role."""
+    return UserProfile.of(_find(session, caller, profile_id))
+
+
+def update(
+    *, session: Session, caller: Caller, profile_id: str, body: UpdateUserProfileRequest
+) -> UserProfile:
+    """Change the name, external id, labels or role the update mask names."""
+    paths = update_mask.paths(body.update_mask, body, allowed=UPDATABLE)
+    metadata = body.metadata or UserProfileMetadataInput()
+    spec = body.spec or UpdateUserProfileSpec()
+    if "spec.role" in paths and spec.role is None:
+        raise InvalidArgument.field("spec.role", "must be admin or member")
+    row = _find(session, caller, profile_id)
+    _not_an_api_key(row)
+    names = {"metadata.name": metadata.name, "spec.name": spec.name}
+    if named := [name for field, name in names.items() if field in paths]:
+        repository.set_text(row, name=_one_name(*named), email=row.email)
+    if "metadata.externalId" in paths:
+        row.external_id = metadata.external_id
+    if "metadata.labels" in paths:
+        repository.set_labels(session, row, label_rules.validate(metadata.labels))
+    if "spec.role" in paths and spec.role != row.role:
+        if spec.role != ROLE_ADMIN:
+            _not_the_callers_own(caller, row.id, what="demote")
+            _keep_an_administrator(session, row)
+        row.role = spec.role.value
+    if paths:
+        audit.record(
+            session,
+            caller=caller,
+            action="profile.update",
+            resource_id=row.id,
+            details={"fields": sorted(paths), "role": row.role},
+        )
+    return UserProfile.of(row)
+
+
+def delete(*, session: Session, caller: Caller, profile_id: str) -> None:
+    """Remove a user profile and its workspace memberships; never the last administrator."""
+    _not_the_callers_own(caller, profile_id, what="remove")
+    row = _find(session, caller, profile_id)
+    _not_an_api_key(row)
+    _keep_an_administrator(session, row)
+    repository.remove(session, row)
+    audit.record(session, caller=caller, action="profile.delete", resource_id=profile_id)
+
+
+# --- For the other features ------------------------------------------------------------
+
+
+def add_row(
+    *,
+    session: Session,
+    account_id: str,
+    type: str,
+    name: str,
+    email: str,
+    role: str = ROLE_MEMBER,
+    labels: dict[str, str] | None = None,
+    external_id: str = "",
+    creator_profile_id: str = "",
+) -> ProfileRow:
+    """A new profile (an account's first administrator, an API key's), already checked."""
+    return repository.add(
+        session,
+        account_id=account_id,
+        type=type,
+        name=name,
+        email=email,
+        role=role,
+        labels=labels,
+        external_id=external_id,
+        creator_profile_id=creator_profile_id,
+    )
+
+
+def find_row(*, session: Session, account_id: str, profile_id: str) -> ProfileRow | None:
+    """A profile of this account, or None (also for another account's id)."""
+    return repository.get(session, account_id=account_id, profile_id=profile_id)
+
+
+def creators(
+    *, session: Session, account_id: str, profile_ids: Iterable[str]
+) -> dict[str, Profile]:
+    """These profiles of this account by id, as the wire shows a resource's creator."""
+    rows = repository.by_ids(session, account_id=account_id, profile_ids=profile_ids)
+    return {profile_id: Profile.of(row) for profile_id, row in rows.items()}
+
+
+def mirror_api_key(
+    *,
+    session: Session,
+    account_id: str,
+    profile_id: str,
+    name: str,
+    external_id: str,
+    labels: dict[str, str],
+) -> None:
+    """An API key's profile carries the key's name, external id and labels."""
+    profile = repository.get(session, account_id=account_id, profile_id=profile_id)
+    if profile is None:
+        return
+    repository.set_text(profile, name=name, email="")
+    profile.external_id = external_id
+    repository.set_labels(session, profile, labels)
+
+
+def remove_row(*, session: Session, profile_id: str) -> None:
+    """Delete a profile by id (an API key's, after the key)."""
+    repository.delete_by_id(session, profile_id)

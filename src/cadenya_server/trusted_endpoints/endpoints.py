@@ -9,8 +9,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from cadenya_server.auth.dependencies import AdminCaller
-from cadenya_server.kit.params import Cursor, LabelFilter, Limit, path_id
-from cadenya_server.kit.runtime import AppRuntime, DbSession
+from cadenya_server.kit.params import LabelFilter, Page, path_id
+from cadenya_server.kit.runtime import DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.trusted_endpoints import service
 from cadenya_server.trusted_endpoints.schemas import (
@@ -30,18 +30,14 @@ EndpointId = path_id("endpoint", alias="id")
 def list_trusted_endpoints(
     caller: AdminCaller,
     session: DbSession,
-    runtime: AppRuntime,
-    cursor: Cursor = "",
-    limit: Limit = None,
+    page: Page,
     labels: LabelFilter = None,
 ) -> TrustedEndpointList:
     """Lists the account's trusted endpoints, oldest first."""
     return service.list_endpoints(
         session=session,
-        cursors=runtime.cursors,
         caller=caller,
-        cursor=cursor,
-        limit=limit,
+        page=page,
         labels=labels,
     )
 

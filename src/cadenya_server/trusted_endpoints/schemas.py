@@ -6,7 +6,6 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from cadenya_server.api_keys.schemas import nobody
 from cadenya_server.kit.schemas import (
     AccountResourceMetadata,
     CreateAccountResourceMetadata,
@@ -15,7 +14,7 @@ from cadenya_server.kit.schemas import (
     WireModel,
 )
 from cadenya_server.models import TrustedEndpoint as TrustedEndpointRow
-from cadenya_server.profiles.schemas import Profile
+from cadenya_server.profiles.schemas import Profile, nobody
 from cadenya_server.trusted_endpoints import hosts
 
 

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from cadenya_server.api_keys import repository as api_keys
-from cadenya_server.api_keys.schemas import nobody
 from cadenya_server.audit import service as audit
 from cadenya_server.auth.caller import Caller
 from cadenya_server.kit import labels as label_rules
 from cadenya_server.kit.errors import AlreadyExists, InvalidArgument, NotFound
 from cadenya_server.kit.ids import new_id
 from cadenya_server.kit.labels import parse_filter
-from cadenya_server.kit.pagination import Cursors, id_page, scope_of
+from cadenya_server.kit.pagination import PageRequest, id_page, scope_of
 from cadenya_server.kit.schemas import Pagination
 from cadenya_server.models import TrustedEndpoint as TrustedEndpointRow
-from cadenya_server.profiles.schemas import Profile
+from cadenya_server.profiles import service as profiles
+from cadenya_server.profiles.schemas import nobody
 from cadenya_server.trusted_endpoints import hosts, repository
 from cadenya_server.trusted_endpoints.schemas import (
     CreateTrustedEndpointRequest,
@@ -29,16 +28,13 @@ from cadenya_server.trusted_endpoints.schemas import (
 def _render(
     session: Session, caller: Caller, rows: list[TrustedEndpointRow]
 ) -> list[TrustedEndpoint]:
-    creators = api_keys.profiles(
-        session, account_id=caller.account_id, profile_ids={r.creator_profile_id for r in rows}
+    creators = profiles.creators(
+        session=session,
+        account_id=caller.account_id,
+        profile_ids={r.creator_profile_id for r in rows},
     )
     return [
-        TrustedEndpoint.of(
-            row,
-            created_by=Profile.of(creators[row.creator_profile_id])
-            if row.creator_profile_id in creators
-            else nobody(),
-        )
+        TrustedEndpoint.of(row, created_by=creators.get(row.creator_profile_id) or nobody())
         for row in rows
     ]
 
@@ -53,19 +49,15 @@ def _find(session: Session, caller: Caller, endpoint_id: str) -> TrustedEndpoint
 def list_endpoints(
     *,
     session: Session,
-    cursors: Cursors,
     caller: Caller,
-    cursor: str,
-    limit: int | None,
+    page: PageRequest,
     labels: str | None,
 ) -> TrustedEndpointList:
     """One page of the account's trusted endpoints, oldest first."""
     where = repository.EndpointFilter(account_id=caller.account_id, labels=parse_filter(labels))
     scope = scope_of("trusted_endpoints.list", where.account_id, sorted(where.labels.items()))
     rows, next_cursor = id_page(
-        cursors,
-        cursor=cursor,
-        limit=limit,
+        page,
         scope=scope,
         fetch=lambda after, n: repository.page(session, where, after=after, limit=n),
     )

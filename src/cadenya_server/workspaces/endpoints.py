@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from cadenya_server.kit.params import Cursor, LabelFilter, Limit
-from cadenya_server.kit.runtime import AppRuntime, DbSession
+from cadenya_server.kit.params import LabelFilter, Page
+from cadenya_server.kit.runtime import DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.workspaces import service
 from cadenya_server.workspaces.auth import WorkspaceId, WorkspacesManager, WorkspacesReader
@@ -26,9 +26,7 @@ router = APIRouter(prefix="/v1", tags=["Workspaces"])
 def list_account_workspaces(
     caller: WorkspacesReader,
     session: DbSession,
-    runtime: AppRuntime,
-    cursor: Cursor = "",
-    limit: Limit = None,
+    page: Page,
     include_archived: Annotated[
         bool, Query(alias="includeArchived", description="Also list archived workspaces")
     ] = False,
@@ -37,10 +35,8 @@ def list_account_workspaces(
     """Lists the account's workspaces, oldest first."""
     return service.list_account(
         session=session,
-        cursors=runtime.cursors,
         caller=caller,
-        cursor=cursor,
-        limit=limit,
+        page=page,
         include_archived=include_archived,
         labels=labels,
     )
@@ -93,9 +89,7 @@ def archive_workspace(
 def list_workspaces(
     caller: WorkspacesReader,
     session: DbSession,
-    runtime: AppRuntime,
-    cursor: Cursor = "",
-    limit: Limit = None,
+    page: Page,
     labels: LabelFilter = None,
     sort_order: Annotated[
         SortOrder, Query(alias="sortOrder", description="By creation time; default asc")
@@ -117,10 +111,8 @@ def list_workspaces(
     """
     return service.list_reachable(
         session=session,
-        cursors=runtime.cursors,
         caller=caller,
-        cursor=cursor,
-        limit=limit,
+        page=page,
         labels=labels,
         sort_order=sort_order,
     )

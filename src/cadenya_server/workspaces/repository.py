@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, func, select
@@ -131,3 +132,14 @@ def get(session: Session, *, account_id: str, workspace_id: str) -> Workspace | 
     return session.scalars(
         select(Workspace).where(Workspace.id == workspace_id, Workspace.account_id == account_id)
     ).one_or_none()
+
+
+def by_ids(session: Session, *, account_id: str, workspace_ids: Iterable[str]) -> list[Workspace]:
+    """These workspaces of this account, any status; ids of other accounts are left out."""
+    return list(
+        session.scalars(
+            select(Workspace).where(
+                Workspace.account_id == account_id, Workspace.id.in_(list(workspace_ids))
+            )
+        )
+    )

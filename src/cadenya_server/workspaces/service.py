@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from sqlalchemy.orm import Session
@@ -13,12 +14,11 @@ from cadenya_server.kit import update_mask
 from cadenya_server.kit.clock import now
 from cadenya_server.kit.errors import (
     FailedPrecondition,
-    InvalidArgument,
     NotFound,
     PermissionDenied,
 )
-from cadenya_server.kit.pagination import Cursors, id_page, scope_of
-from cadenya_server.kit.schemas import Pagination, UpdateAccountResourceMetadata
+from cadenya_server.kit.pagination import PageRequest, id_page, scope_of
+from cadenya_server.kit.schemas import Pagination
 from cadenya_server.models import Workspace as WorkspaceRow
 from cadenya_server.workspaces import repository
 from cadenya_server.workspaces.schemas import (
@@ -35,17 +35,13 @@ from cadenya_server.workspaces.schemas import (
 def _page(
     *,
     session: Session,
-    cursors: Cursors,
     where: repository.WorkspaceFilter,
     scope: str,
-    cursor: str,
-    limit: int | None,
+    page: PageRequest,
     descending: bool = False,
 ) -> WorkspaceList:
     rows, next_cursor = id_page(
-        cursors,
-        cursor=cursor,
-        limit=limit,
+        page,
         scope=scope,
         fetch=lambda after, n: repository.page(
             session, where, after=after, limit=n, descending=descending
@@ -60,10 +56,8 @@ def _page(
 def list_account(
     *,
     session: Session,
-    cursors: Cursors,
     caller: Caller,
-    cursor: str,
-    limit: int | None,
+    page: PageRequest,
     include_archived: bool,
     labels: str | None,
 ) -> WorkspaceList:
@@ -79,18 +73,14 @@ def list_account(
         where.include_archived,
         sorted(where.labels.items()),
     )
-    return _page(
-        session=session, cursors=cursors, where=where, scope=scope, cursor=cursor, limit=limit
-    )
+    return _page(session=session, page=page, where=where, scope=scope)
 
 
 def list_reachable(
     *,
     session: Session,
-    cursors: Cursors,
     caller: Caller,
-    cursor: str,
-    limit: int | None,
+    page: PageRequest,
     labels: str | None,
     sort_order: SortOrder,
 ) -> WorkspaceList:
@@ -106,11 +96,9 @@ def list_reachable(
     )
     return _page(
         session=session,
-        cursors=cursors,
+        page=page,
         where=where,
         scope=scope,
-        cursor=cursor,
-        limit=limit,
         descending=sort_order is SortOrder.DESC,
     )
 
@@ -178,16 +166,8 @@ def update(
     """Change the fields the update mask names (or, without one, those in the body)."""
     paths = update_mask.paths(body.update_mask, body, allowed=UPDATABLE)
     row = find_active(session=session, caller=caller, workspace_id=workspace_id)
-    metadata = body.metadata or UpdateAccountResourceMetadata()
     spec = body.spec or WorkspaceSpecInput()
-    if "metadata.name" in paths:
-        if not metadata.name:
-            raise InvalidArgument.field("metadata.name", "must not be empty")
-        row.name = metadata.name
-    if "metadata.externalId" in paths:
-        row.external_id = metadata.external_id
-    if "metadata.labels" in paths:
-        row.labels = label_rules.validate(metadata.labels)
+    update_mask.apply_metadata(row, body.metadata, paths)
     if "spec.description" in paths:
         row.description = spec.description
     if paths:
@@ -217,3 +197,34 @@ def archive(*, session: Session, caller: Caller, workspace_id: str) -> None:
     row.status = repository.ARCHIVED
     row.archived_at = now()
     audit.record(session, caller=caller, action="workspace.archive", resource_id=row.id)
+
+
+# --- For the other features ------------------------------------------------------------
+
+ARCHIVED = repository.ARCHIVED
+
+
+def add_row(
+    *, session: Session, account_id: str, name: str, creator_profile_id: str
+) -> WorkspaceRow:
+    """A new workspace (an account's first), already checked."""
+    return repository.add(
+        session, account_id=account_id, name=name, creator_profile_id=creator_profile_id
+    )
+
+
+def active_rows(*, session: Session, account_id: str) -> list[WorkspaceRow]:
+    """The account's workspaces that are not archived, oldest first."""
+    return repository.list_active(session, account_id=account_id)
+
+
+def find_row(*, session: Session, account_id: str, workspace_id: str) -> WorkspaceRow | None:
+    """A workspace of this account (archived ones included), or None."""
+    return repository.get(session, account_id=account_id, workspace_id=workspace_id)
+
+
+def rows_by_ids(
+    *, session: Session, account_id: str, workspace_ids: Iterable[str]
+) -> list[WorkspaceRow]:
+    """These workspaces of this account, any status; ids of other accounts are left out."""
+    return repository.by_ids(session, account_id=account_id, workspace_ids=workspace_ids)

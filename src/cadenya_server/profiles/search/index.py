@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -30,7 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from cadenya_server.models import Profile, ProfileSearchAccount, profile_search_bulk
-from cadenya_server.profiles import grams
+from cadenya_server.profiles.search import grams
 
 # What marks a bulk transaction on PostgreSQL (migration 0007).
 BULK_SETTING = "cadenya.search_bulk"
@@ -184,6 +185,14 @@ class BulkIndex:
         )
 
 
+def facet_token(facet_id: int) -> str:
+    """The FTS5 token of a facet: three private-use characters (migration 0003)."""
+    return "".join(
+        chr(0xE000 + part)
+        for part in (facet_id % 6400, facet_id // 6400 % 6400, facet_id // 40960000)
+    )
+
+
 class _Facets:
     """The facet tokens of profiles: one token per type and label (migration 0003)."""
 
@@ -213,11 +222,7 @@ class _Facets:
         if tokens is None:
             ids = {self._ids[f"type:{type_}"]}
             ids.update(self._ids[f"label:{k}={v}"] for k, v in labels.items())
-            # Three private-use characters per facet, in facet id order.
-            tokens = " ".join(
-                chr(57344 + n % 6400) + chr(57344 + n // 6400 % 6400) + chr(57344 + n // 40960000)
-                for n in sorted(ids)
-            )
+            tokens = " ".join(facet_token(n) for n in sorted(ids))
             self._tokens[key] = tokens
         return tokens
 
@@ -442,8 +447,12 @@ def _copy_into_temporary(connection: Connection, table: str, rows: list[tuple]) 
     by element in Python.
     """
     connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {table} ON COMMIT DROP")
-    name = table.partition(" ")[0]
+    copy_rows(connection, f"COPY {table.partition(' ')[0]} FROM STDIN", rows)
+
+
+def copy_rows(connection: Connection, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Rows into PostgreSQL by a `COPY … FROM STDIN` statement, through psycopg's cursor."""
     cursor = connection.connection.driver_connection.cursor()
-    with cursor, cursor.copy(f"COPY {name} FROM STDIN") as copy:
+    with cursor, cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row(row)

@@ -113,9 +113,9 @@ def additions(rows: Iterable[Row], *, labels: LabelChanges | None = None) -> dic
     """
     # Profiles of one type and one set of labels add to the same counts: they are counted
     # together, a group at a time, and each group into its type's counts and its labels'
-    # at the end. Counted in name order, each profile into its own group's counts (the bench
-    # has about a hundred), 100,000 profiles took 6.0 s against 4.2 group by group, where
-    # one group's counts stay in the processor's cache. Past MAX_GROUPS sets of labels, a
+    # at the end. Group by group, one group's counts stay in the processor's cache, which
+    # profiles counted in name order, each into its own group's counts, do not (the bench
+    # has about a hundred groups; bench/README.md). Past MAX_GROUPS sets of labels, a
     # profile with a new one joins its type's strays, whose labels are counted one by one.
     groups: dict[tuple[str, tuple[tuple[str, str], ...] | None], list[Row]] = {}
     for row in rows:

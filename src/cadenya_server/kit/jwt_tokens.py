@@ -32,6 +32,8 @@ class InvalidToken(Exception):
 
 @dataclass(frozen=True)
 class TokenClaims:
+    """What a verified token says: the profile it speaks for, its account, its id."""
+
     profile_id: str
     account_id: str
     jti: str
@@ -39,6 +41,8 @@ class TokenClaims:
 
 @dataclass(frozen=True)
 class JwtIssuer:
+    """Mints and verifies the server's tokens with the keyring's signing key."""
+
     keyring: Keyring
     issuer: str
     audience: str

@@ -1,0 +1,58 @@
+"""Every query of authentication: a key by its token's hash, a token's profile, a key's use.
+
+These read the api_keys and profiles tables directly, below both features: every
+request authenticates, and the features build on the caller it yields.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, bindparam, or_, select, update
+from sqlalchemy.orm import Session
+
+from cadenya_server.models import ApiKey, Profile
+
+# last_used_at is rewritten at most this often, so a busy key does not turn
+# every read into a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+# Every request runs one of these: built once, read as plain rows. Through the ORM
+# (a statement built per call, an instance loaded into the session) authenticating
+# by API key cost a measurable share of every request (bench/README.md).
+_KEY_BY_HASH = select(
+    ApiKey.id,
+    ApiKey.account_id,
+    ApiKey.profile_id,
+    ApiKey.permissions,
+    ApiKey.enabled,
+    ApiKey.expires_at,
+    ApiKey.last_used_at,
+).where(ApiKey.token_hash == bindparam("token_hash"))
+_PROFILE_BY_ID = select(Profile.id, Profile.account_id, Profile.type, Profile.role).where(
+    Profile.id == bindparam("profile_id")
+)
+
+
+def key_by_hash(session: Session, token_hash: str) -> Row[Any] | None:
+    """The key whose token has this hash, as a plain row, or None."""
+    return session.execute(_KEY_BY_HASH, {"token_hash": token_hash}).one_or_none()
+
+
+def profile_by_id(session: Session, profile_id: str) -> Row[Any] | None:
+    """A profile's id, account, type and role, as a plain row, or None."""
+    return session.execute(_PROFILE_BY_ID, {"profile_id": profile_id}).one_or_none()
+
+
+def touch(session: Session, *, api_key_id: str, at: datetime) -> None:
+    """Note a use at `at`, unless a use within the resolution is already noted."""
+    session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == api_key_id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < at - LAST_USED_RESOLUTION),
+        )
+        # A use is not a change of the key: updated_at keeps its value.
+        .values(last_used_at=at, updated_at=ApiKey.updated_at)
+    )
