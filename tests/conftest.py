@@ -77,6 +77,10 @@ def server_env(database_url: str) -> dict[str, str]:
         "CADENYA_SERVER_DATABASE_URL": database_url,
         "CADENYA_SERVER_SECRET_KEY": SECRET_KEY,
         "CADENYA_SERVER_LOG_LEVEL": "WARNING",
+        # The suite makes many requests quickly, hundreds with forged tokens among them;
+        # tests/test_rate_limits.py starts its own servers with low limits.
+        "CADENYA_SERVER_RATE_LIMIT_FAILED_AUTH": "100000/minute",
+        "CADENYA_SERVER_RATE_LIMIT_PER_CREDENTIAL": "1000000/minute",
     }
 
 

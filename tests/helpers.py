@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from cadenya import APIError
+
+from conftest import Server, free_port, start_server, stop_server
 
 # The fields of every account-scoped resource's metadata on the wire.
 METADATA_FIELDS = {"id", "accountId", "name", "profileId", "externalId", "labels", "createdAt"}
@@ -22,3 +25,16 @@ def refused(
     if code is not None:
         assert caught.value.code == code
     return caught.value
+
+
+@contextmanager
+def server_with(server: Server, **settings: str) -> Iterator[str]:
+    """A server process of its own on the suite's database, with these CADENYA_SERVER_*
+    settings (`max_page_bytes="100"`); its base URL."""
+    env = {**server.env, **{f"CADENYA_SERVER_{k.upper()}": v for k, v in settings.items()}}
+    port = free_port()
+    process = start_server(env, port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_server(process)

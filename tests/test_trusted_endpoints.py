@@ -4,6 +4,7 @@ refusals, strict host validation, normalisation, and exact URL matching."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Any
 
 import pytest
@@ -347,7 +348,8 @@ _LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,14}[a-z0-9])?", fullmatch=True)
 _NAMES = (
     st.lists(_LABEL, min_size=1, max_size=4)
     .map(".".join)
-    .filter(lambda name: not name.rsplit(".", 1)[-1].isdigit())
+    # A last label that URL parsers read as a number (decimal, or hex like "0x") is refused.
+    .filter(lambda name: not re.fullmatch(r"[0-9]+|0x[0-9a-f]*", name.rsplit(".", 1)[-1]))
 )
 _PORTS = st.integers(min_value=1, max_value=65535)
 

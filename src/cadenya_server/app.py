@@ -30,6 +30,7 @@ from cadenya_server.kit.http import (
     error_response,
     install_error_handlers,
 )
+from cadenya_server.kit.rate_limits import RateLimit, RateLimits
 from cadenya_server.kit.runtime import AppRuntime, Runtime
 from cadenya_server.members.endpoints import router as members_router
 from cadenya_server.profiles.endpoints import router as profiles_router
@@ -89,8 +90,10 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     _install_operations(app)
     _install_docs(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    max_body = (runtime.settings if runtime else get_settings()).max_body_bytes
-    app.add_middleware(BodyLimit, max_bytes=max_body)
+    settings = runtime.settings if runtime else get_settings()
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # Outside the body limit: a refused caller's body is never read.
+    app.add_middleware(RateLimit, limits=RateLimits(settings))
     # Added last, so outermost: it sees (and logs) what the body limit refuses too.
     app.add_middleware(Observability)
     return app

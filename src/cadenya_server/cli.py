@@ -71,6 +71,9 @@ def serve(
     if migrations.pending(runtime.db.engine):
         raise _fail("the database schema is not up to date; run `cadenya-server migrate`")
     runtime.db.dispose()
+    # X-Forwarded-For names the client only when it comes from a proxy the operator
+    # trusts; uvicorn's own default would trust it from 127.0.0.1.
+    trusted_proxies = runtime.settings.forwarded_allow_ips
     uvicorn.run(
         "cadenya_server.app:create_app",
         factory=True,
@@ -80,6 +83,8 @@ def serve(
         access_log=False,
         log_config=None,
         server_header=False,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=trusted_proxies or None,
     )
 
 

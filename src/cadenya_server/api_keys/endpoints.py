@@ -21,7 +21,7 @@ from cadenya_server.api_keys.schemas import (
     WorkspaceRequest,
 )
 from cadenya_server.kit.params import LabelFilter, NoBody, Page, query_id
-from cadenya_server.kit.runtime import AppRuntime, DbSession
+from cadenya_server.kit.runtime import AppRuntime, DbSession, Runtime
 from cadenya_server.kit.schemas import SINGLE_LINE, Empty
 
 router = APIRouter(prefix="/v1/account/api_keys", tags=["API keys"])
@@ -33,10 +33,19 @@ WorkspaceFilter = query_id(
 )
 
 
+def _limits(runtime: Runtime) -> service.KeyLimits:
+    settings = runtime.settings
+    return service.KeyLimits(
+        keys_per_account=settings.max_api_keys_per_account,
+        workspaces_per_key=settings.max_workspaces_per_api_key,
+    )
+
+
 @router.get("", operation_id="apiKeys.list")
 def list_api_keys(
     caller: ApiKeysReader,
     session: DbSession,
+    runtime: AppRuntime,
     page: Page,
     workspace_id: WorkspaceFilter = "",
     query: Annotated[
@@ -77,6 +86,7 @@ def list_api_keys(
         sort_order=sort_order,
         include_info=include_info,
         page=page,
+        max_page_bytes=runtime.settings.max_page_bytes,
     )
 
 
@@ -86,8 +96,15 @@ def create_api_key(
 ) -> ApiKey:
     """Creates an API key; the response is the only one besides :rotate and :reveal that
     carries the whole token. The key cannot hold a scope or reach a workspace that the
-    caller does not (403)."""
-    return service.create(session=session, keyring=runtime.keyring, caller=caller, body=body)
+    caller does not (403). 400 FAILED_PRECONDITION when the account holds its limit of
+    keys, or the key would exceed its limit of assigned workspaces."""
+    return service.create(
+        session=session,
+        keyring=runtime.keyring,
+        caller=caller,
+        body=body,
+        limits=_limits(runtime),
+    )
 
 
 @router.get("/{id}", operation_id="apiKeys.retrieve")
@@ -98,10 +115,16 @@ def get_api_key(caller: ApiKeysReader, session: DbSession, api_key_id: ApiKeyId)
 
 @router.patch("/{id}", operation_id="apiKeys.update")
 def update_api_key(
-    caller: ApiKeysManager, session: DbSession, api_key_id: ApiKeyId, body: UpdateApiKeyRequest
+    caller: ApiKeysManager,
+    session: DbSession,
+    runtime: AppRuntime,
+    api_key_id: ApiKeyId,
+    body: UpdateApiKeyRequest,
 ) -> ApiKey:
     """Updates the fields named by `updateMask` (without one, the fields present in the body)."""
-    return service.update(session=session, caller=caller, api_key_id=api_key_id, body=body)
+    return service.update(
+        session=session, caller=caller, api_key_id=api_key_id, body=body, limits=_limits(runtime)
+    )
 
 
 @router.delete("/{id}", operation_id="apiKeys.delete")
@@ -157,11 +180,20 @@ def disable_api_key(
 
 @router.post("/{id}:addWorkspace", operation_id="apiKeys.addWorkspace")
 def add_api_key_workspace(
-    caller: ApiKeysManager, session: DbSession, api_key_id: ApiKeyId, body: WorkspaceRequest
+    caller: ApiKeysManager,
+    session: DbSession,
+    runtime: AppRuntime,
+    api_key_id: ApiKeyId,
+    body: WorkspaceRequest,
 ) -> ApiKey:
-    """Assigns a workspace of the account to the key (400 if the key reaches all of them)."""
+    """Assigns a workspace of the account to the key (400 if the key reaches all of them,
+    or holds its limit of assigned workspaces)."""
     return service.add_workspace(
-        session=session, caller=caller, api_key_id=api_key_id, workspace_id=body.workspace_id
+        session=session,
+        caller=caller,
+        api_key_id=api_key_id,
+        workspace_id=body.workspace_id,
+        limits=_limits(runtime),
     )
 
 

@@ -10,7 +10,7 @@ cannot hand out a key that reaches others.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,7 +29,7 @@ from cadenya_server.audit import service as audit
 from cadenya_server.auth import api_key_tokens, scopes
 from cadenya_server.auth.caller import Caller
 from cadenya_server.kit import labels as label_rules
-from cadenya_server.kit import update_mask
+from cadenya_server.kit import quotas, update_mask
 from cadenya_server.kit.crypto import Keyring
 from cadenya_server.kit.errors import (
     FailedPrecondition,
@@ -39,13 +39,37 @@ from cadenya_server.kit.errors import (
 )
 from cadenya_server.kit.ids import new_id
 from cadenya_server.kit.labels import parse_filter
-from cadenya_server.kit.pagination import PageRequest, id_page, scope_of
+from cadenya_server.kit.pagination import PageRequest, id_page, scope_of, within_bytes
 from cadenya_server.kit.schemas import Pagination
 from cadenya_server.models import ApiKey as ApiKeyRow
 from cadenya_server.models import Workspace as WorkspaceRow
 from cadenya_server.profiles import service as profiles
 from cadenya_server.profiles.schemas import Profile, nobody
 from cadenya_server.workspaces import service as workspaces
+
+# Keys whose workspace assignments are read in one query while rendering.
+RENDER_BATCH = 50
+KEYS = quotas.Quota(
+    "API keys", "CADENYA_SERVER_MAX_API_KEYS_PER_ACCOUNT", "delete one to make room"
+)
+ASSIGNMENTS = quotas.Quota(
+    "assigned workspaces",
+    "CADENYA_SERVER_MAX_WORKSPACES_PER_API_KEY",
+    "remove one, or let the key reach every workspace (allWorkspaces)",
+    holder="an API key",
+)
+
+
+@dataclass(frozen=True)
+class KeyLimits:
+    """The operator's quotas on API keys."""
+
+    keys_per_account: int
+    workspaces_per_key: int
+
+
+def _require_assignable(limits: KeyLimits, *, held: int, adding: int) -> None:
+    ASSIGNMENTS.refuse_beyond(limit=limits.workspaces_per_key, used=held, adding=adding)
 
 
 @dataclass(frozen=True)
@@ -163,16 +187,18 @@ def _manageable(session: Session, caller: Caller, api_key_id: str) -> tuple[ApiK
     return key, mine
 
 
-def _render(
+def _rendered(
     session: Session,
     *,
     account_id: str,
     rows: list[ApiKeyRow],
     include_info: bool,
     token: str | None = None,
-) -> list[ApiKey]:
-    """Keys as the wire shows them; a given `token` is shown in clear (create, rotate, reveal)."""
-    assigned = repository.assigned_workspace_ids(session, [row.id for row in rows])
+) -> Iterator[ApiKey]:
+    """Keys as the wire shows them; a given `token` is shown in clear (create, rotate, reveal).
+
+    Lazily, a few keys' assignments at a time: a listing stops reading once its page is full.
+    """
     creators: dict[str, Profile] = {}
     active: dict[str, WorkspaceRow] = {}
     if include_info:
@@ -182,28 +208,27 @@ def _render(
             profile_ids={r.creator_profile_id for r in rows},
         )
         active = {w.id: w for w in workspaces.active_rows(session=session, account_id=account_id)}
-    rendered = []
-    for row in rows:
-        held = assigned.get(row.id, [])
-        reaches = (
-            list(active.values())
-            if row.all_workspaces
-            else [active[w] for w in held if w in active]
-        )
-        rendered.append(
-            ApiKey.of(
+    for start in range(0, len(rows), RENDER_BATCH):
+        batch = rows[start : start + RENDER_BATCH]
+        assigned = repository.assigned_workspace_ids(session, [row.id for row in batch])
+        for row in batch:
+            held = assigned.get(row.id, [])
+            reaches = (
+                list(active.values())
+                if row.all_workspaces
+                else [active[w] for w in held if w in active]
+            )
+            yield ApiKey.of(
                 row,
                 token=token,
                 assigned=held,
                 created_by=creators.get(row.creator_profile_id) or nobody(),
                 reaches=reaches,
             )
-        )
-    return rendered
 
 
 def _one(session: Session, caller: Caller, row: ApiKeyRow, *, token: str | None = None) -> ApiKey:
-    (rendered,) = _render(
+    (rendered,) = _rendered(
         session, account_id=caller.account_id, rows=[row], include_info=True, token=token
     )
     return rendered
@@ -263,8 +288,13 @@ def list_keys(
     sort_order: Literal["asc", "desc"],
     include_info: bool,
     page: PageRequest,
+    max_page_bytes: int,
 ) -> ApiKeyList:
-    """One page of the account's keys in creation order, with the number that match."""
+    """One page of the account's keys in creation order, with the number that match.
+
+    A page ends early, with a cursor to the rest, before the key that would take it past
+    `max_page_bytes`: each key embeds the workspaces it reaches.
+    """
     if (
         workspace_id
         and workspaces.find_row(
@@ -295,8 +325,18 @@ def list_keys(
         scope=scope,
         fetch=lambda after, n: repository.page(session, where, after=after, limit=n),
     )
+    items, next_cursor = within_bytes(
+        page,
+        rows=rows,
+        rendered=_rendered(
+            session, account_id=caller.account_id, rows=rows, include_info=include_info
+        ),
+        next_cursor=next_cursor,
+        scope=scope,
+        max_bytes=max_page_bytes,
+    )
     return ApiKeyList(
-        items=_render(session, account_id=caller.account_id, rows=rows, include_info=include_info),
+        items=items,
         pagination=Pagination(next_cursor=next_cursor, total=repository.count(session, where)),
     )
 
@@ -307,12 +347,25 @@ def get(*, session: Session, caller: Caller, api_key_id: str) -> ApiKey:
 
 
 def create(
-    *, session: Session, keyring: Keyring, caller: Caller, body: CreateApiKeyRequest
+    *,
+    session: Session,
+    keyring: Keyring,
+    caller: Caller,
+    body: CreateApiKeyRequest,
+    limits: KeyLimits,
 ) -> ApiKey:
     """A new key, enabled, with its token in clear this once."""
     spec = body.spec
     permissions = scopes.normalize(spec.permissions)
-    workspace_ids = _assignable(session, caller, _requested_workspaces(spec.all_workspaces, spec))
+    requested = _requested_workspaces(spec.all_workspaces, spec)
+    _require_assignable(limits, held=0, adding=len(set(requested)))
+    workspace_ids = _assignable(session, caller, requested)
+    KEYS.require_room(
+        session,
+        account_id=caller.account_id,
+        limit=limits.keys_per_account,
+        count=lambda: repository.count(session, repository.KeyFilter(account_id=caller.account_id)),
+    )
     _require_within(
         _reach_of_caller(session, caller),
         Reach(frozenset(permissions), spec.all_workspaces, frozenset(workspace_ids)),
@@ -346,7 +399,12 @@ def create(
 
 
 def update(
-    *, session: Session, caller: Caller, api_key_id: str, body: UpdateApiKeyRequest
+    *,
+    session: Session,
+    caller: Caller,
+    api_key_id: str,
+    body: UpdateApiKeyRequest,
+    limits: KeyLimits,
 ) -> ApiKey:
     """Change the fields the update mask names (or, without one, those in the body)."""
     paths = update_mask.paths(body.update_mask, body, allowed=UPDATABLE)
@@ -371,7 +429,9 @@ def update(
         else:
             workspace_ids = []
     elif "spec.workspaceAssignments" in paths:
-        workspace_ids = _assignable(session, caller, _requested_workspaces(False, spec), held=held)
+        requested = _requested_workspaces(False, spec)
+        _require_assignable(limits, held=0, adding=len(set(requested)))
+        workspace_ids = _assignable(session, caller, requested, held=held)
     else:
         workspace_ids = held
     _require_within(
@@ -453,7 +513,7 @@ def set_enabled(*, session: Session, caller: Caller, api_key_id: str, enabled: b
 
 
 def add_workspace(
-    *, session: Session, caller: Caller, api_key_id: str, workspace_id: str
+    *, session: Session, caller: Caller, api_key_id: str, workspace_id: str, limits: KeyLimits
 ) -> ApiKey:
     """Assign a workspace to a key; assigning one it holds changes nothing."""
     key, mine = _manageable(session, caller, api_key_id)
@@ -462,6 +522,7 @@ def add_workspace(
     held = repository.assigned_workspace_ids(session, [key.id]).get(key.id, [])
     _assignable(session, caller, [workspace_id], held=held)
     if workspace_id not in held:
+        _require_assignable(limits, held=len(held), adding=1)
         _require_within(
             mine,
             Reach(frozenset(key.permissions), False, frozenset([*held, workspace_id])),

@@ -83,6 +83,16 @@ class FailedPrecondition(ApiError):
     http_status = 400
 
 
+class ResourceExhausted(ApiError):
+    """A rate limit or quota that waiting relieves: 429 with `Retry-After` in seconds."""
+
+    code = Code.RESOURCE_EXHAUSTED
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
+
+
 class Unauthenticated(ApiError):
     code = Code.UNAUTHENTICATED
     http_status = 401

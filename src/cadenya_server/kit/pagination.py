@@ -5,10 +5,12 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from cadenya_server.kit.crypto import Keyring, b64url, b64url_decode
 from cadenya_server.kit.errors import InvalidArgument
@@ -17,6 +19,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 def page_size(limit: int | None) -> int:
@@ -110,3 +113,28 @@ def id_page(
     size = page_size(page.limit)
     rows = fetch(_start_after(page.cursors, page.cursor, scope=scope), size + 1)
     return _cut(page.cursors, rows, size, scope=scope, id_of=id_of)
+
+
+def within_bytes(
+    page: PageRequest,
+    *,
+    rows: list[T],
+    rendered: Iterable[M],
+    next_cursor: str,
+    scope: str,
+    max_bytes: int,
+    id_of: Callable[[T], str] = attrgetter("id"),
+) -> tuple[list[M], str]:
+    """A page of `rendered` rows cut before the first item that would take its JSON past
+    `max_bytes` (one item at least), with the cursor that resumes after the last one kept.
+
+    `rendered` is consumed lazily, so the items past the cut are never built.
+    """
+    kept: list[M] = []
+    size = 0
+    for item in rendered:
+        size += len(item.model_dump_json(by_alias=True))
+        if kept and size > max_bytes:
+            return kept, page.cursors.encode({"i": id_of(rows[len(kept) - 1])}, scope=scope)
+        kept.append(item)
+    return kept, next_cursor

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from cadenya_server.kit.params import Page, path_id
-from cadenya_server.kit.runtime import DbSession
+from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.members import service
 from cadenya_server.members.schemas import AddMemberRequest, WorkspaceMember, WorkspaceMemberList
@@ -34,14 +34,25 @@ def list_members(
 
 @router.post("", operation_id="workspaceAdmin.addMember")
 def add_member(
-    caller: WorkspacesManager, session: DbSession, workspace_id: WorkspaceId, body: AddMemberRequest
+    caller: WorkspacesManager,
+    session: DbSession,
+    runtime: AppRuntime,
+    workspace_id: WorkspaceId,
+    body: AddMemberRequest,
 ) -> WorkspaceMember:
     """Adds a member, by `profileId` or by `email` (exactly one).
 
     An email that matches no profile of the account invites a new user profile with
-    role member. Adding a member again returns the existing member, same `actorId`.
+    role member (400 FAILED_PRECONDITION when the account holds its limit of profiles).
+    Adding a member again returns the existing member, same `actorId`.
     """
-    return service.add(session=session, caller=caller, workspace_id=workspace_id, body=body)
+    return service.add(
+        session=session,
+        caller=caller,
+        workspace_id=workspace_id,
+        body=body,
+        max_profiles=runtime.settings.max_profiles_per_account,
+    )
 
 
 @router.delete("/{profileId}", operation_id="workspaceAdmin.removeMember")

@@ -41,7 +41,12 @@ def list_members(
 
 
 def add(
-    *, session: Session, caller: Caller, workspace_id: str, body: AddMemberRequest
+    *,
+    session: Session,
+    caller: Caller,
+    workspace_id: str,
+    body: AddMemberRequest,
+    max_profiles: int,
 ) -> WorkspaceMember:
     """Make a profile (found by id, or by email and invited if new) a member; idempotent."""
     profile_id, email = body.profile_id, body.email
@@ -58,7 +63,9 @@ def add(
                 "(POST /v1/account/api_keys/{id}:addWorkspace), not as members"
             )
     else:
-        profile = profiles.invite(session=session, caller=caller, email=email)
+        profile = profiles.invite(
+            session=session, caller=caller, email=email, max_profiles=max_profiles
+        )
     member, created = repository.add(
         session,
         account_id=caller.account_id,

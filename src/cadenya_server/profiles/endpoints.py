@@ -76,7 +76,7 @@ def whoami(caller: AnyCaller, session: DbSession) -> WhoamiResponse:
     "/account/profiles", operation_id="accountProfiles.create", summary="Add a user profile"
 )
 def create_profile(
-    caller: AdminCaller, session: DbSession, body: CreateUserProfileRequest
+    caller: AdminCaller, session: DbSession, runtime: AppRuntime, body: CreateUserProfileRequest
 ) -> UserProfile:
     """Adds a person to the account. Administrators only.
 
@@ -85,9 +85,15 @@ def create_profile(
     (409 ALREADY_EXISTS otherwise). `spec.name` and `metadata.name` are the same field:
     give either, or both with the same value. `spec.role` is `admin` or `member`
     (default `member`): admins hold every permission, members may read the account
-    and its workspaces.
+    and its workspaces. 400 FAILED_PRECONDITION when the account holds its limit of
+    profiles.
     """
-    return service.create(session=session, caller=caller, body=body)
+    return service.create(
+        session=session,
+        caller=caller,
+        body=body,
+        max_profiles=runtime.settings.max_profiles_per_account,
+    )
 
 
 @router.get(

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from cadenya_server.audit import service as audit
 from cadenya_server.auth.caller import ROLE_ADMIN, ROLE_MEMBER, Caller
 from cadenya_server.kit import labels as label_rules
-from cadenya_server.kit import update_mask
+from cadenya_server.kit import quotas, update_mask
 from cadenya_server.kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from cadenya_server.kit.labels import parse_filter
 from cadenya_server.kit.pagination import Cursors, page_size, scope_of
@@ -113,13 +113,33 @@ def _taken(email: str) -> AlreadyExists:
     return AlreadyExists(f"a profile with the email {email!r} already exists in this account")
 
 
-def create(*, session: Session, caller: Caller, body: CreateUserProfileRequest) -> UserProfile:
-    """A new user profile; 409 when the email is already used in the account."""
+PROFILES = quotas.Quota(
+    "profiles", "CADENYA_SERVER_MAX_PROFILES_PER_ACCOUNT", "remove one to make room"
+)
+
+
+def _require_room(session: Session, caller: Caller, max_profiles: int) -> None:
+    PROFILES.require_room(
+        session,
+        account_id=caller.account_id,
+        limit=max_profiles,
+        count=lambda: planner.Plan(
+            session, planner.SearchFilter(account_id=caller.account_id)
+        ).count(),
+    )
+
+
+def create(
+    *, session: Session, caller: Caller, body: CreateUserProfileRequest, max_profiles: int
+) -> UserProfile:
+    """A new user profile; 409 when the email is already used in the account, 400 when
+    the account holds `max_profiles` profiles."""
     email = body.spec.email
     name = _one_name(body.metadata.name, body.spec.name)
     labels = label_rules.validate(body.metadata.labels)
     if repository.by_email(session, account_id=caller.account_id, email=email) is not None:
         raise _taken(email)
+    _require_room(session, caller, max_profiles)
     row = repository.add_user(
         session,
         account_id=caller.account_id,
@@ -142,11 +162,12 @@ def create(*, session: Session, caller: Caller, body: CreateUserProfileRequest) 
     return UserProfile.of(row)
 
 
-def invite(*, session: Session, caller: Caller, email: str) -> ProfileRow:
+def invite(*, session: Session, caller: Caller, email: str, max_profiles: int) -> ProfileRow:
     """The account's profile with this email, or a new user profile (role member) for it."""
     existing = repository.by_email(session, account_id=caller.account_id, email=email)
     if existing is not None:
         return existing
+    _require_room(session, caller, max_profiles)
     row = repository.add_user(
         session,
         account_id=caller.account_id,

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 
 from cadenya_server.auth.dependencies import AdminCaller
 from cadenya_server.kit.params import LabelFilter, Page, path_id
-from cadenya_server.kit.runtime import DbSession
+from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.trusted_endpoints import service
 from cadenya_server.trusted_endpoints.schemas import (
@@ -44,12 +44,18 @@ def list_trusted_endpoints(
 
 @router.post("/trusted_endpoints", operation_id="trustedEndpoints.create")
 def create_trusted_endpoint(
-    caller: AdminCaller, session: DbSession, body: CreateTrustedEndpointRequest
+    caller: AdminCaller, session: DbSession, runtime: AppRuntime, body: CreateTrustedEndpointRequest
 ) -> TrustedEndpoint:
     """Trusts a host: `host` or `host:port`, where host is a DNS name (Unicode or
     A-labels), an IPv4 address or a bracketed IPv6 address. Stored normalised;
-    409 if the account already trusts the same host in any spelling."""
-    return service.create(session=session, caller=caller, body=body)
+    409 if the account already trusts the same host in any spelling; 400
+    FAILED_PRECONDITION when it holds its limit of trusted endpoints."""
+    return service.create(
+        session=session,
+        caller=caller,
+        body=body,
+        max_endpoints=runtime.settings.max_trusted_endpoints_per_account,
+    )
 
 
 @router.post("/trusted_endpoints:verify", operation_id="trustedEndpoints.verify")

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from cadenya_server.audit import service as audit
 from cadenya_server.auth.caller import Caller
 from cadenya_server.kit import labels as label_rules
+from cadenya_server.kit import quotas
 from cadenya_server.kit.errors import AlreadyExists, InvalidArgument, NotFound
 from cadenya_server.kit.ids import new_id
 from cadenya_server.kit.labels import parse_filter
@@ -22,6 +23,12 @@ from cadenya_server.trusted_endpoints.schemas import (
     TrustedEndpointList,
     VerifyResponse,
     VerifyResult,
+)
+
+ENDPOINTS = quotas.Quota(
+    "trusted endpoints",
+    "CADENYA_SERVER_MAX_TRUSTED_ENDPOINTS_PER_ACCOUNT",
+    "delete one to make room",
 )
 
 
@@ -74,13 +81,22 @@ def get(*, session: Session, caller: Caller, endpoint_id: str) -> TrustedEndpoin
 
 
 def create(
-    *, session: Session, caller: Caller, body: CreateTrustedEndpointRequest
+    *, session: Session, caller: Caller, body: CreateTrustedEndpointRequest, max_endpoints: int
 ) -> TrustedEndpoint:
-    """Trust a host; 409 if the account already trusts it (in any spelling)."""
+    """Trust a host; 409 if the account already trusts it (in any spelling), 400 when it
+    trusts `max_endpoints` hosts already."""
     try:
         host = hosts.normalize(body.spec.host)
     except hosts.HostError as exc:
         raise InvalidArgument.field("spec.host", str(exc)) from exc
+    ENDPOINTS.require_room(
+        session,
+        account_id=caller.account_id,
+        limit=max_endpoints,
+        count=lambda: repository.count(
+            session, repository.EndpointFilter(account_id=caller.account_id)
+        ),
+    )
     row = TrustedEndpointRow(
         id=new_id("endpoint"),
         account_id=caller.account_id,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from cadenya_server.kit.params import LabelFilter, Page
-from cadenya_server.kit.runtime import DbSession
+from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.workspaces import service
 from cadenya_server.workspaces.auth import WorkspaceId, WorkspacesManager, WorkspacesReader
@@ -44,10 +44,16 @@ def list_account_workspaces(
 
 @router.post("/account/workspaces", operation_id="workspaceAdmin.create")
 def create_workspace(
-    caller: WorkspacesManager, session: DbSession, body: CreateWorkspaceRequest
+    caller: WorkspacesManager, session: DbSession, runtime: AppRuntime, body: CreateWorkspaceRequest
 ) -> Workspace:
-    """Creates a workspace."""
-    return service.create(session=session, caller=caller, body=body)
+    """Creates a workspace; 400 FAILED_PRECONDITION when the account holds its limit of
+    active workspaces."""
+    return service.create(
+        session=session,
+        caller=caller,
+        body=body,
+        max_active=runtime.settings.max_workspaces_per_account,
+    )
 
 
 @router.get("/account/workspaces/{workspaceId}", operation_id="workspaceAdmin.retrieve")

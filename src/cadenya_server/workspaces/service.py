@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from cadenya_server.audit import service as audit
 from cadenya_server.auth.caller import Caller
 from cadenya_server.kit import labels as label_rules
-from cadenya_server.kit import update_mask
+from cadenya_server.kit import quotas, update_mask
 from cadenya_server.kit.clock import now
 from cadenya_server.kit.errors import (
     FailedPrecondition,
@@ -29,6 +29,10 @@ from cadenya_server.workspaces.schemas import (
     Workspace,
     WorkspaceList,
     WorkspaceSpecInput,
+)
+
+ACTIVE_WORKSPACES = quotas.Quota(
+    "active workspaces", "CADENYA_SERVER_MAX_WORKSPACES_PER_ACCOUNT", "archive one to make room"
 )
 
 
@@ -144,8 +148,18 @@ def get(*, session: Session, caller: Caller, workspace_id: str) -> Workspace:
     return Workspace.of(find(session=session, caller=caller, workspace_id=workspace_id))
 
 
-def create(*, session: Session, caller: Caller, body: CreateWorkspaceRequest) -> Workspace:
-    """A new, enabled workspace."""
+def create(
+    *, session: Session, caller: Caller, body: CreateWorkspaceRequest, max_active: int
+) -> Workspace:
+    """A new, enabled workspace; 400 when the account has `max_active` active ones."""
+    ACTIVE_WORKSPACES.require_room(
+        session,
+        account_id=caller.account_id,
+        limit=max_active,
+        count=lambda: repository.count(
+            session, repository.WorkspaceFilter(account_id=caller.account_id)
+        ),
+    )
     row = repository.add(
         session,
         account_id=caller.account_id,
