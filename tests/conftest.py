@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -31,6 +32,11 @@ from cadenya_server.kit.db import engine_url
 from cadenya_server.kit.runtime import Runtime
 
 SECRET_KEY = "test-secret-key-" + "x" * 32
+# For a server that a test floods on purpose: rate limits off (an empty rate turns one off).
+NO_RATE_LIMITS = {
+    "CADENYA_SERVER_RATE_LIMIT_PER_CREDENTIAL": "",
+    "CADENYA_SERVER_RATE_LIMIT_FAILED_AUTH": "",
+}
 
 
 def free_port() -> int:
@@ -106,10 +112,16 @@ class Server:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
 
 
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    """A `cadenya-server serve` process, returned once it answers /healthz."""
+def start_server(
+    env: dict[str, str], port: int, *, log: IO[bytes] | None = None
+) -> subprocess.Popen[bytes]:
+    """A `cadenya-server serve` process, returned once it answers /healthz; its output goes
+    to `log` when given."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "cadenya_server", "serve", "--port", str(port)], env=env
+        [sys.executable, "-m", "cadenya_server", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=log,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -364,7 +364,12 @@ def test_update_without_a_mask_changes_the_fields_present(server: Server, accoun
         ({"spec": {"permissions": ["root"]}}, "spec.permissions"),
         ({"metadata": {"name": "x", "labels": {"bad key!": "v"}}}, "metadata.labels[bad key!]"),
         (
-            {"spec": {"allWorkspaces": True, "workspaceAssignments": [{"workspaceId": "w"}]}},
+            {
+                "spec": {
+                    "allWorkspaces": True,
+                    "workspaceAssignments": [{"workspaceId": "workspace_" + "0" * 26}],
+                }
+            },
             "spec.workspaceAssignments",
         ),
         ({"spec": {"token": "cdy_mine"}}, "spec.token"),
@@ -391,10 +396,18 @@ def test_bad_updates_are_400_and_change_nothing(
         ({"metadata": {"name": "x"}, "spec": {"permissions": ["agents:write"]}}, 400),
         ({"metadata": {"name": "x", "labels": {"k": "v" * 64}}, "spec": {}}, 400),
         ({"metadata": {"name": "x"}, "spec": {"default": True}}, 400),
+        # A malformed id is refused for its shape, a well-formed unknown one as not found.
         (
             {
                 "metadata": {"name": "x"},
                 "spec": {"workspaceAssignments": [{"workspaceId": "nope"}]},
+            },
+            400,
+        ),
+        (
+            {
+                "metadata": {"name": "x"},
+                "spec": {"workspaceAssignments": [{"workspaceId": "workspace_" + "0" * 26}]},
             },
             404,
         ),
@@ -500,6 +513,23 @@ def test_delete_removes_the_key_and_its_profile(server: Server, account: Tenant)
         assert session.get(Profile, profile_id) is None
         assert session.get(ApiKey, key.metadata.id) is None
     assert audit_actions(server, key.metadata.id) == ["api_key.create", "api_key.delete"]
+
+
+def test_a_key_cannot_disable_or_delete_itself(server: Server, account: Tenant) -> None:
+    key = create_key(server, account, permissions=("api_keys:manage",))
+    own = server.client(key.spec.token).api_keys
+    before = snapshot(server, key.metadata.id)
+    for call in (lambda: own.disable(key.metadata.id), lambda: own.delete(key.metadata.id)):
+        error = refused(call, 400, 9)
+        assert "locked out" in error.message
+    assert snapshot(server, key.metadata.id) == before
+    assert whoami_status(server, key.spec.token) == 200
+    # It may still rotate itself (the new token is in the answer), and another
+    # administrator may disable or delete it.
+    admin = server.client(account.api_key).api_keys
+    assert admin.disable(key.metadata.id).state == "STATE_DISABLED"
+    admin.delete(key.metadata.id)
+    assert whoami_status(server, key.spec.token) == 401
 
 
 def test_a_verb_is_never_read_as_part_of_an_id(server: Server, account: Tenant) -> None:

@@ -199,6 +199,24 @@ def test_last_administrator_cannot_be_demoted_or_deleted(server: Server, account
     assert http.get(second_path).status_code == 404
 
 
+def test_an_administrator_cannot_remove_or_demote_their_own_profile(
+    server: Server, account: Tenant
+) -> None:
+    http = server.http(account.api_key)
+    second = add(http, "second@acme.io", role="admin").json()["metadata"]["id"]
+    own_path = f"/v1/account/profiles/{second}"
+    with server.http(jwt_for(server, second, account.id)) as own:
+        for response in (
+            own.patch(own_path, json={"spec": {"role": "member"}}),
+            own.delete(own_path),
+        ):
+            assert (response.status_code, response.json()["code"]) == (400, 9), response.text
+            assert "locked out" in response.json()["message"]
+        assert own.get(own_path).json()["spec"]["role"] == "admin"
+    # Another administrator may.
+    assert http.delete(own_path).status_code == 200
+
+
 def test_concurrent_demotions_leave_one_administrator(server: Server, account: Tenant) -> None:
     http = server.http(account.api_key)
     second = add(http, "second@acme.io", role="admin").json()["metadata"]["id"]

@@ -55,6 +55,7 @@ STATUS_SCHEMA = {
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     """The application; it builds its runtime from the environment unless given one."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = runtime or Runtime.from_settings(get_settings())
@@ -71,6 +72,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         version=__version__,
         description="A self-hosted server for the account plane of the Cadenya API.",
         lifespan=lifespan,
+        # A trailing slash is a path of its own: 404, not a redirect whose Location
+        # would echo the request's Host header.
+        redirect_slashes=False,
         docs_url=None,
         redoc_url=None,
         # Served by _install_docs, as a route that declares itself public.

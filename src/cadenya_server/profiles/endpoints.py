@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from cadenya_server.auth.dependencies import AdminCaller, AdminCredentials, AnyCaller
-from cadenya_server.kit.params import Cursor, LabelFilter, Limit
+from cadenya_server.kit.params import Cursor, LabelFilter, Limit, path_id
 from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.profiles import service
@@ -23,7 +23,7 @@ from cadenya_server.profiles.schemas import (
 
 router = APIRouter(prefix="/v1", tags=["Profiles"])
 
-ProfileId = Annotated[str, Path(alias="profileId", description="A profile_… id")]
+ProfileId = path_id("profile", alias="profileId")
 
 
 @router.get(

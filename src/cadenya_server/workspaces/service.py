@@ -24,6 +24,7 @@ from cadenya_server.kit.schemas import Pagination
 from cadenya_server.models import Workspace as WorkspaceRow
 from cadenya_server.workspaces import repository
 from cadenya_server.workspaces.schemas import (
+    UPDATABLE,
     CreateWorkspaceRequest,
     SortOrder,
     UpdateWorkspaceRequest,
@@ -34,9 +35,6 @@ from cadenya_server.workspaces.schemas import (
 
 ACTIVE_WORKSPACES = quotas.Quota(
     "active workspaces", "CADENYA_SERVER_MAX_WORKSPACES_PER_ACCOUNT", "archive one to make room"
-)
-UPDATABLE = frozenset(
-    {"metadata.name", "metadata.externalId", "metadata.labels", "spec.description"}
 )
 
 
