@@ -12,9 +12,11 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# `make run PORT=9000` (or HOST=0.0.0.0): passed on as CADENYA_SERVER_PORT / _HOST.
 # For development, webhooks may reach receivers on this machine (loopback); the demo
 # says so when it starts. Production servers reach public addresses only.
 run: $(BIN)/.installed ## Start the server on SQLite with a demo account
+	$(if $(PORT),CADENYA_SERVER_PORT=$(PORT)) $(if $(HOST),CADENYA_SERVER_HOST=$(HOST)) \
 	CADENYA_SERVER_WEBHOOK_ALLOWED_NETWORKS="$${CADENYA_SERVER_WEBHOOK_ALLOWED_NETWORKS-127.0.0.0/8,::1/128}" \
 		$(BIN)/cadenya-server demo
 

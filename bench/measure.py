@@ -108,7 +108,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(database_url: str, secret_key: str) -> Iterator[str]:
+def serving(
+    database_url: str, secret_key: str, *, workers: int = 1, settings: dict[str, str] | None = None
+) -> Iterator[str]:
     """A `cadenya-server serve` process on a free port; yields its base URL."""
     port = free_port()
     env = {
@@ -116,9 +118,20 @@ def serving(database_url: str, secret_key: str) -> Iterator[str]:
         "CADENYA_SERVER_DATABASE_URL": database_url,
         "CADENYA_SERVER_SECRET_KEY": secret_key,
         "CADENYA_SERVER_LOG_LEVEL": "WARNING",
+        **(settings or {}),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "cadenya_server", "serve", "--port", str(port)], env=env
+        [
+            sys.executable,
+            "-m",
+            "cadenya_server",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env=env,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:

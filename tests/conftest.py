@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -32,6 +33,11 @@ from cadenya_server.kit.runtime import Runtime
 
 SECRET_KEY = "test-secret-key-" + "x" * 32
 LOOPBACK = "127.0.0.0/8,::1/128"
+# For a server that a test floods on purpose: rate limits off (an empty rate turns one off).
+NO_RATE_LIMITS = {
+    "CADENYA_SERVER_RATE_LIMIT_PER_CREDENTIAL": "",
+    "CADENYA_SERVER_RATE_LIMIT_FAILED_AUTH": "",
+}
 
 
 def free_port() -> int:
@@ -111,10 +117,16 @@ class Server:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
 
 
-def start_server(env: dict[str, str], port: int, *args: str) -> subprocess.Popen[bytes]:
-    """A `cadenya-server serve` process, returned once it answers /healthz."""
+def start_server(
+    env: dict[str, str], port: int, *args: str, log: IO[bytes] | None = None
+) -> subprocess.Popen[bytes]:
+    """A `cadenya-server serve` process, returned once it answers /healthz; its output goes
+    to `log` when given."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "cadenya_server", "serve", "--port", str(port), *args], env=env
+        [sys.executable, "-m", "cadenya_server", "serve", "--port", str(port), *args],
+        env=env,
+        stdout=log,
+        stderr=log,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -127,6 +139,31 @@ def start_server(env: dict[str, str], port: int, *args: str) -> subprocess.Popen
             time.sleep(0.1)
     process.kill()
     raise RuntimeError("server did not start within 30 s")
+
+
+def processes() -> dict[int, tuple[str, int]]:
+    """Every living process's (state, parent pid), from Linux's /proc; zombies left out."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        # The command name may hold spaces and parentheses: the fields follow its last ')'.
+        state, parent = stat[stat.rindex(")") + 2 :].split()[:2]
+        if entry.name.isdigit() and state != "Z":
+            found[int(entry.name)] = (state, int(parent))
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    """The living processes below `pid`."""
+    table = processes()
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, (_, parent) in table.items() if parent in frontier}
+        found |= frontier
+    return found
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:

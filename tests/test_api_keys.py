@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -363,7 +364,12 @@ def test_update_without_a_mask_changes_the_fields_present(server: Server, accoun
         ({"spec": {"permissions": ["root"]}}, "spec.permissions"),
         ({"metadata": {"name": "x", "labels": {"bad key!": "v"}}}, "metadata.labels[bad key!]"),
         (
-            {"spec": {"allWorkspaces": True, "workspaceAssignments": [{"workspaceId": "w"}]}},
+            {
+                "spec": {
+                    "allWorkspaces": True,
+                    "workspaceAssignments": [{"workspaceId": "workspace_" + "0" * 26}],
+                }
+            },
             "spec.workspaceAssignments",
         ),
         ({"spec": {"token": "cdy_mine"}}, "spec.token"),
@@ -390,10 +396,18 @@ def test_bad_updates_are_400_and_change_nothing(
         ({"metadata": {"name": "x"}, "spec": {"permissions": ["agents:write"]}}, 400),
         ({"metadata": {"name": "x", "labels": {"k": "v" * 64}}, "spec": {}}, 400),
         ({"metadata": {"name": "x"}, "spec": {"default": True}}, 400),
+        # A malformed id is refused for its shape, a well-formed unknown one as not found.
         (
             {
                 "metadata": {"name": "x"},
                 "spec": {"workspaceAssignments": [{"workspaceId": "nope"}]},
+            },
+            400,
+        ),
+        (
+            {
+                "metadata": {"name": "x"},
+                "spec": {"workspaceAssignments": [{"workspaceId": "workspace_" + "0" * 26}]},
             },
             404,
         ),
@@ -499,6 +513,23 @@ def test_delete_removes_the_key_and_its_profile(server: Server, account: Tenant)
         assert session.get(Profile, profile_id) is None
         assert session.get(ApiKey, key.metadata.id) is None
     assert audit_actions(server, key.metadata.id) == ["api_key.create", "api_key.delete"]
+
+
+def test_a_key_cannot_disable_or_delete_itself(server: Server, account: Tenant) -> None:
+    key = create_key(server, account, permissions=("api_keys:manage",))
+    own = server.client(key.spec.token).api_keys
+    before = snapshot(server, key.metadata.id)
+    for call in (lambda: own.disable(key.metadata.id), lambda: own.delete(key.metadata.id)):
+        error = refused(call, 400, 9)
+        assert "locked out" in error.message
+    assert snapshot(server, key.metadata.id) == before
+    assert whoami_status(server, key.spec.token) == 200
+    # It may still rotate itself (the new token is in the answer), and another
+    # administrator may disable or delete it.
+    admin = server.client(account.api_key).api_keys
+    assert admin.disable(key.metadata.id).state == "STATE_DISABLED"
+    admin.delete(key.metadata.id)
+    assert whoami_status(server, key.spec.token) == 401
 
 
 def test_a_verb_is_never_read_as_part_of_an_id(server: Server, account: Tenant) -> None:
@@ -633,6 +664,15 @@ def last_used(server: Server, api_key_id: str) -> Any:
         return key.last_used_at
 
 
+def noted_use(server: Server, api_key_id: str, *, after: datetime) -> datetime:
+    """The key's last use once it is later than `after`: it is noted after the response."""
+    deadline = time.monotonic() + 10
+    while (used := last_used(server, api_key_id)) is None or as_utc(used) <= after:
+        assert time.monotonic() < deadline, f"last use still {used}"
+        time.sleep(0.05)
+    return as_utc(used)
+
+
 def set_last_used(server: Server, api_key_id: str, value: Any) -> None:
     with server.runtime.db.transaction() as session:
         key = session.get(ApiKey, api_key_id)
@@ -645,11 +685,10 @@ def test_last_use_is_recorded_without_a_write_per_request(server: Server, accoun
     assert last_used(server, key.metadata.id) is None
     started = now()
     assert whoami_status(server, key.spec.token) == 200
-    first = last_used(server, key.metadata.id)
-    assert first is not None and as_utc(first) >= started - timedelta(seconds=1)
+    first = noted_use(server, key.metadata.id, after=started - timedelta(seconds=1))
     for _ in range(5):
         assert whoami_status(server, key.spec.token) == 200
-    assert last_used(server, key.metadata.id) == first
+    assert as_utc(last_used(server, key.metadata.id)) == first
     with server.http(account.api_key) as http:
         raw = http.get(f"/v1/account/api_keys/{key.metadata.id}").json()
     assert RFC3339_MS.fullmatch(raw["info"]["lastUsedAt"])
@@ -657,12 +696,12 @@ def test_last_use_is_recorded_without_a_write_per_request(server: Server, accoun
     stale = now() - timedelta(minutes=5)
     set_last_used(server, key.metadata.id, stale)
     assert whoami_status(server, key.spec.token) == 200
-    assert as_utc(last_used(server, key.metadata.id)) > stale + timedelta(minutes=4)
+    noted_use(server, key.metadata.id, after=stale + timedelta(minutes=4))
     # Refused calls still count as uses of a valid key; unknown tokens touch nothing.
     set_last_used(server, key.metadata.id, stale)
     with server.http(key.spec.token) as http:
         assert http.post("/v1/account/api_keys", json={}).status_code in (400, 403)
-    assert as_utc(last_used(server, key.metadata.id)) > stale + timedelta(minutes=4)
+    noted_use(server, key.metadata.id, after=stale + timedelta(minutes=4))
 
 
 # Concurrency

@@ -206,6 +206,42 @@ def test_a_wrong_method_is_405(http: httpx.Client, method: str, path: str) -> No
     assert response.headers["allow"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/v1/account/workspaces", "GET, POST"),
+        ("PUT", "/v1/account/workspaces/{workspace}", "DELETE, GET, PATCH"),
+        ("PUT", "/v1/account/api_keys", "GET, POST"),
+        ("GET", "/v1/account/trusted_endpoints:verify", "POST"),
+        ("PUT", "/v1/account/workspaces/{workspace}/members", "GET, POST"),
+    ],
+)
+def test_allow_names_every_method_the_path_serves(
+    http: httpx.Client, tenant: Tenant, method: str, path: str, allowed: str
+) -> None:
+    response = http.request(method, path.format(workspace=tenant.workspace_id))
+    assert_status(response, 405, 12)
+    assert response.headers["allow"] == allowed
+
+
+def test_an_empty_id_before_a_verb_is_404(http: httpx.Client) -> None:
+    # The route is `{id}:rotate`; with no id at all there is nothing to rotate.
+    for path in ("/v1/account/api_keys/:rotate", "/v1/account/api_keys/:disable"):
+        assert_status(http.post(path, json={}), 404, 5)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/account/", "/v1/account/workspaces/", "/v1/whoami/", "/healthz/", "/openapi.json/"],
+)
+def test_a_trailing_slash_is_404_and_never_a_redirect(server: Server, path: str) -> None:
+    # No credentials: a redirect would be answered before authentication, to anyone.
+    with httpx.Client(base_url=server.base_url, follow_redirects=False) as anyone:
+        response = anyone.get(path, headers={"Host": "evil.example"})
+    assert_status(response, 404, 5)
+    assert "location" not in response.headers
+
+
 def test_every_response_carries_a_request_id(server: Server, account: Tenant) -> None:
     http = server.http(account.api_key)
     echoed = http.get("/v1/account", headers={"X-Request-Id": "trace-42"})

@@ -4,13 +4,33 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import pty
+import re
+import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from cadenya_server import demo_data
-from conftest import Server, Tenant, cli, jwt_for
+from cadenya_server import __version__, demo_data
+from cadenya_server.profiles import importer
+from conftest import (
+    SECRET_KEY,
+    Server,
+    Tenant,
+    cli,
+    descendants,
+    free_port,
+    jwt_for,
+    new_database,
+    processes,
+    repo_root,
+)
 from search_model import PATH, walk
 
 
@@ -341,6 +361,39 @@ def test_a_large_import_completes(server: Server, account: Tenant, tmp_path: Pat
     print(f"\nimported {count} profiles in {elapsed:.1f} s: {count / elapsed:.0f} rows/s")
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_killed_import_takes_its_helper_processes_with_it(
+    server: Server, account: Tenant, tmp_path: Path
+) -> None:
+    # Large enough for the gram counts of a batch to go to a helper process.
+    path = write_lines(tmp_path / "big.jsonl", list(demo_data.profiles(150_000, seed=5)))
+    command = ["profiles", "import", "--account", account.id, str(path)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cadenya_server", *command],
+        env=server.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # The worker that counts grams, and multiprocessing's resource tracker.
+        deadline = time.monotonic() + 120
+        while len(helpers := descendants(process.pid)) < 2 and time.monotonic() < deadline:
+            assert process.poll() is None, "the import ended before it started its helpers"
+            time.sleep(0.05)
+        assert len(helpers) >= 2, "no helper process started"
+        # Long enough for the worker to be counting: a worker still starting up ends by itself.
+        time.sleep(3)
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    deadline = time.monotonic() + 10
+    while (alive := helpers & processes().keys()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "helper processes outlived their import"
+
+
 def test_count_labels_keeps_label_totals_of_an_account_exact(
     server: Server, account: Tenant, tmp_path: Path
 ) -> None:
@@ -366,3 +419,225 @@ def test_count_labels_keeps_label_totals_of_an_account_exact(
         found = walk(http, query=query, labels="team=t1", limit=7)
         assert set(found.totals) == {len(found.items)}, query
     assert len(walk(http, query="son", labels="team=t1").items) == 9  # 8 imported, and Son
+
+
+def test_version_and_short_help(server_env: dict[str, str]) -> None:
+    assert cli(server_env, "--version").stdout.strip() == f"cadenya-server {__version__}"
+    assert cli(server_env, "-h").stdout == cli(server_env, "--help").stdout
+    assert "--workers" in cli(server_env, "serve", "-h").stdout
+
+
+def accounts_create(name: str, domain: str) -> list[str]:
+    """The arguments of `accounts create` for NAME at DOMAIN."""
+    return [
+        *("accounts", "create", "--name", name, "--domain", domain),
+        *("--admin-email", f"a@{domain}", "--admin-name", "A"),
+    ]
+
+
+BAD_SETTINGS = [
+    ("CADENYA_SERVER_MAX_BODY_BYTES", "1MB"),
+    ("CADENYA_SERVER_PORT", "http"),
+    ("CADENYA_SERVER_PORT", "70000"),
+    ("CADENYA_SERVER_LOG_LEVEL", "loud"),
+    ("CADENYA_SERVER_SECRET_KEY", "too-short"),
+    ("CADENYA_SERVER_SECRET_KEY_FILE", "/nonexistent/secret"),
+    ("CADENYA_SERVER_DATABASE_URL", "mysql://root:hunter2@db/cadenya"),
+]
+
+
+def assert_one_line_naming(result: subprocess.CompletedProcess[str], variable: str) -> None:
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("configuration error: ") and variable in line, line
+    assert "hunter2" not in line
+
+
+@pytest.mark.parametrize(("variable", "value"), BAD_SETTINGS)
+def test_a_bad_setting_is_one_line_naming_the_variable(
+    server_env: dict[str, str], variable: str, value: str
+) -> None:
+    env = {**server_env, variable: value}
+    if variable == "CADENYA_SERVER_SECRET_KEY_FILE":
+        del env["CADENYA_SERVER_SECRET_KEY"]
+    assert_one_line_naming(cli(env, "migrate", check=False), variable)
+
+
+@pytest.mark.parametrize("command", ["serve", "demo", "accounts"])
+def test_every_command_reads_the_settings_alike(server_env: dict[str, str], command: str) -> None:
+    args = accounts_create("A", "a.test") if command == "accounts" else [command]
+    env = {**server_env, "CADENYA_SERVER_MAX_BODY_BYTES": "1MB"}
+    assert_one_line_naming(cli(env, *args, check=False), "CADENYA_SERVER_MAX_BODY_BYTES")
+
+
+def test_the_secret_key_can_come_from_a_file(server: Server, tmp_path: Path) -> None:
+    """As a mounted secret: the key in the file is the key (surrounding whitespace aside)."""
+    key_file = tmp_path / "secret"
+    key_file.write_text(f"\n{SECRET_KEY}\n")
+    env = {k: v for k, v in server.env.items() if k != "CADENYA_SERVER_SECRET_KEY"}
+    env["CADENYA_SERVER_SECRET_KEY_FILE"] = str(key_file)
+    created = json.loads(cli(env, *accounts_create("Filed", "filed.test"), "--json").stdout)
+    # API keys are found by an HMAC keyed from the secret key: the server, given the key
+    # in its environment, finds this one.
+    assert server.client(created["apiKey"]).accounts.retrieve().metadata.name == "Filed"
+    result = cli({**env, "CADENYA_SERVER_SECRET_KEY": SECRET_KEY}, "migrate", check=False)
+    assert result.returncode == 2 and "not both" in result.stderr
+    # An empty mounted secret is a mistake, not a request for a generated key.
+    key_file.write_text("\n")
+    assert_one_line_naming(cli(env, "migrate", check=False), "CADENYA_SERVER_SECRET_KEY_FILE")
+
+
+UNMIGRATED_COMMANDS = [
+    tuple(accounts_create("A", "a.test")),
+    ("profiles", "import", "--account", "account_x", "{csv}"),
+    ("profiles", "count-labels", "--account", "account_x"),
+    ("token", "--profile", "profile_x"),
+    ("serve", "--port", "{port}"),
+]
+
+
+@pytest.mark.parametrize("command", UNMIGRATED_COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_every_command_refuses_an_unmigrated_database(
+    server_env: dict[str, str], tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    csv_file = write_csv(tmp_path / "p.csv", ["name", "email"], [["A", "a@example.com"]])
+    args = [a.format(csv=csv_file, port=free_port()) for a in command]
+    with new_database(tmp_path) as url:
+        env = {**server_env, "CADENYA_SERVER_DATABASE_URL": url}
+        result = cli(env, *args, check=False)
+        assert result.returncode == 1
+        assert result.stdout == ""
+        assert result.stderr.strip() == (
+            "error: the database schema is not migrated; run `cadenya-server migrate`"
+        )
+        if command[0] != "serve":  # which would serve
+            cli(env, "migrate")
+            result = cli(env, *args, check=False)
+            assert "cadenya-server migrate" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [("migrate",), UNMIGRATED_COMMANDS[0]], ids=["migrate", "create"]
+)
+def test_an_unreachable_database_is_one_line(
+    server_env: dict[str, str], command: tuple[str, ...]
+) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    result = cli({**server_env, "CADENYA_SERVER_DATABASE_URL": url}, *command, check=False)
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: cannot use the database: ") and "refused" in line, line
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_a_port_in_use_is_said_before_anything_else(
+    server_env: dict[str, str], tmp_path: Path, command: str
+) -> None:
+    with new_database(tmp_path) as url, socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**server_env, "CADENYA_SERVER_DATABASE_URL": url, "CADENYA_SERVER_LOG_LEVEL": "INFO"}
+        if command == "serve":
+            cli(env, "migrate")
+        # As on a first `make run`: no secret key, so one would be generated (and logged).
+        del env["CADENYA_SERVER_SECRET_KEY"]
+        result = subprocess.run(
+            [sys.executable, "-m", "cadenya_server", command],
+            env={**env, "CADENYA_SERVER_PORT": str(port)},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert result.returncode == 1
+    assert result.stdout == ""  # no banner, no API key
+    (line,) = result.stderr.splitlines()
+    assert f"port {port} on 127.0.0.1 is already in use" in line, line
+    assert not (tmp_path / "data").exists()
+
+
+def test_make_run_takes_a_port(server_env: dict[str, str], tmp_path: Path) -> None:
+    port = free_port()
+    with new_database(tmp_path) as url:
+        env = {**server_env, "CADENYA_SERVER_DATABASE_URL": url}
+        process = subprocess.Popen(
+            ["make", "--no-print-directory", "run", f"PORT={port}"],
+            cwd=repo_root(),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                assert process.poll() is None, process.stdout.read()
+                assert time.monotonic() < deadline, "make run did not serve within 180 s"
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).is_success:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.5)
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            banner, _ = process.communicate(timeout=30)
+    assert f"base URL   http://127.0.0.1:{port}" in banner, banner
+    api_key = re.search(r"API key    (cdy_\w+)", banner)
+    assert api_key is not None, banner
+
+
+def test_import_progress_counts_rows_as_they_are_read(
+    server: Server, account: Tenant, tmp_path: Path
+) -> None:
+    rows = 2_500
+    path = write_csv(
+        tmp_path / "p.csv",
+        ["name", "email"],
+        [[f"P {n}", f"p{n}@progress.test"] for n in range(rows)],
+    )
+    assert importer.count_rows(path) == rows  # not the header
+    seen: list[tuple[str, int]] = []
+    importer.import_records(
+        db=server.runtime.db,
+        account_id=account.id,
+        records=importer.read_file(path),
+        on_read=lambda n: seen.append(("read", n)),
+        on_progress=lambda n: seen.append(("saved", n)),
+    )
+    assert sum(n for kind, n in seen if kind == "read") == rows
+    assert sum(n for kind, n in seen if kind == "saved") == rows
+    # The bar moves while the batch is read, before anything is saved.
+    first_saved = next(i for i, (kind, _n) in enumerate(seen) if kind == "saved")
+    assert first_saved >= rows // importer.READ_STEP
+
+
+def test_import_progress_on_a_terminal_ends_at_every_row(
+    server: Server, account: Tenant, tmp_path: Path
+) -> None:
+    rows = 2_500
+    path = write_csv(
+        tmp_path / "p.csv",
+        ["name", "email"],
+        [[f"T {n}", f"t{n}@terminal.test"] for n in range(rows)],
+    )
+    command = [sys.executable, "-m", "cadenya_server", "profiles", "import"]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(sys.executable, [*command, "--account", account.id, str(path)], server.env)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    text = output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert text.count(f"{rows}/{rows}") >= 2, text  # read and saved, both at their end
+    assert f"/{rows + 1}" not in text

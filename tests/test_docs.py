@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import pytest
+from playwright.sync_api import sync_playwright
 
-from conftest import Server
+from conftest import Server, repo_root
 from helpers import METADATA_FIELDS
 
 CAMEL_CASE = re.compile(r"[a-z][a-zA-Z0-9]*")
+# Debian's: Playwright cannot download its own browsers here (.ci/run installs it).
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = repo_root() / "test-artifacts"
 OPERATIONS = {
     ("/v1/account", "get"),
     ("/v1/account/rotate_webhook_signing_key", "post"),
@@ -193,3 +199,46 @@ def test_the_webhooks_section_lists_every_event_type_and_its_data(
         ]["data"],
     )
     assert set(profile["required"]) == {"metadata", "spec"}
+
+
+def test_the_docs_page_shows_every_operation_in_a_browser(
+    server: Server, openapi: dict[str, Any]
+) -> None:
+    if not CHROMIUM.exists():
+        message = f"no browser at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    documented = {
+        (method.upper(), path) for path, ops in openapi["paths"].items() for method in ops
+    } | {
+        # OpenAPI 3.1 webhooks, which Swagger UI 5 lists as operations too.
+        (method.upper(), name)
+        for name, ops in openapi["webhooks"].items()
+        for method in ops
+    }
+    fetched: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("request", lambda request: fetched.append(request.url))
+            page.goto(f"{server.base_url}/docs")
+            page.wait_for_selector(".opblock .opblock-summary-path", timeout=30_000)
+            shown = page.evaluate(
+                """() => [...document.querySelectorAll('.opblock')].map(block => [
+                    block.querySelector('.opblock-summary-method').textContent,
+                    block.querySelector('.opblock-summary-path').dataset.path,
+                ])"""
+            )
+            errors = page.locator(".errors-wrapper").all_inner_texts()
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=ARTIFACTS / "docs.png", full_page=True)
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert {(method, path) for method, path in shown} == documented
+    origin = urlsplit(server.base_url).netloc
+    assert fetched and all(
+        urlsplit(url).netloc == origin for url in fetched if not url.startswith("data:")
+    ), fetched

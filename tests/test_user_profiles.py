@@ -103,6 +103,39 @@ def test_create_refuses_bad_input(server: Server, account: Tenant, body: dict) -
     assert "a@acme.io" not in [p.spec.email for p in profiles]
 
 
+def test_create_takes_back_the_shape_it_returns(server: Server, account: Tenant) -> None:
+    """A client may post a Profile it read, type and all: users are what this call adds."""
+    http = server.http(account.api_key)
+    read = add(http, "first@acme.io", name="First").json()
+    again = {**read["spec"], "email": "second@acme.io"}
+    assert again["type"] == "PROFILE_TYPE_USER"
+    response = http.post("/v1/account/profiles", json={"spec": again})
+    assert response.status_code == 200, response.text
+    assert response.json()["spec"]["type"] == "PROFILE_TYPE_USER"
+    response = add(http, "third@acme.io", type="PROFILE_TYPE_UNSPECIFIED")
+    assert response.status_code == 200, response.text
+    assert response.json()["spec"]["type"] == "PROFILE_TYPE_USER"
+
+
+@pytest.mark.parametrize(
+    ("type_", "how"),
+    [
+        ("PROFILE_TYPE_API_KEY", "POST /v1/account/api_keys"),
+        ("PROFILE_TYPE_SYSTEM", "cadenya-server profiles import"),
+    ],
+)
+def test_create_says_how_other_types_are_made(
+    server: Server, account: Tenant, type_: str, how: str
+) -> None:
+    response = add(server.http(account.api_key), "other@acme.io", type=type_)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["code"] == 3 and how in body["message"], body
+    assert body["details"][0]["fieldViolations"][0]["field"] == "spec.type"
+    names = [p.spec.email for p in server.client(account.api_key).workspace_admin.list_profiles()]
+    assert "other@acme.io" not in names
+
+
 def test_update_with_and_without_a_mask(server: Server, account: Tenant) -> None:
     http = server.http(account.api_key)
     created = http.post(
@@ -164,6 +197,24 @@ def test_last_administrator_cannot_be_demoted_or_deleted(server: Server, account
     assert http.patch(admin_path, json={"spec": {"role": "admin"}}).status_code == 200
     assert http.delete(second_path).status_code == 200
     assert http.get(second_path).status_code == 404
+
+
+def test_an_administrator_cannot_remove_or_demote_their_own_profile(
+    server: Server, account: Tenant
+) -> None:
+    http = server.http(account.api_key)
+    second = add(http, "second@acme.io", role="admin").json()["metadata"]["id"]
+    own_path = f"/v1/account/profiles/{second}"
+    with server.http(jwt_for(server, second, account.id)) as own:
+        for response in (
+            own.patch(own_path, json={"spec": {"role": "member"}}),
+            own.delete(own_path),
+        ):
+            assert (response.status_code, response.json()["code"]) == (400, 9), response.text
+            assert "locked out" in response.json()["message"]
+        assert own.get(own_path).json()["spec"]["role"] == "admin"
+    # Another administrator may.
+    assert http.delete(own_path).status_code == 200
 
 
 def test_concurrent_demotions_leave_one_administrator(server: Server, account: Tenant) -> None:

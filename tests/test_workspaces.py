@@ -326,3 +326,17 @@ def test_v1_workspaces_lists_what_the_caller_reaches(server: Server, account: Te
         "/v1/workspaces", params={"cursor": cursor}
     )
     assert response.status_code == 400
+
+
+def test_a_label_filter_naming_one_key_twice_matches_nothing(
+    server: Server, account: Tenant
+) -> None:
+    http = server.http(account.api_key)
+    for labels, expected in (("env=prod,env=prod", 1), ("env=prod,env=dev", 0)):
+        http.patch(
+            f"/v1/account/workspaces/{account.workspace_id}",
+            json={"metadata": {"labels": {"env": "prod"}}},
+        )
+        response = http.get("/v1/account/workspaces", params={"labels": labels})
+        assert response.status_code == 200, response.text
+        assert len(response.json()["items"]) == expected, labels

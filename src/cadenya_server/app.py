@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
-import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic.json_schema import models_json_schema
 from sqlalchemy import text
 
@@ -24,6 +22,9 @@ from cadenya_server.audit.endpoints import router as audit_router
 from cadenya_server.auth.dependencies import Public
 from cadenya_server.auth.endpoints import router as auth_router
 from cadenya_server.config import get_settings
+from cadenya_server.kit import logging as kit_logging
+from cadenya_server.kit import metrics
+from cadenya_server.kit import migrate as migrations
 from cadenya_server.kit.errors import Unavailable
 from cadenya_server.kit.http import (
     BodyLimit,
@@ -37,12 +38,13 @@ from cadenya_server.members.endpoints import router as members_router
 from cadenya_server.profiles.endpoints import router as profiles_router
 from cadenya_server.trusted_endpoints.endpoints import router as trusted_endpoints_router
 from cadenya_server.webhooks import events
+from cadenya_server.webhooks import metrics as webhook_metrics
 from cadenya_server.webhooks.endpoints import router as webhooks_router
-from cadenya_server.webhooks.metrics import PendingCollector
 from cadenya_server.webhooks.worker import BackgroundWorker, Worker
 from cadenya_server.workspaces.endpoints import router as workspaces_router
 
-SWAGGER_ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
+# Swagger UI 5 (it reads OpenAPI 3.1), as the fastapi-swagger package ships it.
+SWAGGER_ASSETS = resources.files("fastapi_swagger") / "resources"
 
 STATUS_SCHEMA = {
     "type": "object",
@@ -62,8 +64,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = current = runtime or Runtime.from_settings(get_settings())
-        pending = PendingCollector(current.db)
-        REGISTRY.register(pending)
+        metrics.observe_pool(current.db.engine)
         worker = None
         if current.settings.webhooks.run_worker:
             worker = BackgroundWorker(
@@ -73,14 +74,20 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         yield
         if worker is not None:
             worker.stop()
-        REGISTRY.unregister(pending)
         current.db.dispose()
+        metrics.worker_stopped()
+
+    # In a worker of `serve`, whose logging uvicorn set up from the command's log_config.
+    kit_logging.route_structlog()
 
     app = FastAPI(
         title="Cadenya Account API",
         version=__version__,
         description="A self-hosted server for the account plane of the Cadenya API.",
         lifespan=lifespan,
+        # A trailing slash is a path of its own: 404, not a redirect whose Location
+        # would echo the request's Host header.
+        redirect_slashes=False,
         docs_url=None,
         redoc_url=None,
         # Served by _install_docs, as a route that declares itself public.
@@ -109,11 +116,18 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     # Outside the body limit: a refused caller's body is never read.
     app.add_middleware(RateLimit, limits=RateLimits(settings))
     # Added last, so outermost: it sees (and logs) what the body limit refuses too.
-    app.add_middleware(Observability)
+    app.add_middleware(
+        Observability, after_request=lambda: metrics.observe_pool(app.state.runtime.db.engine)
+    )
     return app
 
 
 def _install_operations(app: FastAPI) -> None:
+    @app.get("/livez", dependencies=[Public], include_in_schema=False)
+    async def livez() -> Response:
+        """The process answers; nothing else is asked (a restart would not mend the database)."""
+        return JSONResponse({"status": "ok"})
+
     @app.get("/healthz", dependencies=[Public], include_in_schema=False)
     def healthz(runtime: AppRuntime) -> Response:
         try:
@@ -123,9 +137,23 @@ def _install_operations(app: FastAPI) -> None:
             return error_response(Unavailable("the database is unavailable"))
         return JSONResponse({"status": "ok"})
 
+    @app.get("/readyz", dependencies=[Public], include_in_schema=False)
+    def readyz(runtime: AppRuntime) -> Response:
+        """Ready for traffic: the database answers and its schema is the one this build needs."""
+        try:
+            schema = migrations.schema_state(runtime.db.engine)
+        except Exception:
+            return error_response(Unavailable("the database is unavailable"))
+        if schema is not migrations.SchemaState.CURRENT:
+            return error_response(Unavailable(f"the database schema is {schema.value}"))
+        return JSONResponse({"status": "ok"})
+
     @app.get("/metrics", dependencies=[Public], include_in_schema=False)
-    def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    def metrics_exposition(runtime: AppRuntime) -> Response:
+        metrics.observe_pool(runtime.db.engine)
+        webhook_metrics.observe_pending(runtime.db)
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
 
 def _install_docs(app: FastAPI) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,11 +18,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
-from cadenya_server import demo_data
+from cadenya_server import __version__, demo_data
 from cadenya_server.accounts import service as accounts
-from cadenya_server.config import ConfigError, get_settings
+from cadenya_server.config import ConfigError, Settings, get_settings, load_settings
 from cadenya_server.kit import logging as kit_logging
+from cadenya_server.kit import metrics
 from cadenya_server.kit import migrate as migrations
 from cadenya_server.kit.errors import ApiError
 from cadenya_server.kit.runtime import Runtime
@@ -28,7 +32,11 @@ from cadenya_server.models import Account, ApiKey, Profile
 from cadenya_server.profiles import importer
 from cadenya_server.webhooks.worker import Worker
 
-app = typer.Typer(help="A self-hostable server for the Cadenya Account API.", no_args_is_help=True)
+app = typer.Typer(
+    help="A self-hostable server for the Cadenya Account API.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 accounts_app = typer.Typer(help="Create accounts.", no_args_is_help=True)
 profiles_app = typer.Typer(help="Load profiles in bulk.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
@@ -36,14 +44,41 @@ app.add_typer(profiles_app, name="profiles")
 err = Console(stderr=True)
 
 DEMO_DOMAIN = "demo.cadenya.local"
+HostOption = Annotated[
+    str | None,
+    typer.Option(help="Address to listen on  [default: CADENYA_SERVER_HOST, or 127.0.0.1]"),
+]
+PortOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Port to listen on  [default: CADENYA_SERVER_PORT, or 8080]", min=1, max=65535
+    ),
+]
 
 
-def _runtime() -> Runtime:
+def _settings() -> Settings:
+    """The settings as the environment gives them, logging set up as they say; a bad one
+    ends the command (exit 2). Nothing is written yet (see `_runtime`)."""
     try:
-        return Runtime.from_settings(get_settings())
+        settings = load_settings()
     except ConfigError as exc:
-        err.print(f"[red]configuration error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        for line in str(exc).splitlines():
+            err.print(f"[red]configuration error:[/] {escape(line)}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    kit_logging.configure(level=settings.log_level, log_format=settings.log_format)
+    return settings
+
+
+def _runtime(*, migrated: bool = True) -> Runtime:
+    """What the commands work with; unless `migrated=False`, refused on a stale schema."""
+    _settings()
+    # Only now, when a command is past its checks, may a development secret key be made.
+    runtime = Runtime.from_settings(get_settings())
+    if migrated:
+        schema = migrations.schema_state(runtime.db.engine)
+        if schema is not migrations.SchemaState.CURRENT:
+            raise _fail(f"the database schema is {schema.value}")
+    return runtime
 
 
 def _fail(message: str) -> typer.Exit:
@@ -51,24 +86,43 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"cadenya-server {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _setup() -> None:
+def _setup(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    # Until a command reads the settings, which may change the level and format.
     kit_logging.configure()
 
 
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
-    runtime = _runtime()
-    migrations.upgrade(runtime.db.engine)
+    _migrate(_runtime(migrated=False))
     err.print("database is up to date")
+
+
+def _migrate(runtime: Runtime) -> None:
+    if migrations.schema_state(runtime.db.engine) is migrations.SchemaState.UNKNOWN:
+        raise _fail(f"the database schema is {migrations.SchemaState.UNKNOWN.value}")
+    migrations.upgrade(runtime.db.engine)
 
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
-    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    host: HostOption = None,
+    port: PortOption = None,
+    workers: Annotated[int, typer.Option(help="Worker processes", min=1)] = 1,
     webhook_worker: Annotated[
         bool,
         typer.Option(
@@ -82,25 +136,56 @@ def serve(
         # Read by every server process, those uvicorn starts included.
         os.environ["CADENYA_SERVER_WEBHOOK_WORKER"] = "0"
         get_settings.cache_clear()
-    runtime = _runtime()
-    if migrations.pending(runtime.db.engine):
-        raise _fail("the database schema is not up to date; run `cadenya-server migrate`")
-    runtime.db.dispose()
-    # X-Forwarded-For names the client only when it comes from a proxy the operator
-    # trusts; uvicorn's own default would trust it from 127.0.0.1.
-    trusted_proxies = runtime.settings.forwarded_allow_ips
-    uvicorn.run(
-        "cadenya_server.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        proxy_headers=bool(trusted_proxies),
-        forwarded_allow_ips=trusted_proxies or None,
-    )
+    settings = _settings()
+    host, port = host or settings.host, port or settings.port
+    _check_port(host, port)
+    _runtime().db.dispose()
+    _serve(settings, host=host, port=port, workers=workers)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Say plainly, before anything else, that the address is taken or unusable."""
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise _fail(f"cannot listen on {host}: {exc.strerror}") from None
+    # As uvicorn will bind: SO_REUSEADDR, so a port in TIME_WAIT counts as free.
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise _fail(
+                    f"port {port} on {host} is already in use; choose another with --port, "
+                    "CADENYA_SERVER_PORT or `make run PORT=…`"
+                ) from None
+            raise _fail(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def _serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
+    json_logs = kit_logging.wants_json(settings.log_format)
+    with metrics.prepared(workers=workers):
+        uvicorn.run(
+            "cadenya_server.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            # Applied in this process and in every worker: the same lines from all of them.
+            log_config=kit_logging.dict_config(level=settings.log_level, json=json_logs),
+            server_header=False,
+            # uvicorn replaces a worker that does not answer its ping in time; on a busy
+            # machine a starting worker took longer than the default 5 s to import.
+            timeout_worker_healthcheck=30,
+            # X-Forwarded-For names the client only when it comes from a proxy the operator
+            # trusts; uvicorn's own default would trust it from 127.0.0.1.
+            proxy_headers=bool(settings.forwarded_allow_ips),
+            forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        )
 
 
 @app.command()
@@ -108,8 +193,6 @@ def worker() -> None:
     """Send webhooks, alone (beside servers started with `serve --no-worker`, or more of
     them: any number of workers share the work)."""
     runtime = _runtime()
-    if migrations.pending(runtime.db.engine):
-        raise _fail("the database schema is not up to date; run `cadenya-server migrate`")
     delivery = Worker(db=runtime.db, keyring=runtime.keyring, settings=runtime.settings.webhooks)
 
     async def main() -> None:
@@ -184,7 +267,7 @@ def profiles_import(
         raise _fail(f"no such file: {file}")
     runtime = _runtime()
     progress = Progress(
-        TextColumn("importing"),
+        TextColumn("{task.description:>5}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -193,15 +276,25 @@ def profiles_import(
     )
     try:
         with progress:
-            task = progress.add_task("import", total=importer.count_rows(file))
+            rows = importer.count_rows(file)
+            read = progress.add_task("read", total=rows)
+            # Rows saved (a batch's at its commit) or rejected.
+            done = progress.add_task("saved", total=rows)
             report = importer.import_records(
                 db=runtime.db,
                 account_id=account,
                 records=importer.read_file(file),
-                on_progress=lambda n: progress.advance(task, n),
+                on_read=lambda n: progress.advance(read, n),
+                on_progress=lambda n: progress.advance(done, n),
             )
+            # The count was an estimate (a CSV value may span lines): end at what was read.
+            total = int(progress.tasks[read].completed)
+            for task in (read, done):
+                progress.update(task, total=total, completed=total)
     except (importer.ImportAborted, UnicodeDecodeError) as exc:
         raise _fail(str(exc)) from exc
+    except OSError as exc:
+        raise _fail(f"cannot read {file}: {exc.strerror}") from exc
     for line, message in report.errors:
         # Messages quote the file: print them as written, one line each, never as markup.
         err.print(f"line {line}: {message}", markup=False, soft_wrap=True)
@@ -245,13 +338,16 @@ def token(
 
 @app.command()
 def demo(
-    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
-    profiles: Annotated[int, typer.Option(help="How many demo profiles")] = 3000,
+    host: HostOption = None,
+    port: PortOption = None,
+    profiles: Annotated[int, typer.Option(help="How many demo profiles", min=0)] = 3000,
 ) -> None:
     """Migrate, create (or reuse) a demo account full of profiles, print how to call it, serve."""
-    runtime = _runtime()
-    migrations.upgrade(runtime.db.engine)
+    settings = _settings()
+    host, port = host or settings.host, port or settings.port
+    _check_port(host, port)
+    runtime = _runtime(migrated=False)
+    _migrate(runtime)
     account_id, api_key = _demo_account(runtime, profiles)
     base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     print(
@@ -280,7 +376,7 @@ or with curl:
         flush=True,
     )
     runtime.db.dispose()
-    serve(host=host, port=port, workers=1)
+    _serve(settings, host=host, port=port, workers=1)
 
 
 def _demo_account(runtime: Runtime, count: int) -> tuple[str, str]:
@@ -316,3 +412,8 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except OperationalError as exc:
+        # The database is down, unreachable or refuses us: expected, and no bug of ours.
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        err.print(f"[red]error:[/] cannot use the database: {escape(reason)}", soft_wrap=True)
+        sys.exit(1)

@@ -1,36 +1,79 @@
-"""Settings, read once from the environment (`CADENYA_SERVER_*`)."""
+"""Settings, read once from the environment (`CADENYA_SERVER_*`), typed by pydantic-settings."""
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any, Literal
 
 import structlog
 from limits import parse_many
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 log = structlog.get_logger(__name__)
 
+ENV_PREFIX = "CADENYA_SERVER_"
 DATA_DIR = Path("data")
 DEFAULT_DATABASE_URL = f"sqlite:///{DATA_DIR}/cadenya.db"
 MIN_SECRET_KEY_LENGTH = 32
+# Never echoed back in an error message (a URL may hold a password).
+_SECRET_FIELDS = frozenset({"secret_key", "database_url", "redis_url"})
 
 
 class ConfigError(Exception):
-    """A setting is missing or unusable; the message says which and why."""
+    """A setting is missing or unusable; the message names the variable and says why."""
+
+
+# Standard Webhooks' schedule: the first attempt at once, then these delays.
+DEFAULT_RETRY_SCHEDULE = "5,300,1800,7200,18000,36000,36000"
+
+
+def _parts(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 @dataclass(frozen=True)
-class Settings:
-    database_url: str
-    secret_key: str
-    issuer: str
-    audience: str
-    max_body_bytes: int
-    jwt_leeway_seconds: int
+class WebhookSettings:
+    """What the delivery worker reads."""
+
+    # Attempts in flight per worker.
+    concurrency: int = 64
+    retry_schedule: tuple[float, ...] = tuple(float(p) for p in DEFAULT_RETRY_SCHEDULE.split(","))
+    timeout_seconds: float = 15.0
+    disable_after_seconds: float = 5 * 24 * 3600
+    rotation_grace_seconds: int = 86400
+    # Networks the worker may reach although they are not public (e.g. 127.0.0.0/8).
+    allowed_networks: tuple[str, ...] = ()
+    run_worker: bool = True
+    # How often an idle worker looks for due deliveries it was not woken for.
+    poll_seconds: float = 1.0
+
+
+class Settings(BaseSettings):
+    """Every setting; the variable is `CADENYA_SERVER_` + the field's name in capitals."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    # Empty: `get_settings` generates a development key into data/secret.key.
+    secret_key: str = Field("", repr=False)
+    # A file holding the key (a mounted secret); its surrounding whitespace is ignored.
+    secret_key_file: Path | None = None
+    issuer: str = "cadenya-server"
+    audience: str = "cadenya-api"
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
+    jwt_leeway_seconds: int = Field(30, ge=0, le=300)
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # auto: console lines on a terminal, JSON lines otherwise.
+    log_format: Literal["auto", "json", "console"] = "auto"
     # Rate limits, in the `limits` library's notation ("100/minute", "10/second;500/hour");
     # "" turns one off. See the README's Limits section for why each default.
     rate_limit_failed_auth: str = "100/minute"
@@ -41,163 +84,164 @@ class Settings:
     # Proxies whose X-Forwarded-For names the client ("" trusts none: the socket peer).
     forwarded_allow_ips: str = ""
     # Per-account quotas on what can grow.
-    max_workspaces_per_account: int = 500
-    max_api_keys_per_account: int = 1000
-    max_workspaces_per_api_key: int = 500
-    max_trusted_endpoints_per_account: int = 1000
-    max_profiles_per_account: int = 1_000_000
-    max_webhook_endpoints_per_account: int = 100
+    max_workspaces_per_account: int = Field(500, gt=0)
+    max_api_keys_per_account: int = Field(1000, gt=0)
+    max_workspaces_per_api_key: int = Field(500, gt=0)
+    max_trusted_endpoints_per_account: int = Field(1000, gt=0)
+    max_profiles_per_account: int = Field(1_000_000, gt=0)
+    max_webhook_endpoints_per_account: int = Field(100, gt=0)
     # A page of a listing stops before the item that would take it past this many bytes.
-    max_page_bytes: int = 4 * 1024 * 1024
-    webhooks: WebhookSettings = field(default_factory=lambda: WebhookSettings())
+    max_page_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    # Webhooks (read as one WebhookSettings: `settings.webhooks`).
+    webhook_concurrency: int = Field(64, gt=0)
+    webhook_retry_schedule: str = DEFAULT_RETRY_SCHEDULE
+    webhook_timeout_seconds: float = Field(15.0, ge=0.1)
+    webhook_disable_after_seconds: float = Field(5 * 24 * 3600, ge=0)
+    webhook_rotation_grace_seconds: int = Field(86400, ge=0)
+    webhook_allowed_networks: str = ""
+    # Off (`serve --no-worker`): this server sends no webhooks; `cadenya-server worker` does.
+    webhook_worker: bool = True
+    webhook_poll_seconds: float = Field(1.0, ge=0.05)
 
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        try:
+            delays = [float(part) for part in value.split(",")]
+        except ValueError:
+            raise ValueError("must be comma-separated seconds, e.g. 5,300,1800") from None
+        if any(delay < 0 for delay in delays):
+            raise ValueError("must not hold negative delays")
+        return value
 
-# Standard Webhooks' schedule: the first attempt at once, then these delays.
-DEFAULT_RETRY_SCHEDULE = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for network in _parts(value):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network such as 127.0.0.0/8") from None
+        return value
 
-
-@dataclass(frozen=True)
-class WebhookSettings:
-    # Attempts in flight per worker.
-    concurrency: int = 64
-    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
-    timeout_seconds: float = 15.0
-    disable_after_seconds: float = 5 * 24 * 3600
-    rotation_grace_seconds: int = 86400
-    # CIDRs the worker may reach although they are not public (e.g. 127.0.0.0/8).
-    allowed_networks: tuple[str, ...] = ()
-    # Whether `serve` runs a delivery worker in each of its processes.
-    run_worker: bool = True
-    # How often an idle worker looks for due deliveries it was not woken for.
-    poll_seconds: float = 1.0
-
-
-def _secret_key() -> str:
-    key = os.environ.get("CADENYA_SERVER_SECRET_KEY", "")
-    if not key:
-        # Development convenience: keep a generated key beside the default database.
-        path = DATA_DIR / "secret.key"
-        if path.exists():
-            key = path.read_text().strip()
-        else:
-            DATA_DIR.mkdir(parents=True, exist_ok=True)
-            key = secrets.token_urlsafe(48)
-            path.touch(mode=0o600)
-            path.write_text(key + "\n")
-            log.warning(
-                "generated a secret key; set CADENYA_SERVER_SECRET_KEY in production",
-                path=str(path),
-            )
-    if len(key) < MIN_SECRET_KEY_LENGTH:
-        raise ConfigError(
-            f"CADENYA_SERVER_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters"
+    @property
+    def webhooks(self) -> WebhookSettings:
+        return WebhookSettings(
+            concurrency=self.webhook_concurrency,
+            retry_schedule=tuple(float(p) for p in self.webhook_retry_schedule.split(",")),
+            timeout_seconds=self.webhook_timeout_seconds,
+            disable_after_seconds=self.webhook_disable_after_seconds,
+            rotation_grace_seconds=self.webhook_rotation_grace_seconds,
+            allowed_networks=tuple(_parts(self.webhook_allowed_networks)),
+            run_worker=self.webhook_worker,
+            poll_seconds=self.webhook_poll_seconds,
         )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            backend = ""
+        if backend not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("must be sqlite:///path/to.db or postgresql://user@host:5432/db")
+        return value
+
+    @field_validator("rate_limit_failed_auth", "rate_limit_per_credential")
+    @classmethod
+    def _rates(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(
+                    "must be rates such as '100/minute' or '10/second;500/hour'"
+                ) from None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_key_from_file(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("secret_key_file"):
+            return data
+        if data.get("secret_key"):
+            raise ValueError(f"set {ENV_PREFIX}SECRET_KEY or {ENV_PREFIX}SECRET_KEY_FILE, not both")
+        path = Path(data["secret_key_file"])
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ValueError(f"{ENV_PREFIX}SECRET_KEY_FILE: cannot read {path}: {reason}") from None
+        if not key:
+            raise ValueError(f"{ENV_PREFIX}SECRET_KEY_FILE: {path} is empty")
+        return {**data, "secret_key": key}
+
+    @model_validator(mode="after")
+    def _secret_key_long_enough(self) -> Settings:
+        if self.secret_key and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            source = (
+                f"{ENV_PREFIX}SECRET_KEY_FILE: the key in {self.secret_key_file}"
+                if self.secret_key_file
+                else f"{ENV_PREFIX}SECRET_KEY"
+            )
+            raise ValueError(f"{source} must be at least {MIN_SECRET_KEY_LENGTH} characters")
+        return self
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per bad setting, naming its variable: what an operator needs, no traceback."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:
+            lines.append(message)
+            continue
+        field = str(error["loc"][0])
+        variable = ENV_PREFIX + field.upper()
+        if field in _SECRET_FIELDS:
+            lines.append(f"{variable}: {message}")
+        else:
+            lines.append(f"{variable}={error['input']!r}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings() -> Settings:
+    """The environment's settings, or ConfigError saying what is wrong."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _development_secret_key() -> str:
+    """A key kept beside the default database: `make run` works with nothing configured."""
+    path = DATA_DIR / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    log.warning(f"generated a secret key; set {ENV_PREFIX}SECRET_KEY in production", path=str(path))
     return key
 
 
 @cache
 def get_settings() -> Settings:
     """The settings of this process."""
-    return Settings(
-        database_url=os.environ.get("CADENYA_SERVER_DATABASE_URL", DEFAULT_DATABASE_URL),
-        secret_key=_secret_key(),
-        issuer=os.environ.get("CADENYA_SERVER_ISSUER", "cadenya-server"),
-        audience=os.environ.get("CADENYA_SERVER_AUDIENCE", "cadenya-api"),
-        max_body_bytes=int(os.environ.get("CADENYA_SERVER_MAX_BODY_BYTES", str(1024 * 1024))),
-        jwt_leeway_seconds=30,
-        rate_limit_failed_auth=_rate("RATE_LIMIT_FAILED_AUTH"),
-        rate_limit_per_credential=_rate("RATE_LIMIT_PER_CREDENTIAL"),
-        redis_url=os.environ.get("CADENYA_SERVER_REDIS_URL", ""),
-        redis_key_prefix=os.environ.get(
-            "CADENYA_SERVER_REDIS_KEY_PREFIX", Settings.redis_key_prefix
-        ),
-        forwarded_allow_ips=os.environ.get("CADENYA_SERVER_FORWARDED_ALLOW_IPS", ""),
-        max_workspaces_per_account=_positive("MAX_WORKSPACES_PER_ACCOUNT"),
-        max_api_keys_per_account=_positive("MAX_API_KEYS_PER_ACCOUNT"),
-        max_workspaces_per_api_key=_positive("MAX_WORKSPACES_PER_API_KEY"),
-        max_trusted_endpoints_per_account=_positive("MAX_TRUSTED_ENDPOINTS_PER_ACCOUNT"),
-        max_profiles_per_account=_positive("MAX_PROFILES_PER_ACCOUNT"),
-        max_webhook_endpoints_per_account=_positive("MAX_WEBHOOK_ENDPOINTS_PER_ACCOUNT"),
-        max_page_bytes=_positive("MAX_PAGE_BYTES"),
-        webhooks=_webhook_settings(),
-    )
-
-
-def _number_list(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
-    raw = os.environ.get(name, "")
-    if not raw.strip():
-        return default
-    try:
-        values = tuple(float(part) for part in raw.split(","))
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be comma-separated seconds, e.g. 5,300,1800") from exc
-    if any(v < 0 for v in values):
-        raise ConfigError(f"{name} must not hold negative delays")
-    return values
-
-
-def _number(name: str, default: float, *, minimum: float = 0) -> float:
-    raw = os.environ.get(name, "")
-    try:
-        value = float(raw) if raw.strip() else default
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number") from exc
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum:g}")
-    return value
-
-
-def _webhook_settings() -> WebhookSettings:
-    networks = tuple(
-        part.strip()
-        for part in os.environ.get("CADENYA_SERVER_WEBHOOK_ALLOWED_NETWORKS", "").split(",")
-        if part.strip()
-    )
-    for network in networks:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError as exc:
-            raise ConfigError(
-                f"CADENYA_SERVER_WEBHOOK_ALLOWED_NETWORKS: {network!r} is not a CIDR"
-            ) from exc
-    return WebhookSettings(
-        concurrency=int(_number("CADENYA_SERVER_WEBHOOK_CONCURRENCY", 64, minimum=1)),
-        retry_schedule=_number_list(
-            "CADENYA_SERVER_WEBHOOK_RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE
-        ),
-        timeout_seconds=_number("CADENYA_SERVER_WEBHOOK_TIMEOUT_SECONDS", 15, minimum=0.1),
-        disable_after_seconds=_number(
-            "CADENYA_SERVER_WEBHOOK_DISABLE_AFTER_SECONDS", 5 * 24 * 3600
-        ),
-        rotation_grace_seconds=int(_number("CADENYA_SERVER_WEBHOOK_ROTATION_GRACE_SECONDS", 86400)),
-        allowed_networks=networks,
-        run_worker=os.environ.get("CADENYA_SERVER_WEBHOOK_WORKER", "1") not in ("0", "false"),
-        poll_seconds=_number("CADENYA_SERVER_WEBHOOK_POLL_SECONDS", 1.0, minimum=0.05),
-    )
-
-
-def _rate(name: str) -> str:
-    """`CADENYA_SERVER_<name>` in the `limits` notation, or the Settings default."""
-    variable = f"CADENYA_SERVER_{name}"
-    text = os.environ.get(variable, getattr(Settings, name.lower())).strip()
-    if text:
-        try:
-            parse_many(text)
-        except ValueError as exc:
-            raise ConfigError(
-                f"{variable} must be rates such as '100/minute' or '10/second;500/hour', "
-                f"not {text!r}"
-            ) from exc
-    return text
-
-
-def _positive(name: str) -> int:
-    """`CADENYA_SERVER_<name>`, a positive integer, or the Settings default."""
-    variable = f"CADENYA_SERVER_{name}"
-    default: int = getattr(Settings, name.lower())
-    text = os.environ.get(variable, "")
-    if not text:
-        return default
-    if not text.isdigit() or int(text) < 1:
-        raise ConfigError(f"{variable} must be a positive integer, not {text!r}")
-    return int(text)
+    settings = load_settings()
+    if not settings.secret_key:
+        settings = settings.model_copy(update={"secret_key": _development_secret_key()})
+    return settings

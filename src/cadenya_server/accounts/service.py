@@ -6,7 +6,9 @@ import base64
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from cadenya_server.accounts import repository
@@ -106,8 +108,15 @@ def _store_secret(
     repository.put_secret(session, account_id=account_id, name=name, ciphertext=ciphertext)
 
 
-def _render(session: Session, keyring: Keyring, row: AccountRow, *, secrets: bool) -> Account:
-    stored = repository.secrets_of(session, row.id)
+def _render(
+    session: Session,
+    keyring: Keyring,
+    row: AccountRow | Row[Any],
+    stored: dict[str, str],
+    *,
+    secrets: bool,
+) -> Account:
+    """The account on the wire; its secrets (`stored`, encrypted) only with `secrets`."""
 
     def reveal(name: str) -> str:
         if not secrets or name not in stored:
@@ -156,7 +165,11 @@ def _find(session: Session, account_id: str) -> AccountRow:
 
 def read(*, session: Session, keyring: Keyring, caller: Caller) -> Account:
     """The caller's account; its secrets only for administrators (others get "")."""
-    return _render(session, keyring, _find(session, caller.account_id), secrets=caller.is_admin)
+    found = repository.get_with_secrets(session, caller.account_id)
+    if found is None:
+        raise NotFound("account not found")
+    row, stored = found
+    return _render(session, keyring, row, stored, secrets=caller.is_admin)
 
 
 def _audit_change(
@@ -168,7 +181,7 @@ def _audit_change(
         caller=caller,
         action=action,
         resource_id=row.id,
-        resource=_render(session, keyring, row, secrets=False),
+        resource=_render(session, keyring, row, {}, secrets=False),
     )
 
 
@@ -218,7 +231,7 @@ def expire_previous_webhook_secret(
     _drop_previous(session, row)
     if was_open:
         _audit_change(session, keyring, caller, row, "account.expire_previous_webhook_signing_key")
-    return _render(session, keyring, row, secrets=True)
+    return _render(session, keyring, row, repository.secrets_of(session, row.id), secrets=True)
 
 
 def signing_secrets(*, session: Session, keyring: Keyring, account_id: str) -> list[str]:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends
 
 from cadenya_server.auth.caller import Caller
 from cadenya_server.auth.dependencies import rule
+from cadenya_server.kit.params import path_id
 
 ApiKeysReader = Annotated[Caller, Depends(rule("api_keys:read"))]
 ApiKeysManager = Annotated[Caller, Depends(rule("api_keys:manage"))]
 
-ApiKeyId = Annotated[str, Path(alias="id", description="An apikey_… id")]
+ApiKeyId = path_id("apikey", alias="id")

@@ -20,11 +20,17 @@ from cadenya_server.api_keys.schemas import (
     UpdateApiKeyRequest,
     WorkspaceRequest,
 )
-from cadenya_server.kit.params import LabelFilter, NoBody, Page
+from cadenya_server.kit.params import LabelFilter, NoBody, Page, query_id
 from cadenya_server.kit.runtime import AppRuntime, DbSession, Runtime
-from cadenya_server.kit.schemas import Empty
+from cadenya_server.kit.schemas import SINGLE_LINE, Empty
 
 router = APIRouter(prefix="/v1/account/api_keys", tags=["API keys"])
+
+WorkspaceFilter = query_id(
+    "workspace",
+    alias="workspaceId",
+    description="Only keys that reach this workspace (assigned, or granted all)",
+)
 
 
 def _limits(runtime: Runtime) -> service.KeyLimits:
@@ -41,20 +47,20 @@ def list_api_keys(
     session: DbSession,
     runtime: AppRuntime,
     page: Page,
-    workspace_id: Annotated[
-        str | None,
-        Query(
-            alias="workspaceId",
-            max_length=40,
-            description="Only keys that reach this workspace (assigned, or granted all)",
-        ),
-    ] = None,
+    workspace_id: WorkspaceFilter = "",
     query: Annotated[
         str,
-        Query(max_length=200, description="Case-insensitive substring of the name or description"),
+        Query(
+            max_length=200,
+            pattern=SINGLE_LINE,
+            description="Case-insensitive substring of the name or description",
+        ),
     ] = "",
     prefix: Annotated[
-        str, Query(max_length=200, description="Case-insensitive prefix of the name")
+        str,
+        Query(
+            max_length=200, pattern=SINGLE_LINE, description="Case-insensitive prefix of the name"
+        ),
     ] = "",
     labels: LabelFilter = None,
     sort_order: Annotated[

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from cadenya_server.auth import api_key_tokens
+from cadenya_server.auth import api_key_tokens, scopes
+from cadenya_server.kit import update_mask
 from cadenya_server.kit.clock import rfc3339
 from cadenya_server.kit.schemas import (
     AccountResourceMetadata,
@@ -16,6 +18,7 @@ from cadenya_server.kit.schemas import (
     RequestModel,
     UpdateAccountResourceMetadata,
     WireModel,
+    WorkspaceRef,
 )
 from cadenya_server.models import ApiKey as ApiKeyRow
 from cadenya_server.models import Workspace as WorkspaceRow
@@ -23,6 +26,8 @@ from cadenya_server.profiles.schemas import Profile
 from cadenya_server.workspaces.schemas import Workspace
 
 MAX_ASSIGNMENTS = 1000
+# Checked by scopes.normalize, in words of its own.
+Scope = Annotated[str, Field(json_schema_extra={"enum": sorted(scopes.VALID)})]
 
 
 class ApiKeyState(StrEnum):
@@ -105,12 +110,20 @@ class ApiKeyList(WireModel):
 
 
 class WorkspaceAssignmentInput(RequestModel):
-    workspace_id: str = Field(max_length=40)
+    workspace_id: WorkspaceRef
 
 
 class ApiKeySpecInput(RequestModel):
+    # A key that reaches every workspace has no single assignments.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"required": ["allWorkspaces"], "properties": {"allWorkspaces": {"const": True}}},
+            "then": {"properties": {"workspaceAssignments": {"maxItems": 0}}},
+        }
+    )
+
     description: LongText = ""
-    permissions: list[str] = Field([], max_length=100)
+    permissions: list[Scope] = Field([], max_length=100)
     all_workspaces: bool = False
     workspace_assignments: list[WorkspaceAssignmentInput] = Field([], max_length=MAX_ASSIGNMENTS)
 
@@ -120,19 +133,29 @@ class CreateApiKeyRequest(RequestModel):
     spec: ApiKeySpecInput = ApiKeySpecInput()
 
 
+UPDATABLE = frozenset(
+    {
+        "metadata.name",
+        "metadata.externalId",
+        "metadata.labels",
+        "spec.description",
+        "spec.permissions",
+        "spec.allWorkspaces",
+        "spec.workspaceAssignments",
+    }
+)
+ApiKeyMask = update_mask.mask_of(UPDATABLE)
+
+
 class UpdateApiKeyRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra=update_mask.named_means_given("metadata.name"))
+
     metadata: UpdateAccountResourceMetadata | None = None
     spec: ApiKeySpecInput | None = None
-    update_mask: str = Field(
-        "",
-        max_length=1000,
-        description="Comma-separated paths to change (metadata.name, metadata.externalId, "
-        "metadata.labels, spec.description, spec.permissions, spec.allWorkspaces, "
-        "spec.workspaceAssignments); without it, the fields present in the body.",
-    )
+    update_mask: ApiKeyMask = ""
 
 
 class WorkspaceRequest(RequestModel):
     """The body of :addWorkspace and :removeWorkspace."""
 
-    workspace_id: str = Field(max_length=40)
+    workspace_id: WorkspaceRef

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from cadenya_server.api_keys import repository
 from cadenya_server.api_keys.schemas import (
+    UPDATABLE,
     ApiKey,
     ApiKeyList,
     ApiKeySpecInput,
@@ -45,19 +46,6 @@ from cadenya_server.models import Workspace as WorkspaceRow
 from cadenya_server.profiles import service as profiles
 from cadenya_server.profiles.schemas import Profile, nobody
 from cadenya_server.workspaces import service as workspaces
-
-UPDATABLE = frozenset(
-    {
-        "metadata.name",
-        "metadata.externalId",
-        "metadata.labels",
-        "spec.description",
-        "spec.permissions",
-        "spec.allWorkspaces",
-        "spec.workspaceAssignments",
-    }
-)
-
 
 # Keys whose workspace assignments are read in one query while rendering.
 RENDER_BATCH = 50
@@ -293,7 +281,7 @@ def list_keys(
     *,
     session: Session,
     caller: Caller,
-    workspace_id: str | None,
+    workspace_id: str,
     query: str,
     prefix: str,
     labels: str | None,
@@ -433,9 +421,14 @@ def update(
     held = repository.assigned_workspace_ids(session, [key.id]).get(key.id, [])
     if key.all_workspaces:
         # Reaching every workspace makes single assignments meaningless.
-        workspace_ids = (
-            _requested_workspaces(True, spec) if "spec.workspaceAssignments" in paths else []
-        )
+        if "spec.allWorkspaces" in paths:
+            workspace_ids = _requested_workspaces(True, spec)
+        elif "spec.workspaceAssignments" in paths and spec.workspace_assignments:
+            raise FailedPrecondition(
+                "this key reaches every workspace; set allWorkspaces to false to assign some"
+            )
+        else:
+            workspace_ids = []
     elif "spec.workspaceAssignments" in paths:
         requested = _requested_workspaces(False, spec)
         _require_assignable(limits, held=0, adding=len(set(requested)))
@@ -463,8 +456,18 @@ def update(
     return _one(session, caller, key)
 
 
+def _not_the_callers_own(caller: Caller, api_key_id: str, *, what: str) -> None:
+    """400 when a key would disable or delete itself: its holder would be locked out."""
+    if caller.api_key_id == api_key_id:
+        raise FailedPrecondition(
+            f"an API key cannot {what} itself: the caller would be locked out; "
+            "use another key or an administrator's token"
+        )
+
+
 def delete(*, session: Session, caller: Caller, api_key_id: str) -> None:
     """Delete the key and its profile; its token stops working when this commits."""
+    _not_the_callers_own(caller, api_key_id, what="delete")
     key, _ = _manageable(session, caller, api_key_id)
     audit.record(
         session,
@@ -504,6 +507,8 @@ def reveal(*, session: Session, keyring: Keyring, caller: Caller, api_key_id: st
 
 def set_enabled(*, session: Session, caller: Caller, api_key_id: str, enabled: bool) -> ApiKey:
     """Enable or disable a key; a disabled key's token stops working when this commits."""
+    if not enabled:
+        _not_the_callers_own(caller, api_key_id, what="disable")
     key, _ = _manageable(session, caller, api_key_id)
     if key.enabled != enabled:
         key.enabled = enabled

@@ -93,5 +93,6 @@ setattr(public, AUTH_RULE_ATTRIBUTE, "public")
 
 AnyCaller = Annotated[Caller, Depends(rule(None))]
 AdminCaller = Annotated[Caller, Depends(rule(scopes.ACCOUNT_MANAGE))]
+AnyCredentials = Annotated[Credentials, Depends(credentials(None))]
 AdminCredentials = Annotated[Credentials, Depends(credentials(scopes.ACCOUNT_MANAGE))]
 Public = Depends(public)

@@ -18,20 +18,23 @@ from cadenya_server.models import ApiKey, Profile
 # every read into a write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
-# Every request runs one of these: built once, read as plain rows. Through the ORM
-# (a statement built per call, an instance loaded into the session) authenticating
-# by API key cost a measurable share of every request (bench/README.md).
+# Every request runs one of these: built once, on the tables rather than the mapped
+# classes, so that they are read as plain rows without the ORM's machinery. Through
+# the ORM (a statement built per call, an instance loaded into the session)
+# authenticating cost a measurable share of every request (bench/README.md).
+_KEYS = ApiKey.__table__.c
 _KEY_BY_HASH = select(
-    ApiKey.id,
-    ApiKey.account_id,
-    ApiKey.profile_id,
-    ApiKey.permissions,
-    ApiKey.enabled,
-    ApiKey.expires_at,
-    ApiKey.last_used_at,
-).where(ApiKey.token_hash == bindparam("token_hash"))
-_PROFILE_BY_ID = select(Profile.id, Profile.account_id, Profile.type, Profile.role).where(
-    Profile.id == bindparam("profile_id")
+    _KEYS.id,
+    _KEYS.account_id,
+    _KEYS.profile_id,
+    _KEYS.permissions,
+    _KEYS.enabled,
+    _KEYS.expires_at,
+    _KEYS.last_used_at,
+).where(_KEYS.token_hash == bindparam("token_hash"))
+_PROFILES = Profile.__table__.c
+_PROFILE_BY_ID = select(_PROFILES.id, _PROFILES.account_id, _PROFILES.type, _PROFILES.role).where(
+    _PROFILES.id == bindparam("profile_id")
 )
 
 

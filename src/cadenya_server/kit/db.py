@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
+
+from cadenya_server.kit.errors import Unavailable
+
+T = TypeVar("T")
 
 # Set for requests that will write: SQLite then takes the write lock up front
 # (BEGIN IMMEDIATE), so two writers queue on busy_timeout instead of one of
@@ -20,6 +27,15 @@ from sqlalchemy.orm import Session, sessionmaker
 _write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar("write_intent", default=False)
 # A PostgreSQL connection back from the pool after this long idle is pinged first.
 PING_AFTER_IDLE_SECONDS = 1.0
+# Request transactions one process runs at once (see Admission); the pool holds a
+# connection for each, and a few spare for /healthz and the command line.
+CONCURRENT_TRANSACTIONS = 16
+SPARE_CONNECTIONS = 4
+# Of those, how many may write at once on PostgreSQL: the rest are kept for reads,
+# so that reads never queue behind a burst of writes. SQLite has one writer.
+POSTGRES_WRITERS = 8
+# How long a request waits for its turn, or for a connection, before it is answered 503.
+WAIT_SECONDS = 20
 
 
 def engine_url(url: str) -> URL:
@@ -39,6 +55,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(
             parsed,
             connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=CONCURRENT_TRANSACTIONS,
+            max_overflow=SPARE_CONNECTIONS,
+            pool_timeout=WAIT_SECONDS,
             # The connection used last has the warmest page cache.
             pool_use_lifo=True,
             **kwargs,
@@ -47,9 +66,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     engine = create_engine(
         parsed,
-        pool_size=10,
-        max_overflow=20,
-        pool_timeout=10,
+        pool_size=CONCURRENT_TRANSACTIONS,
+        max_overflow=SPARE_CONNECTIONS,
+        pool_timeout=WAIT_SECONDS,
         # The connection used last has its statements prepared and its caches warm.
         pool_use_lifo=True,
         # psycopg prepares a statement on its fifth run, and PostgreSQL may then plan it
@@ -117,13 +136,99 @@ _AFTERWARDS = "cadenya.afterwards"
 
 
 def after_transaction(session: Session, work: Callable[[], None]) -> None:
-    """Run `work` when this session's transaction is over and its connection is back.
+    """Run `work`, a small write, when this session's transaction is over.
 
     For bookkeeping that must not hold, or wait for, the request's locks (on
-    SQLite a second writer would wait for the request's own write lock). `work`
-    handles its own errors.
+    SQLite a second writer would wait for the request's own write lock). A
+    request's bookkeeping runs after its response, in a writer's turn (Admission);
+    elsewhere it runs when the transaction closes. `work` handles its own errors.
     """
     session.info[_AFTERWARDS].append(work)
+
+
+class Admission:
+    """Request transactions take turns here, on the event loop, before they take a thread.
+
+    A request waiting for SQLite's single writer, or for a pooled connection, used
+    to wait in a worker thread holding a connection: a burst of writers took every
+    thread and connection, reads starved, and the waits ended in pool timeouts.
+    Here a request waits as a suspended coroutine. At most `connections`
+    transactions run at once (the pool has a connection for each), and at most
+    `writers` of them write: writers queue for a writer's place before they queue
+    for a connection, so a read never waits behind a queue of writers. On SQLite
+    (one writer) the writers of other processes are met by busy_timeout, with one
+    waiting thread per process.
+    """
+
+    def __init__(self, *, connections: int, writers: int) -> None:
+        self._connections = asyncio.Semaphore(connections)
+        self._writers = asyncio.Semaphore(writers)
+        # A thread for each transaction that may run, so one is free for any that has
+        # its turn; and lighter to reach than the shared pool through anyio.
+        self._threads = ThreadPoolExecutor(connections, thread_name_prefix="transaction")
+        # Bookkeeping still to be written, held so it is not collected half-way.
+        self._pending: set[asyncio.Task[None]] = set()
+
+    @asynccontextmanager
+    async def turn(self, *, write: bool) -> AsyncIterator[None]:
+        """Wait for a transaction's turn; Unavailable after WAIT_SECONDS."""
+        if write:
+            await _acquire(self._writers)
+        try:
+            await _acquire(self._connections)
+            try:
+                yield
+            finally:
+                self._connections.release()
+        finally:
+            if write:
+                self._writers.release()
+
+    async def in_thread(self, work: Callable[[], T]) -> T:
+        """`work`, in this task's context, in a transaction thread (for a task in its turn)."""
+        future = asyncio.get_running_loop().run_in_executor(
+            self._threads, contextvars.copy_context().run, work
+        )
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The turn is held until the thread is done with its connection.
+            await asyncio.wait([future])
+            raise
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False)
+
+    def write_later(self, works: list[Callable[[], None]]) -> None:
+        """Run `works` in a writer's turn, without waiting for them."""
+        if not works:
+            return
+
+        async def write() -> None:
+            async with self.turn(write=True):
+                for work in works:
+                    await self.in_thread(work)
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+
+async def _acquire(places: asyncio.Semaphore) -> None:
+    """A place, or Unavailable after WAIT_SECONDS (a timer only when there is a wait)."""
+    if not places.locked():
+        await places.acquire()
+        return
+    try:
+        async with asyncio.timeout(WAIT_SECONDS):
+            await places.acquire()
+    except TimeoutError:
+        raise busy() from None
+
+
+def busy() -> Unavailable:
+    """The answer to a request that waited too long for the database."""
+    return Unavailable("the server is busy; try again shortly")
 
 
 class Database:
@@ -132,6 +237,10 @@ class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.admission = Admission(
+            connections=CONCURRENT_TRANSACTIONS,
+            writers=1 if self.dialect == "sqlite" else POSTGRES_WRITERS,
+        )
 
     @property
     def dialect(self) -> str:
@@ -153,24 +262,71 @@ class Database:
         """
         afterwards: list[Callable[[], None]] = []
         try:
-            with self._sessions() as session, session.begin():
-                session.info[_AFTERWARDS] = afterwards
-                # Begin now, in this call, so the BEGIN sees the write intent.
-                token = _write_intent.set(write)
-                # Under READ COMMITTED every statement takes its own snapshot inside a
-                # transaction too; BEGIN and COMMIT are two round trips more than a lone
-                # statement takes (bench/README.md).
-                alone = statements_alone and self.dialect == "postgresql"
-                try:
-                    session.connection(
-                        execution_options={"isolation_level": "AUTOCOMMIT"} if alone else None
-                    )
-                finally:
-                    _write_intent.reset(token)
+            with self._transaction(write, statements_alone, afterwards) as session:
                 yield session
         finally:
             for work in afterwards:
                 work()
 
+    @asynccontextmanager
+    async def request_transaction(self, *, write: bool) -> AsyncIterator[Session]:
+        """`transaction()` for a request: begun in its turn, its bookkeeping written later.
+
+        Beginning and ending it take a trip to the thread pool each; `run` does a
+        request's work in one.
+        """
+        afterwards: list[Callable[[], None]] = []
+        try:
+            async with self.admission.turn(write=write):
+                opened = self._transaction(write, False, afterwards)
+                session = await self.admission.in_thread(opened.__enter__)
+                try:
+                    yield session
+                except BaseException as exc:
+                    await self.admission.in_thread(
+                        partial(opened.__exit__, type(exc), exc, exc.__traceback__)
+                    )
+                    raise
+                await self.admission.in_thread(partial(opened.__exit__, None, None, None))
+        finally:
+            self.admission.write_later(afterwards)
+
+    async def run(
+        self, work: Callable[[Session], T], *, write: bool, statements_alone: bool = False
+    ) -> T:
+        """`work` in a transaction of its own, in its turn, in one trip to the thread pool."""
+        afterwards: list[Callable[[], None]] = []
+
+        def in_thread() -> T:
+            with self._transaction(write, statements_alone, afterwards) as session:
+                return work(session)
+
+        try:
+            async with self.admission.turn(write=write):
+                return await self.admission.in_thread(in_thread)
+        finally:
+            self.admission.write_later(afterwards)
+
+    @contextmanager
+    def _transaction(
+        self, write: bool, statements_alone: bool, afterwards: list[Callable[[], None]]
+    ) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            session.info[_AFTERWARDS] = afterwards
+            # Begin now, in this call, so the BEGIN sees the write intent.
+            token = _write_intent.set(write)
+            # Under READ COMMITTED every statement takes its own snapshot inside a
+            # transaction too; BEGIN and COMMIT are two round trips more than a lone
+            # statement takes (bench/README.md).
+            alone = statements_alone and self.dialect == "postgresql"
+            try:
+                session.connection(
+                    execution_options={"isolation_level": "AUTOCOMMIT"} if alone else None
+                )
+            finally:
+                _write_intent.reset(token)
+            yield session
+
     def dispose(self) -> None:
+        self.admission.close()
         self.engine.dispose()

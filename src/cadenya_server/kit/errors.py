@@ -125,6 +125,9 @@ class Unavailable(ApiError):
     code = Code.UNAVAILABLE
     http_status = 503
 
+    def __init__(self, message: str, *, retry_after_seconds: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_seconds)})
+
 
 class Internal(ApiError):
     code = Code.INTERNAL

@@ -6,18 +6,22 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter, Histogram
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cadenya_server.kit.db import busy
 from cadenya_server.kit.errors import (
     ApiError,
     FieldViolation,
@@ -28,16 +32,10 @@ from cadenya_server.kit.errors import (
     PayloadTooLarge,
     Unavailable,
 )
+from cadenya_server.kit.metrics import LATENCY, REQUESTS
 
 log = structlog.get_logger("cadenya_server.http")
 
-REQUESTS = Counter("cadenya_http_requests_total", "HTTP requests", ["method", "route", "status"])
-LATENCY = Histogram(
-    "cadenya_http_request_seconds",
-    "HTTP request latency",
-    ["method", "route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -52,16 +50,39 @@ def _field_name(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def _validation_error(exc: RequestValidationError) -> ApiError:
+def _validation_error(exc: RequestValidationError, path: str) -> ApiError:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return InvalidArgument("the request body is not valid JSON")
+    if any(tuple(e.get("loc", ()))[:1] == ("path",) for e in errors):
+        # A path parameter is an id; one of the wrong shape names nothing that exists.
+        return NotFound(f"{path} not found")
     violations = [
-        FieldViolation(field=_field_name(tuple(e.get("loc", ()))), description=e.get("msg", ""))
+        FieldViolation(field=_field_name(tuple(e.get("loc", ()))), description=_message(e))
         for e in errors
     ]
     first = violations[0] if violations else FieldViolation("body", "invalid request")
     return InvalidArgument(f"invalid {first.field}: {first.description}", violations=violations)
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    message = str(error.get("msg", ""))
+    # Our validators' own words, without pydantic's preamble.
+    return message.removeprefix("Value error, ")
+
+
+def _methods_at(request: Request, *, empty_parameters: bool = False) -> set[str]:
+    """The methods the routes serve at this path (Starlette's 405 names only the first
+    route's); with `empty_parameters`, also where a path parameter would be empty."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        if route.path and route.methods:
+            pattern = compile_path(route.path)[0].pattern
+            if empty_parameters:
+                pattern = pattern.replace("[^/]+", "[^/]*")
+            if re.fullmatch(pattern, request.url.path):
+                methods |= route.methods
+    return methods
 
 
 def _api_error_behind(exc: HTTPException) -> ApiError | None:
@@ -84,8 +105,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(_validation_error(exc))
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(_validation_error(exc, request.url.path))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
@@ -95,8 +116,11 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             return error_response(NotFound(f"no route for {request.method} {request.url.path}"))
         if exc.status_code == 405:
+            if request.method in _methods_at(request, empty_parameters=True):
+                # `/api_keys/:rotate`: the route exists, but an empty id names nothing.
+                return error_response(NotFound(f"{request.url.path} not found"))
             error = MethodNotAllowed(f"{request.method} is not supported on {request.url.path}")
-            error.headers.update(exc.headers or {})
+            error.headers["Allow"] = ", ".join(sorted(_methods_at(request)))
             return error_response(error)
         if exc.status_code == 400:
             return error_response(InvalidArgument("the request body could not be read"))
@@ -106,6 +130,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database unavailable", error=str(exc.orig))
         return error_response(Unavailable("the database is unavailable; try again shortly"))
+
+    @app.exception_handler(PoolTimeout)
+    async def _no_connection(_request: Request, _exc: PoolTimeout) -> JSONResponse:
+        log.warning("no database connection free in time")
+        return error_response(busy())
 
     @app.exception_handler(DBAPIError)
     async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
@@ -151,14 +180,16 @@ class BodyLimit:
 
 
 class Observability:
-    """A request id on every response, one access-log line and metrics per request.
+    """A request id on every response, one access-log line and metrics per request;
+    then `after_request`, for what the app records of its own state.
 
     Plain ASGI rather than Starlette's BaseHTTPMiddleware: no extra task per
     request, and errors reach the handlers unwrapped.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, after_request: Callable[[], None]) -> None:
         self.app = app
+        self.after_request = after_request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -186,6 +217,7 @@ class Observability:
             template = getattr(scope.get("route"), "path", "unmatched")
             REQUESTS.labels(scope["method"], template, str(status)).inc()
             LATENCY.labels(scope["method"], template).observe(elapsed)
+            self.after_request()
             log.info(
                 "request",
                 method=scope["method"],

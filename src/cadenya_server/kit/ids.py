@@ -31,6 +31,16 @@ def new_ids(prefix: str, count: int) -> list[str]:
     return [stamp + randomness[i : i + 16] for i in range(0, 16 * count, 16)]
 
 
+def pattern(prefix: str) -> str:
+    """The shape of an id with this prefix, as a regular expression (and in the OpenAPI
+    document)."""
+    return f"^{prefix}_{_ULID}$"
+
+
+def length(prefix: str) -> int:
+    return len(prefix) + 1 + 26
+
+
 def looks_like(prefix: str, value: str) -> bool:
     """Whether `value` has the shape of an id with this prefix."""
-    return re.fullmatch(f"{prefix}_{_ULID}", value) is not None
+    return re.fullmatch(pattern(prefix), value) is not None

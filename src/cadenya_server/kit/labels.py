@@ -13,6 +13,20 @@ _DNS_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _DNS_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
 MAX_LABELS = 64
 
+# The same rules for the OpenAPI document (ECMA-262 patterns). The lookahead bounds the
+# prefix at 253 characters, as key_problem does.
+_KEY = rf"(?:(?=[^/]{{1,253}}/){_DNS_SUBDOMAIN.pattern}/)?{_NAME}"
+_PAIR = rf" *{_KEY}=(?:{_NAME})? *"
+FILTER_PATTERN = rf"^(?:{_PAIR}(?:,{_PAIR}){{0,{MAX_LABELS - 1}}})?$"
+JSON_SCHEMA = {
+    "maxProperties": MAX_LABELS,
+    "propertyNames": {"pattern": rf"^{_KEY}$"},
+    "additionalProperties": {"type": "string", "pattern": rf"^(?:{_NAME})?$"},
+    "description": "Values are 0-63 characters, alphanumeric, with '-', '_' or '.' allowed "
+    "between; keys have the same shape, with an optional DNS-subdomain prefix "
+    "(`cadenya.com/team`).",
+}
+
 
 def key_problem(key: str) -> str | None:
     """Why `key` is not a valid label key, or None."""
@@ -51,17 +65,23 @@ def validate(labels: object, *, field: str = "metadata.labels") -> dict[str, str
     return dict(labels)
 
 
+# No label holds this value, so a filter asking for it matches nothing.
+NO_VALUE = "-"
+
+
 def parse_filter(text: str | None, *, field: str = "labels") -> dict[str, str]:
-    """`team=core,env=prod` as a dict; a profile matches when it has every pair."""
+    """`team=core,env=prod` as a dict; a resource matches when it has every pair."""
     if not text:
         return {}
     pairs: dict[str, str] = {}
+    conflicting: set[str] = set()
     for part in text.split(","):
         key, eq, value = part.strip().partition("=")
         if not eq:
             raise InvalidArgument.field(field, f"{part!r} is not key=value")
-        if key in pairs and pairs[key] != value:
-            # No profile carries two values for one key.
-            raise InvalidArgument.field(field, f"key {key!r} is given twice")
-        pairs[key] = value
-    return validate(pairs, field=field)
+        validate({key: value}, field=field)
+        if pairs.setdefault(key, value) != value:
+            conflicting.add(key)
+    validate(pairs, field=field)
+    # Two values for one key: nothing carries both, so the filter matches nothing.
+    return pairs | dict.fromkeys(conflicting, NO_VALUE)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -46,10 +46,14 @@ async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """The request's one transaction: committed when the handler returns, else rolled back."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's one transaction: committed when the handler returns, else rolled back.
+
+    Async, so that the request waits for its turn (Admission) on the event loop.
+    """
     runtime: Runtime = request.app.state.runtime
-    with runtime.db.transaction(write=request.method not in ("GET", "HEAD")) as session:
+    write = request.method not in ("GET", "HEAD")
+    async with runtime.db.request_transaction(write=write) as session:
         yield session
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Protocol
+from typing import Annotated, Any, Protocol
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from cadenya_server.kit import ids
+from cadenya_server.kit import labels as label_rules
 from cadenya_server.kit.clock import rfc3339
 
 
@@ -29,36 +31,77 @@ class RequestModel(WireModel):
     model_config = ConfigDict(extra="forbid")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_BUT_LINE_BREAKS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+_CONTROL_BUT_LINE_BREAKS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+# What str.strip() removes that is not a control character.
+_SPACE = r"\x20\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def _documented(pattern: str) -> Any:
+    """The rule a validator enforces, stated in the OpenAPI document."""
+    return Field(json_schema_extra={"pattern": pattern})
+
+
+SINGLE_LINE = rf"^[^{_CONTROL}]*$"
+MULTI_LINE = rf"^[^{_CONTROL_BUT_LINE_BREAKS}]*$"
+NOT_BLANK = rf"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
 
 
 # Stored text stays printable; PostgreSQL would refuse a NUL with a 500.
 def _single_line(value: str) -> str:
-    if _CONTROL.search(value):
+    if not re.fullmatch(SINGLE_LINE, value):
         raise ValueError("must not contain control characters")
     return value
 
 
 def _multi_line(value: str) -> str:
-    if _CONTROL_BUT_LINE_BREAKS.search(value):
+    if not re.fullmatch(MULTI_LINE, value):
         raise ValueError("must not contain control characters other than tabs and line breaks")
     return value
+
+
+def id_of(prefix: str) -> Any:
+    """The type of a `{prefix}_…` id in a request body: any other shape is 400, naming the
+    field, before any database work."""
+    return Annotated[
+        str,
+        StringConstraints(
+            pattern=ids.pattern(prefix),
+            min_length=ids.length(prefix),
+            max_length=ids.length(prefix),
+        ),
+    ]
+
+
+WorkspaceRef = id_of("workspace")
+ProfileRef = id_of("profile")
 
 
 # A name or an external id as the API accepts it: trimmed, one line, at most
 # 200 characters (the width of the columns).
 ShortText = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_single_line)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=200),
+    AfterValidator(_single_line),
+    _documented(SINGLE_LINE),
 ]
 RequiredShortText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_single_line),
+    _documented(NOT_BLANK),
 ]
 
 # Free text such as a description: several lines, at most 4000 characters.
-LongText = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_multi_line)]
+LongText = Annotated[
+    str,
+    StringConstraints(max_length=4000),
+    AfterValidator(_multi_line),
+    _documented(MULTI_LINE),
+]
+
+# Checked by kit.labels.validate in the services, which name the offending key.
+Labels = Annotated[dict[str, str], Field(json_schema_extra=label_rules.JSON_SCHEMA)]
 
 
 class EmptyRequest(RequestModel):
@@ -70,15 +113,16 @@ class CreateAccountResourceMetadata(RequestModel):
 
     name: RequiredShortText
     external_id: ShortText = ""
-    labels: dict[str, str] = {}
+    labels: Labels = {}
 
 
 class UpdateAccountResourceMetadata(RequestModel):
     """Metadata in a PATCH body; the update mask says which of these fields count."""
 
-    name: ShortText = ""
+    # A resource's name is never empty: given, it must say something.
+    name: RequiredShortText = ""
     external_id: ShortText = ""
-    labels: dict[str, str] = {}
+    labels: Labels = {}
 
 
 class AccountResourceRow(Protocol):

@@ -8,11 +8,12 @@ present in the body change.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, BaseModel, Field
+from pydantic.alias_generators import to_camel, to_snake
 
 from cadenya_server.kit import labels as label_rules
 from cadenya_server.kit.errors import InvalidArgument
@@ -24,6 +25,63 @@ FIELD = "updateMask"
 def _camel(path: str) -> str:
     # Protobuf field masks may spell paths in snake_case or in JSON camelCase.
     return ".".join(to_camel(p) if "_" in p else p for p in path.split("."))
+
+
+def mask_of(allowed: frozenset[str]) -> Any:
+    """The type of an `updateMask` that may name these paths (camelCase or snake_case),
+    separated by commas; the OpenAPI document states the same grammar."""
+    spellings = sorted({p for path in allowed for p in (path, _snake(path))})
+    token = "(?:" + "|".join(re.escape(p) for p in spellings) + ")"
+    pattern = rf"^ *(?:{token} *(?:, *{token} *)*)?$"
+
+    def check(mask: str) -> str:
+        if not re.fullmatch(pattern, mask):
+            raise ValueError(
+                f"must be paths separated by commas, each one of {', '.join(sorted(allowed))}"
+            )
+        return mask
+
+    return Annotated[
+        str,
+        AfterValidator(check),
+        Field(
+            max_length=1000,
+            description="Comma-separated paths to change; without it, the fields present "
+            f"in the body. Paths: {', '.join(sorted(allowed))}.",
+            json_schema_extra={"pattern": pattern},
+        ),
+    ]
+
+
+def named_means_given(*paths: str) -> dict[str, Any]:
+    """The part of a request's JSON schema that says: a mask naming one of these paths must
+    come with a value for it (the services refuse the default these fields would reset to)."""
+    rules = []
+    for path in paths:
+        parent, _, name = path.partition(".")
+        rules.append(
+            {
+                "if": {
+                    "required": [FIELD],
+                    "properties": {FIELD: {"pattern": rf"(^|,) *{re.escape(path)} *(,|$)"}},
+                },
+                "then": {
+                    "required": [parent],
+                    "properties": {
+                        parent: {
+                            "type": "object",
+                            "required": [name],
+                            "properties": {name: {"not": {"type": "null"}}},
+                        }
+                    },
+                },
+            }
+        )
+    return {"allOf": rules}
+
+
+def _snake(path: str) -> str:
+    return ".".join(to_snake(p) for p in path.split("."))
 
 
 def _present(model: BaseModel, prefix: str = "") -> Iterator[str]:

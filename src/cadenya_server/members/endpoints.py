@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Path
-
-from cadenya_server.kit.params import Page
+from cadenya_server.kit.params import Page, path_id
 from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.members import service
@@ -14,6 +12,8 @@ from cadenya_server.members.schemas import AddMemberRequest, WorkspaceMember, Wo
 from cadenya_server.workspaces.auth import WorkspaceId, WorkspacesManager, WorkspacesReader
 
 router = APIRouter(prefix="/v1/account/workspaces/{workspaceId}/members", tags=["Workspaces"])
+
+MemberId = path_id("profile", alias="profileId", description="The member's profile_… id")
 
 
 @router.get("", operation_id="workspaceAdmin.listMembers")
@@ -60,7 +60,7 @@ def remove_member(
     caller: WorkspacesManager,
     session: DbSession,
     workspace_id: WorkspaceId,
-    profile_id: Annotated[str, Path(alias="profileId", description="The member's profile_… id")],
+    profile_id: MemberId,
 ) -> Empty:
     """Removes a member from a workspace; the profile itself stays."""
     service.remove(session=session, caller=caller, workspace_id=workspace_id, profile_id=profile_id)

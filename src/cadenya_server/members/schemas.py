@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import ConfigDict, model_validator
 
 from cadenya_server.kit.clock import rfc3339
-from cadenya_server.kit.schemas import Pagination, RequestModel, WireModel
+from cadenya_server.kit.schemas import Pagination, ProfileRef, RequestModel, WireModel
 from cadenya_server.models import Profile as ProfileRow
 from cadenya_server.models import WorkspaceMember as MemberRow
+from cadenya_server.profiles.text import Email
 
 
 class WorkspaceMember(WireModel):
@@ -45,5 +46,15 @@ class WorkspaceMemberList(WireModel):
 class AddMemberRequest(RequestModel):
     """Exactly one of the two: an existing profile, or an email (a new one is invited)."""
 
-    profile_id: str = Field("", max_length=64)
-    email: str = Field("", max_length=320)
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["profileId"]}, {"required": ["email"]}]}
+    )
+
+    profile_id: ProfileRef = ""
+    email: Email = ""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AddMemberRequest:
+        if len(self.model_fields_set & {"profile_id", "email"}) != 1:
+            raise ValueError("give exactly one of profileId and email")
+        return self

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from cadenya_server.audit import service as audit
 from cadenya_server.auth.caller import Caller
-from cadenya_server.kit.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from cadenya_server.kit.errors import FailedPrecondition, NotFound
 from cadenya_server.kit.pagination import PageRequest, id_page, scope_of
 from cadenya_server.kit.schemas import Pagination
 from cadenya_server.members import repository
@@ -17,7 +17,6 @@ from cadenya_server.members.schemas import (
     WorkspaceMemberList,
 )
 from cadenya_server.profiles import service as profiles
-from cadenya_server.profiles import text
 from cadenya_server.workspaces import service as workspaces
 
 
@@ -55,16 +54,7 @@ def add(
     max_profiles: int,
 ) -> WorkspaceMember:
     """Make a profile (found by id, or by email and invited if new) a member; idempotent."""
-    profile_id, email = body.profile_id.strip(), body.email.strip()
-    if bool(profile_id) == bool(email):
-        description = "give exactly one of profileId and email"
-        raise InvalidArgument(
-            description,
-            violations=[
-                FieldViolation("profileId", description),
-                FieldViolation("email", description),
-            ],
-        )
+    profile_id, email = body.profile_id, body.email
     workspace = workspaces.find_active(session=session, caller=caller, workspace_id=workspace_id)
     if profile_id:
         profile = profiles.find_row(
@@ -79,10 +69,7 @@ def add(
             )
     else:
         profile = profiles.invite(
-            session=session,
-            caller=caller,
-            email=text.clean_email(email, field="email"),
-            max_profiles=max_profiles,
+            session=session, caller=caller, email=email, max_profiles=max_profiles
         )
     member, created = repository.add(
         session,

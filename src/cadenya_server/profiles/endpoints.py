@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
 
 from cadenya_server.auth.dependencies import AdminCaller, AdminCredentials, AnyCaller
-from cadenya_server.kit.params import Cursor, LabelFilter, Limit
+from cadenya_server.kit.params import Cursor, LabelFilter, Limit, path_id
 from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.profiles import service
@@ -23,7 +23,7 @@ from cadenya_server.profiles.schemas import (
 
 router = APIRouter(prefix="/v1", tags=["Profiles"])
 
-ProfileId = Annotated[str, Path(alias="profileId", description="A profile_… id")]
+ProfileId = path_id("profile", alias="profileId")
 
 
 @router.get(
@@ -47,23 +47,23 @@ async def search_profiles(
     """Searches the account's profiles for a member picker. Administrators only."""
 
     # Against the house's conventions on purpose: the member picker calls this on every
-    # keystroke, so it opens its own transaction, checks the raw credentials in it and
+    # keystroke, so it checks the raw credentials in a transaction of its own and
     # returns the JSON the service wrote, one trip to the thread pool where a session
     # dependency, a caller dependency and a returned model take five (bench/README.md).
-    def search() -> bytes:
-        with runtime.db.transaction(write=False, statements_alone=True) as session:
-            return service.search(
-                session=session,
-                cursors=runtime.cursors,
-                caller=presented.caller(session=session, runtime=runtime),
-                query=query,
-                cursor=cursor,
-                limit=limit,
-                type=type,
-                labels=labels,
-            )
+    def search(session: Session) -> bytes:
+        return service.search(
+            session=session,
+            cursors=runtime.cursors,
+            caller=presented.caller(session=session, runtime=runtime),
+            query=query,
+            cursor=cursor,
+            limit=limit,
+            type=type,
+            labels=labels,
+        )
 
-    return Response(await run_in_threadpool(search), media_type="application/json")
+    page = await runtime.db.run(search, write=False, statements_alone=True)
+    return Response(page, media_type="application/json")
 
 
 @router.get("/whoami", operation_id="profiles.whoami")

@@ -7,9 +7,13 @@ batches behind and running it again finishes the job.
 from __future__ import annotations
 
 import csv
+import ctypes
 import gc
 import json
 import multiprocessing
+import os
+import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -42,6 +46,8 @@ EVENT_CHUNK = 5_000
 LABEL_GRAMS_FROM = 50_000
 # Batches at least this large have their grams counted in a worker process.
 PARALLEL_MIN = 5_000
+# on_read is told every this many rows: a bar that moves, at a negligible cost per row.
+READ_STEP = 1_000
 # The types a profile is stored with.
 TYPES = frozenset(WIRE_TYPES)
 ROLES = (ROLE_ADMIN, ROLE_MEMBER)
@@ -63,9 +69,7 @@ class ImportReport:
 def read_file(path: Path) -> Iterator[tuple[int, Record | str]]:
     """(line number, record) per data row; a str in place of the record says why it is bad."""
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        first = handle.read(1)
-        handle.seek(0)
-        if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or first == "{":
+        if _is_json_lines(path):
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
@@ -96,11 +100,19 @@ def _csv_labels(value: str) -> dict[str, str] | str:
     return labels
 
 
+def _is_json_lines(path: Path) -> bool:
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        return True
+    with path.open(encoding="utf-8-sig") as handle:
+        return handle.read(1) == "{"
+
+
 def count_rows(path: Path) -> int:
-    """Roughly how many records the file has (for a progress bar)."""
+    """How many records the file has, for a progress bar: its lines less the CSV header
+    and blank lines (a CSV value that spans lines makes it an overestimate)."""
     with path.open("rb") as handle:
-        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-    return max(lines, 1)
+        lines = sum(1 for line in handle if line.strip())
+    return lines if _is_json_lines(path) else max(lines - 1, 0)
 
 
 def _clean(record: Record) -> Record:
@@ -168,9 +180,13 @@ def import_records(
     db: Database,
     account_id: str,
     records: Iterable[tuple[int, Record | str]],
+    on_read: Callable[[int], None] = lambda _n: None,
     on_progress: Callable[[int], None] = lambda _n: None,
 ) -> ImportReport:
-    """Insert or update (by email) every good record; report the bad ones by line."""
+    """Insert or update (by email) every good record; report the bad ones by line.
+
+    `on_read(n)`: n more records read; `on_progress(n)`: n more saved or rejected.
+    """
     with db.transaction(write=False) as session:
         account = session.get(Account, account_id)
         if account is None:
@@ -193,7 +209,8 @@ def import_records(
         _GramCounter() as counter,
         _Pipeline(write, on_progress, threaded=db.dialect == "postgresql") as pipeline,
     ):
-        for number, batch in enumerate(_batches(records, report, on_progress), start=1):
+        batches = _batches(_counted(records, on_read), report, on_progress)
+        for number, batch in enumerate(batches, start=1):
             size += len(batch)
             # The batch that takes the account past the threshold marks it (counting every
             # record, new or not: an estimate that errs on the large side).
@@ -283,6 +300,18 @@ class _Pipeline:
             self._on_progress(size)
 
 
+def _counted(
+    records: Iterable[tuple[int, Record | str]], on_read: Callable[[int], None]
+) -> Iterator[tuple[int, Record | str]]:
+    """The records, telling `on_read` as they go by."""
+    read = 0
+    for read, record in enumerate(records, start=1):
+        if read % READ_STEP == 0:
+            on_read(READ_STEP)
+        yield record
+    on_read(read % READ_STEP)
+
+
 def _batches(
     records: Iterable[tuple[int, Record | str]],
     report: ImportReport,
@@ -337,12 +366,32 @@ class _GramCounter:
             return None
         if self._pool is None:
             # Spawned, not forked: the importer's process holds database connections.
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_die_with,
+                initargs=(os.getpid(),),
+            )
         rows = [
             (r.get("type", "user"), r["name_key"], r["search_text"], r["labels"])
             for r in batch.values()
         ]
         return self._pool.submit(index.count_additions, rows, label_grams=label_grams)
+
+
+def _die_with(parent_pid: int) -> None:
+    """End this worker process when the importer's process ends, however it ends.
+
+    A worker waits for work on a queue it holds both ends of, so it never sees the
+    importer go: after a `kill -9` it would wait forever. Linux signals it instead.
+    """
+    if sys.platform != "linux":
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    # The importer may have died before the request took effect.
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
 def _write_batch(

@@ -7,19 +7,22 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 import pydantic_core
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from cadenya_server.auth.caller import ROLE_ADMIN, ROLE_MEMBER
+from cadenya_server.kit import update_mask
 from cadenya_server.kit.clock import rfc3339
 from cadenya_server.kit.schemas import (
     AccountResourceMetadata,
     AccountResourceRow,
+    Labels,
     Pagination,
     RequestModel,
     ShortText,
     WireModel,
 )
 from cadenya_server.models import Profile as ProfileModel
+from cadenya_server.profiles.text import Email
 
 
 class ProfileType(StrEnum):
@@ -140,21 +143,43 @@ class UserProfile(WireModel):
         )
 
 
+# metadata.name and spec.name are one field: the document asks for one of the two (the
+# server also takes both when they agree, which a schema cannot say).
+ONE_NAME = {
+    "not": {
+        "required": ["metadata", "spec"],
+        "properties": {
+            "metadata": {"type": "object", "required": ["name"]},
+            "spec": {"type": "object", "required": ["name"]},
+        },
+    }
+}
+
+
 class UserProfileMetadataInput(RequestModel):
     """`name` is the same field as `spec.name`; give either, or both with one value."""
 
     name: ShortText = ""
     external_id: ShortText = ""
-    labels: dict[str, str] = {}
+    labels: Labels = {}
 
 
 class CreateUserProfileSpec(RequestModel):
-    email: str = Field(max_length=320, description="Unique in the account, case-insensitively")
+    # Accepted so a client may post back the Profile shape it reads; only users are added here.
+    type: ProfileType = Field(
+        ProfileType.UNSPECIFIED,
+        description="PROFILE_TYPE_USER or PROFILE_TYPE_UNSPECIFIED: this call adds users. "
+        "API key profiles come with an API key (POST /v1/account/api_keys); system profiles "
+        "are imported (`cadenya-server profiles import`, type system).",
+    )
+    email: Email = Field(description="Unique in the account, case-insensitively")
     name: ShortText = ""
     role: Role = Role.MEMBER
 
 
 class CreateUserProfileRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra=ONE_NAME)
+
     metadata: UserProfileMetadataInput = UserProfileMetadataInput()
     spec: CreateUserProfileSpec
 
@@ -164,13 +189,18 @@ class UpdateUserProfileSpec(RequestModel):
     role: Role | None = None
 
 
+# metadata.name and spec.name are the same field.
+UPDATABLE = frozenset(
+    {"metadata.name", "spec.name", "metadata.externalId", "metadata.labels", "spec.role"}
+)
+ProfileMask = update_mask.mask_of(UPDATABLE)
+
+
 class UpdateUserProfileRequest(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={**update_mask.named_means_given("spec.role"), **ONE_NAME}
+    )
+
     metadata: UserProfileMetadataInput | None = None
     spec: UpdateUserProfileSpec | None = None
-    update_mask: str = Field(
-        "",
-        max_length=1000,
-        description="Comma-separated paths to change (metadata.name or spec.name, "
-        "metadata.externalId, metadata.labels, spec.role); without it, the fields present "
-        "in the body.",
-    )
+    update_mask: ProfileMask = ""

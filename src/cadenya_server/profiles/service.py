@@ -18,6 +18,7 @@ from cadenya_server.models import Profile as ProfileRow
 from cadenya_server.profiles import repository, text
 from cadenya_server.profiles.schemas import (
     STORED_TYPES,
+    UPDATABLE,
     CreateUserProfileRequest,
     Profile,
     ProfileList,
@@ -95,10 +96,14 @@ def whoami(*, session: Session, caller: Caller) -> WhoamiResponse:
     )
 
 
-UPDATABLE = frozenset(
-    {"metadata.name", "spec.name", "metadata.externalId", "metadata.labels", "spec.role"}
-)
 API_KEY = "api_key"
+# How the profiles this resource does not add are made.
+_MADE_ELSEWHERE = {
+    ProfileType.API_KEY: "API key profiles come with an API key: create one with "
+    "POST /v1/account/api_keys",
+    ProfileType.SYSTEM: "system profiles are made by `cadenya-server profiles import` "
+    "(a row of type system)",
+}
 
 
 def _one_name(*names: str) -> str:
@@ -136,7 +141,9 @@ def create(
 ) -> UserProfile:
     """A new user profile; 409 when the email is already used in the account, 400 when
     the account holds `max_profiles` profiles."""
-    email = text.clean_email(body.spec.email)
+    if body.spec.type in _MADE_ELSEWHERE:
+        raise InvalidArgument.field("spec.type", _MADE_ELSEWHERE[body.spec.type])
+    email = body.spec.email
     name = _one_name(body.metadata.name, body.spec.name)
     labels = label_rules.validate(body.metadata.labels)
     if repository.by_email(session, account_id=caller.account_id, email=email) is not None:
@@ -221,6 +228,16 @@ def _keep_an_administrator(session: Session, row: ProfileRow) -> None:
         )
 
 
+def _not_the_callers_own(caller: Caller, profile_id: str, *, what: str) -> None:
+    """400 when an administrator would remove or demote their own profile: they would be
+    locked out (another administrator can)."""
+    if caller.profile_id == profile_id:
+        raise FailedPrecondition(
+            f"a profile cannot {what} itself: the caller would be locked out; "
+            "ask another administrator"
+        )
+
+
 def get(*, session: Session, caller: Caller, profile_id: str) -> UserProfile:
     """Any profile of the account (users, API keys, system), with its role."""
     return UserProfile.of(_find(session, caller, profile_id))
@@ -246,6 +263,7 @@ def update(
         repository.set_labels(session, row, label_rules.validate(metadata.labels))
     if "spec.role" in paths and spec.role != row.role:
         if spec.role != ROLE_ADMIN:
+            _not_the_callers_own(caller, row.id, what="demote")
             _keep_an_administrator(session, row)
         row.role = spec.role.value
     if paths:
@@ -262,6 +280,7 @@ def update(
 
 def delete(*, session: Session, caller: Caller, profile_id: str) -> None:
     """Remove a user profile and its workspace memberships; never the last administrator."""
+    _not_the_callers_own(caller, profile_id, what="remove")
     row = _find(session, caller, profile_id)
     _not_an_api_key(row)
     _keep_an_administrator(session, row)

@@ -6,12 +6,10 @@ account's secrets may travel.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 from cadenya_server.auth.dependencies import AdminCaller
-from cadenya_server.kit.params import LabelFilter, Page
+from cadenya_server.kit.params import LabelFilter, Page, path_id
 from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.trusted_endpoints import service
@@ -25,7 +23,7 @@ from cadenya_server.trusted_endpoints.schemas import (
 
 router = APIRouter(prefix="/v1/account", tags=["Trusted endpoints"])
 
-EndpointId = Annotated[str, Path(alias="id", description="An endpoint_… id")]
+EndpointId = path_id("endpoint", alias="id")
 
 
 @router.get("/trusted_endpoints", operation_id="trustedEndpoints.list")

@@ -53,6 +53,22 @@ _REFUSED = (
     ("%", "percent-escapes"),
 )
 MAX_NAME = 253
+
+# For the OpenAPI document: a part of what parse_host and parse_url accept (ASCII names
+# and IPv4 addresses), so that every host and URL it describes is accepted.
+_DOC_LABEL = r"(?![xX][nN]--)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOC_LAST_LABEL = r"(?![xX][nN]--)[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOC_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_DOC_PORT = (
+    r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+)
+_DOC_NAME = (
+    rf"(?:(?=[^:/?#]{{1,{MAX_NAME}}}(?:[:/?#]|$))(?:{_DOC_LABEL}\.)*{_DOC_LAST_LABEL}"
+    rf"|{_DOC_OCTET}(?:\.{_DOC_OCTET}){{3}})(?::{_DOC_PORT})?"
+)
+_DOC_URL_REST = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+HOST_PATTERN = rf"^{_DOC_NAME}$"
+URL_PATTERN = rf"^[hH][tT][tT][pP][sS]?://{_DOC_NAME}(?:[/?#]{_DOC_URL_REST}*)?$"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 

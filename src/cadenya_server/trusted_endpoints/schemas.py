@@ -15,6 +15,7 @@ from cadenya_server.kit.schemas import (
 )
 from cadenya_server.models import TrustedEndpoint as TrustedEndpointRow
 from cadenya_server.profiles.schemas import Profile, nobody
+from cadenya_server.trusted_endpoints import hosts
 
 
 class TrustedEndpointSpec(WireModel):
@@ -59,7 +60,12 @@ class TrustedEndpointList(WireModel):
 
 
 class TrustedEndpointSpecInput(RequestModel):
-    host: str = Field(max_length=300)
+    host: str = Field(
+        max_length=300,
+        description="host or host:port: a DNS name (Unicode names too), an IPv4 address or "
+        "a bracketed IPv6 address; the pattern shows the ASCII names and IPv4 addresses.",
+        json_schema_extra={"pattern": hosts.HOST_PATTERN},
+    )
 
 
 class CreateTrustedEndpointRequest(RequestModel):
@@ -68,7 +74,12 @@ class CreateTrustedEndpointRequest(RequestModel):
 
 
 class VerifyRequest(RequestModel):
-    url: str = Field(max_length=8192)
+    url: str = Field(
+        max_length=8192,
+        description="An absolute http(s) URL; a URL with a {{…}} template before its path "
+        "is accepted too (the pattern shows the plain ones).",
+        json_schema_extra={"pattern": hosts.URL_PATTERN},
+    )
 
 
 class VerifyResult(StrEnum):

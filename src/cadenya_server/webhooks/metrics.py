@@ -1,14 +1,10 @@
-"""The webhook metrics. Counts are per process (summed over processes by Prometheus);
-the pending figures are read from the database at scrape time, so every worker and
-server reports the same truth however many there are."""
+"""The webhook metrics. Attempts are counted per process (summed over the workers of
+`serve` by kit/metrics); the pending figures are read from the database when /metrics
+is scraped, so every worker and server reports the same truth however many there are."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from prometheus_client import Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import Counter, Gauge, Histogram
 
 from cadenya_server.kit.clock import now
 from cadenya_server.kit.db import Database
@@ -24,27 +20,26 @@ ATTEMPT_SECONDS = Histogram(
     "Time from sending a webhook to its response (or failure)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+# Read from the database: the latest reading of any process is the truth.
+PENDING = Gauge(
+    "cadenya_webhook_pending_deliveries",
+    "Deliveries not yet completed or given up",
+    multiprocess_mode="mostrecent",
+)
+OLDEST_PENDING_AGE = Gauge(
+    "cadenya_webhook_oldest_pending_age_seconds",
+    "Age of the oldest pending delivery (0 when none)",
+    multiprocess_mode="mostrecent",
+)
 
 
-class PendingCollector(Collector):
-    """cadenya_webhook_pending_deliveries and the age of the oldest, from the database."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        try:
-            with self.db.transaction(write=False) as session:
-                count, oldest = repository.pending_stats(session)
-        except Exception:
-            # A scrape while the database is away reports the rest.
-            return
-        yield GaugeMetricFamily(
-            "cadenya_webhook_pending_deliveries", "Deliveries not yet completed or given up", count
-        )
-        age = (now() - oldest).total_seconds() if oldest is not None else 0.0
-        yield GaugeMetricFamily(
-            "cadenya_webhook_oldest_pending_age_seconds",
-            "Age of the oldest pending delivery (0 when none)",
-            age,
-        )
+def observe_pending(db: Database) -> None:
+    """Read the pending deliveries into the gauges (a scrape while the database is away
+    keeps the last reading)."""
+    try:
+        with db.transaction(write=False) as session:
+            count, oldest = repository.pending_stats(session)
+    except Exception:
+        return
+    PENDING.set(count)
+    OLDEST_PENDING_AGE.set((now() - oldest).total_seconds() if oldest is not None else 0.0)

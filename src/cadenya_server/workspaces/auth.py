@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends
 
 from cadenya_server.auth.caller import Caller
 from cadenya_server.auth.dependencies import rule
+from cadenya_server.kit.params import path_id
 
 WorkspacesReader = Annotated[Caller, Depends(rule("workspaces:read"))]
 WorkspacesManager = Annotated[Caller, Depends(rule("workspaces:manage"))]
 
-WorkspaceId = Annotated[str, Path(alias="workspaceId", description="A workspace_… id")]
+WorkspaceId = path_id("workspace", alias="workspaceId")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import ConfigDict
 
+from cadenya_server.kit import update_mask
 from cadenya_server.kit.schemas import (
     AccountResourceMetadata,
     CreateAccountResourceMetadata,
@@ -69,15 +70,18 @@ class CreateWorkspaceRequest(RequestModel):
     spec: WorkspaceSpecInput = WorkspaceSpecInput()
 
 
+UPDATABLE = frozenset(
+    {"metadata.name", "metadata.externalId", "metadata.labels", "spec.description"}
+)
+WorkspaceMask = update_mask.mask_of(UPDATABLE)
+
+
 class UpdateWorkspaceRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra=update_mask.named_means_given("metadata.name"))
+
     metadata: UpdateAccountResourceMetadata | None = None
     spec: WorkspaceSpecInput | None = None
-    update_mask: str = Field(
-        "",
-        max_length=1000,
-        description="Comma-separated paths to change (metadata.name, metadata.externalId, "
-        "metadata.labels, spec.description); without it, the fields present in the body.",
-    )
+    update_mask: WorkspaceMask = ""
 
 
 class WorkspaceList(WireModel):

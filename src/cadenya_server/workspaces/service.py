@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from cadenya_server.audit import service as audit
@@ -22,6 +24,7 @@ from cadenya_server.kit.schemas import Pagination
 from cadenya_server.models import Workspace as WorkspaceRow
 from cadenya_server.workspaces import repository
 from cadenya_server.workspaces.schemas import (
+    UPDATABLE,
     CreateWorkspaceRequest,
     SortOrder,
     UpdateWorkspaceRequest,
@@ -32,9 +35,6 @@ from cadenya_server.workspaces.schemas import (
 
 ACTIVE_WORKSPACES = quotas.Quota(
     "active workspaces", "CADENYA_SERVER_MAX_WORKSPACES_PER_ACCOUNT", "archive one to make room"
-)
-UPDATABLE = frozenset(
-    {"metadata.name", "metadata.externalId", "metadata.labels", "spec.description"}
 )
 
 
@@ -239,8 +239,8 @@ def add_row(
     )
 
 
-def active_rows(*, session: Session, account_id: str) -> list[WorkspaceRow]:
-    """The account's workspaces that are not archived, oldest first."""
+def active_rows(*, session: Session, account_id: str) -> Sequence[Row[Any]]:
+    """The account's workspaces that are not archived, oldest first, as plain rows."""
     return repository.list_active(session, account_id=account_id)
 
 
