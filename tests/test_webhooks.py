@@ -664,3 +664,16 @@ def test_webhook_endpoints_have_a_quota(server: Server) -> None:
         )
         assert refused.status_code == 400 and refused.json()["code"] == 9
         assert "CADENYA_SERVER_MAX_WEBHOOK_ENDPOINTS_PER_ACCOUNT" in refused.text
+
+
+def test_malformed_ids_in_the_path_are_404(server: Server, account: Tenant) -> None:
+    with server.http(account.api_key) as http:
+        for path in (
+            "/v1/account/webhook_endpoints/whep_nope",
+            "/v1/account/webhook_endpoints/endpoint_01M94R3Z96AHVD7SZGCTPRFTR6",
+            "/v1/account/webhook_endpoints/whep_nope/deliveries",
+            "/v1/account/webhook_messages/msg_%00",
+        ):
+            response = http.get(path)
+            assert response.status_code == 404, (path, response.text)
+            assert response.json()["code"] == 5

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path
+from fastapi import Depends
 
 from cadenya_server.auth import scopes
 from cadenya_server.auth.caller import Caller
 from cadenya_server.auth.dependencies import rule
+from cadenya_server.kit.params import path_id
 
 WebhooksReader = Annotated[Caller, Depends(rule(scopes.WEBHOOKS_READ))]
 WebhooksManager = Annotated[Caller, Depends(rule(scopes.WEBHOOKS_MANAGE))]
 
-EndpointId = Annotated[str, Path(alias="id", description="A whep_… id")]
-DeliveryId = Annotated[str, Path(alias="deliveryId", description="A whdel_… id")]
-MessageId = Annotated[str, Path(alias="id", description="A msg_… id")]
+EndpointId = path_id("whep", alias="id")
+DeliveryId = path_id("whdel", alias="deliveryId")
+MessageId = path_id("msg", alias="id")
