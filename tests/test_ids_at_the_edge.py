@@ -135,7 +135,16 @@ def real_ids(server: Server, tenant: Tenant, http: httpx.Client) -> dict[str, st
         "/v1/account/trusted_endpoints",
         json={"metadata": {"name": "edge"}, "spec": {"host": "edge.example"}},
     ).json()
+    hook = http.post(
+        "/v1/account/webhook_endpoints",
+        json={"metadata": {"name": "edge"}, "spec": {"url": "https://edge.example/hook"}},
+    ).json()
+    message = http.post("/v1/account/webhook_messages", json={"type": "edge.x", "data": {}})
+    deliveries = http.get(f"/v1/account/webhook_endpoints/{hook['metadata']['id']}/deliveries")
     return {
+        "whep": hook["metadata"]["id"],
+        "msg": message.json()["id"],
+        "whdel": deliveries.json()["items"][0]["metadata"]["id"],
         "workspace": tenant.workspace_id,
         "apikey": key["metadata"]["id"],
         "endpoint": endpoint["metadata"]["id"],

@@ -15,6 +15,7 @@ from cadenya_server.kit.schemas import (
     LongText,
     Pagination,
     RequestModel,
+    ShortText,
     UpdateAccountResourceMetadata,
     WireModel,
 )
@@ -94,17 +95,38 @@ class WebhookEndpointList(WireModel):
     pagination: Pagination
 
 
+# An absolute http(s) URL whose host is an ASCII DNS name or an IPv4 address (IDN hosts
+# in their A-label form); the service checks the rest and that the host is trusted.
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_PORT = (
+    r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+)
+URL_PATTERN = (
+    rf"^https?://(({_LABEL}\.)*[A-Za-z]([A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?"
+    rf"|{_OCTET}(\.{_OCTET}){{3}}|\[[0-9A-Fa-f:.]+\]){_PORT}([/?#][!-~]*)?$"
+)
+RFC3339_PATTERN = (
+    r"^[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]"
+    r":[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+
+
 class WebhookEndpointSpecInput(RequestModel):
-    url: str = Field("", max_length=2048)
+    url: str = Field("", max_length=2048, pattern=URL_PATTERN)
     description: LongText = ""
     event_types: list[EventType] = Field([], max_length=MAX_EVENT_TYPES)
     ordered: bool = False
     rate_limit_per_second: int = Field(0, ge=0, le=MAX_RATE)
 
 
+class CreateWebhookEndpointSpec(WebhookEndpointSpecInput):
+    url: str = Field(max_length=2048, pattern=URL_PATTERN)
+
+
 class CreateWebhookEndpointRequest(RequestModel):
     metadata: CreateAccountResourceMetadata
-    spec: WebhookEndpointSpecInput
+    spec: CreateWebhookEndpointSpec
 
 
 class UpdateWebhookEndpointRequest(RequestModel):
@@ -125,9 +147,8 @@ class UpdateWebhookEndpointRequest(RequestModel):
 class PublishMessageRequest(RequestModel):
     type: EventType
     data: dict[str, Any]
-    idempotency_key: str = Field(
+    idempotency_key: ShortText = Field(
         "",
-        max_length=200,
         description="The same key within 24 hours returns the first message and sends nothing new",
     )
 
@@ -257,7 +278,10 @@ class WebhookDeliveryList(WireModel):
 
 
 class RecoverRequest(RequestModel):
-    since: str = Field(description="RFC 3339: every failed delivery since then is sent again")
+    since: str = Field(
+        pattern=RFC3339_PATTERN,
+        description="RFC 3339: every failed delivery since then is sent again",
+    )
 
 
 class RecoverResponse(WireModel):
