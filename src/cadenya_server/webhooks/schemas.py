@@ -102,9 +102,18 @@ _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 _PORT = (
     r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
 )
+_HEX = r"[0-9A-Fa-f]{1,4}"
+_IPV6 = (
+    rf"({_HEX}:){{7}}{_HEX}|::(ffff:{_OCTET}(\.{_OCTET}){{3}}|({_HEX}:){{0,5}}{_HEX})?"
+    rf"|({_HEX}:){{1,6}}:({_HEX})?"
+)
 URL_PATTERN = (
     rf"^https?://(({_LABEL}\.)*[A-Za-z]([A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?"
-    rf"|{_OCTET}(\.{_OCTET}){{3}}|\[[0-9A-Fa-f:.]+\]){_PORT}([/?#][!-~]*)?$"
+    rf"|{_OCTET}(\.{_OCTET}){{3}}|\[({_IPV6})\]){_PORT}([/?#][!-~]*)?$"
+)
+_MASK_PATH = (
+    r"(metadata\.(name|externalId|labels)"
+    r"|spec\.(url|description|eventTypes|ordered|rateLimitPerSecond))"
 )
 RFC3339_PATTERN = (
     r"^[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]"
@@ -135,6 +144,7 @@ class UpdateWebhookEndpointRequest(RequestModel):
     update_mask: str = Field(
         "",
         max_length=1000,
+        pattern=rf"^({_MASK_PATH}(,{_MASK_PATH})*)?$",
         description="Comma-separated paths to change (metadata.name, metadata.externalId, "
         "metadata.labels, spec.url, spec.description, spec.eventTypes, spec.ordered, "
         "spec.rateLimitPerSecond); without it, the fields present in the body.",
