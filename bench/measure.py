@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
 import math
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -22,6 +24,22 @@ from bench.dataset import BenchError
 
 PROFILES_PATH = "/v1/account/profiles"
 YARDSTICK_WORDS = 50_000
+
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every benchmark takes: the databases to run on, where results go, PostgreSQL's URL."""
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "CADENYA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="any database on the PostgreSQL server, to create the benchmark's own from",
+    )
 
 
 def yardstick() -> float:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from bench import baseline, dataset, report
 from bench.dataset import MAIN_SEED, BenchError, DataSpec, Loaded, Target, progress
-from bench.measure import Api, Sampling, Stats, serving, yardstick
+from bench.measure import Api, Sampling, Stats, add_common_arguments, serving, yardstick
 from cadenya_server import demo_data
 from cadenya_server.kit.db import Database
 from cadenya_server.kit.labels import parse_filter
@@ -308,7 +308,7 @@ def _commit() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.search", description=__doc__)
-    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
+    add_common_arguments(parser)
     parser.add_argument("--profiles", type=int, default=1_000_000, help="in the main account")
     parser.add_argument("--other-accounts", type=int, default=100)
     parser.add_argument("--per-account", type=int, default=2000, help="profiles per other account")
@@ -322,14 +322,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=50, help="page size")
     parser.add_argument("--reuse", action="store_true", help="reuse the data set already loaded")
     parser.add_argument("--data-dir", type=Path, default=HERE / "data")
-    parser.add_argument("--results-dir", type=Path, default=HERE / "results")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get(
-            "CADENYA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="any database on the PostgreSQL server, to create the benchmark's own from",
-    )
     parser.add_argument(
         "--postgres-database",
         default="cadenya_bench",

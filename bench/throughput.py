@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.dataset import BenchError, Target, progress
-from bench.measure import serving
+from bench.measure import add_common_arguments, serving
 
 HERE = Path(__file__).resolve().parent
 SECRET_KEY = "bench-throughput-secret-key-" + "x" * 32
@@ -247,19 +247,11 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__)
-    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
+    add_common_arguments(parser)
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--data-dir", type=Path, default=HERE / "data")
-    parser.add_argument("--results-dir", type=Path, default=HERE / "results")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get(
-            "CADENYA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="any database on the PostgreSQL server, to create the benchmark's own from",
-    )
     parser.add_argument(
         "--postgres-database",
         default="cadenya_bench_throughput",

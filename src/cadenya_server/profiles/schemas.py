@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import pydantic_core
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, WithJsonSchema
 
 from cadenya_server.auth.caller import ROLE_ADMIN, ROLE_MEMBER
 from cadenya_server.kit import update_mask
@@ -165,8 +165,13 @@ class UserProfileMetadataInput(RequestModel):
 
 
 class CreateUserProfileSpec(RequestModel):
-    # Accepted so a client may post back the Profile shape it reads; only users are added here.
-    type: ProfileType = Field(
+    # Accepted so a client may post back the Profile shape it reads; only users are added
+    # here, so the document names only the two types that are accepted (the others get a
+    # 400 that says how such profiles are made).
+    type: Annotated[
+        ProfileType,
+        WithJsonSchema({"type": "string", "enum": [ProfileType.UNSPECIFIED, ProfileType.USER]}),
+    ] = Field(
         ProfileType.UNSPECIFIED,
         description="PROFILE_TYPE_USER or PROFILE_TYPE_UNSPECIFIED: this call adds users. "
         "API key profiles come with an API key (POST /v1/account/api_keys); system profiles "
