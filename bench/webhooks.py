@@ -42,7 +42,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.dataset import BenchError
-from bench.measure import Sampling, Stats, free_port, yardstick
+from bench.measure import Sampling, Stats, add_common_arguments, free_port, yardstick
 from cadenya_server import outbox
 from cadenya_server.kit.clock import now
 from cadenya_server.kit.db import Database, engine_url
@@ -458,19 +458,12 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.webhooks", description=__doc__)
-    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
+    add_common_arguments(parser)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--latency-messages", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--ordered-messages", type=int, default=3_000)
     parser.add_argument("--runs", type=int, default=300, help="PATCH samples per side")
-    parser.add_argument("--results-dir", type=Path, default=HERE / "results")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get(
-            "CADENYA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
     args = parser.parse_args(argv)
     kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     for kind in kinds:
