@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query
 
 from cadenya_server.kit.params import NoBody, Page
 from cadenya_server.kit.runtime import AppRuntime, DbSession
-from cadenya_server.kit.schemas import Empty
+from cadenya_server.kit.schemas import SINGLE_LINE, Empty
 from cadenya_server.webhooks import service
 from cadenya_server.webhooks.auth import (
     DeliveryId,
@@ -37,7 +37,10 @@ from cadenya_server.webhooks.schemas import (
 
 router = APIRouter(prefix="/v1/account", tags=["Webhooks"])
 
-TypeFilter = Annotated[str, Query(max_length=200, description="Only messages of this type")]
+# Single-line: a control character is refused before PostgreSQL sees it (NUL is an error there).
+TypeFilter = Annotated[
+    str, Query(max_length=200, pattern=SINGLE_LINE, description="Only messages of this type")
+]
 
 
 @router.get("/webhook_endpoints", operation_id="webhookEndpoints.list")
@@ -126,7 +129,13 @@ def list_webhook_deliveries(
     page: Page,
     status: Annotated[DeliveryStatus | None, Query(description="Only this status")] = None,
     event_type: Annotated[
-        str, Query(alias="eventType", max_length=200, description="Only this event type")
+        str,
+        Query(
+            alias="eventType",
+            max_length=200,
+            pattern=SINGLE_LINE,
+            description="Only this event type",
+        ),
     ] = "",
 ) -> WebhookDeliveryList:
     """The endpoint's delivery log, newest first, each delivery with its attempts."""
