@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
 from cadenya import APIError
+from sqlalchemy import create_engine, text
 
+from cadenya_server.kit.db import engine_url
 from conftest import Server, free_port, start_server, stop_server
 
 # The fields of every account-scoped resource's metadata on the wire.
@@ -38,3 +42,24 @@ def server_with(server: Server, **settings: str) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         stop_server(process)
+
+
+@contextmanager
+def bench_database(prefix: str) -> Iterator[tuple[str, list[str]]]:
+    """A benchmark's database kind and the arguments that select it; a PostgreSQL one is
+    named `prefix` + a random suffix and dropped afterwards."""
+    given = os.environ.get("CADENYA_TEST_DATABASE_URL", "")
+    if not given.startswith("postgres"):
+        yield "sqlite", ["--database=sqlite"]
+        return
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    try:
+        yield (
+            "postgresql",
+            ["--database=postgresql", f"--postgres-url={given}", f"--postgres-database={name}"],
+        )
+    finally:
+        admin = create_engine(engine_url(given), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -7,17 +7,14 @@ the database the suite runs on: with a PostgreSQL URL, in a database of its own.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from cadenya_server.kit.db import engine_url
 from conftest import repo_root
+from helpers import bench_database
 
 # The query shapes issue #3 asks the benchmark to measure.
 SHAPES = [
@@ -44,19 +41,8 @@ STATS = {"samples", "p50_ms", "p99_ms", "min_ms", "max_ms", "mean_ms"}
 @pytest.fixture
 def database() -> Iterator[tuple[str, list[str]]]:
     """The database kind and the benchmark's arguments that select it."""
-    given = os.environ.get("CADENYA_TEST_DATABASE_URL", "")
-    if not given.startswith("postgres"):
-        yield "sqlite", ["--database=sqlite"]
-        return
-    name = f"cadenya_bench_smoke_{secrets.token_hex(4)}"
-    yield (
-        "postgresql",
-        ["--database=postgresql", f"--postgres-url={given}", f"--postgres-database={name}"],
-    )
-    admin = create_engine(engine_url(given), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with bench_database("cadenya_bench_smoke") as chosen:
+        yield chosen
 
 
 def run_benchmark(tmp_path, kind: str, arguments: list[str], *extra: str) -> tuple[dict, str]:

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from cadenya_server.kit.db import engine_url
 from conftest import repo_root
+from helpers import bench_database
 
 MEASURES = {
     "cheapest_1w",
@@ -35,19 +33,8 @@ MEASURES = {
 @pytest.fixture
 def database() -> Iterator[tuple[str, list[str]]]:
     """The database kind and the benchmark's arguments that select it."""
-    given = os.environ.get("CADENYA_TEST_DATABASE_URL", "")
-    if not given.startswith("postgres"):
-        yield "sqlite", ["--database=sqlite"]
-        return
-    name = f"cadenya_throughput_smoke_{secrets.token_hex(4)}"
-    yield (
-        "postgresql",
-        ["--database=postgresql", f"--postgres-url={given}", f"--postgres-database={name}"],
-    )
-    admin = create_engine(engine_url(given), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with bench_database("cadenya_throughput_smoke") as chosen:
+        yield chosen
 
 
 @pytest.mark.parametrize("generator", ["wrk", "python"])
