@@ -96,7 +96,8 @@ class Job:
 
 @dataclass
 class Unsent:
-    """A delivery of an ordered run given back unsent: one before it did not succeed."""
+    """A delivery of an ordered run given back unsent: one before it did not succeed, or
+    the run's lease is running out."""
 
     job: Job
 
