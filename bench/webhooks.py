@@ -381,6 +381,7 @@ def write_cost(base_url: str, bare: dict[str, str], busy: dict[str, str], runs: 
 
 
 def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    load_before = os.getloadavg()
     with database(kind, args.postgres_url) as url:
         env = _env(url)
         _cli(env, "migrate")
@@ -423,6 +424,8 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "database": kind,
         "yardstick_s": yardstick(),
+        # The machine is shared: its 1-minute load average before and after this run.
+        "load_average": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "concurrency": CONCURRENCY,
         "throughput": {
             "messages": args.messages,
@@ -457,7 +460,8 @@ def markdown(result: dict[str, Any]) -> str:
         [
             f"# Webhooks on {result['database']}",
             "",
-            f"Yardstick {result['yardstick_s']} s (bench/measure.py); concurrency "
+            f"Yardstick {result['yardstick_s']} s (bench/measure.py); load average "
+            f"{' then '.join(map(str, result['load_average']))}; concurrency "
             f"{result['concurrency']}. One run on a shared machine: compare within it.",
             "",
             "| measure | figure | target | |",
