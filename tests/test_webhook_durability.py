@@ -169,13 +169,23 @@ def test_two_servers_and_two_workers_never_send_a_message_twice(plane: Plane) ->
         plane.worker()
         plane.worker()
         _setup(plane, servers[0], receiver)
+        # And an ordered endpoint, whose runs the workers claim while the servers write.
+        with httpx.Client(
+            base_url=servers[0], headers={"Authorization": f"Bearer {plane.api_key}"}
+        ) as http:
+            add_endpoint(http, f"{receiver.url}/ordered", eventTypes=["burst.item"], ordered=True)
         sent: list[str] = []
         publish(servers, plane.api_key, BURST, sent)
         assert len(sent) == BURST
-        wait_all(receiver, sent)
+        receiver.wait_for(lambda ds: len(ds) >= 2 * BURST, timeout=120)
         time.sleep(1)
-        ids = [d.id for d in receiver.deliveries if json.loads(d.body)["type"] == "burst.item"]
-        assert len(ids) == len(set(ids)) == BURST
+        for path in ("/hooks", "/hooks/ordered"):
+            ids = [
+                d.id
+                for d in receiver.deliveries
+                if d.path == path and json.loads(d.body)["type"] == "burst.item"
+            ]
+            assert len(ids) == len(set(ids)) == BURST, path
     finally:
         receiver.stop()
 

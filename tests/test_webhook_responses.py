@@ -83,6 +83,13 @@ def test_an_endpoint_failing_too_long_is_disabled(
                 )
                 assert shown["info"]["disabledReason"] == "failing without a success for 1 s"
                 assert shown["info"]["failingSince"]
+                (record,) = [
+                    a
+                    for a in http.get("/v1/account/audit_events").json()["items"]
+                    if a["action"] == "webhook_endpoint.disable"
+                ]
+                assert record["resourceId"] == endpoint_id
+                assert record["details"] == {"reason": "failing without a success for 1 s"}
                 (item,) = http.get(
                     f"/v1/account/webhook_endpoints/{endpoint_id}/deliveries"
                 ).json()["items"]

@@ -277,10 +277,12 @@ def test_500_twice_then_200_is_three_attempts_and_one_completed_delivery(
         receiver.stop()
 
 
-def test_410_disables_the_endpoint(server: Server, account: Tenant) -> None:
-    receiver = Receiver(plan=lambda n, d: (410, {}, 0.0)).start()
+def test_410_disables_the_endpoint(server: Server, account: Tenant, receiver: Receiver) -> None:
+    gone = Receiver(plan=lambda n, d: (410, {}, 0.0)).start()
     try:
-        endpoint = webhook_endpoint(server, account, receiver.url, eventTypes=["order.paid"])
+        # Another endpoint hears of the disabling, as of an administrator's :disable.
+        webhook_endpoint(server, account, receiver.url, eventTypes=["webhook_endpoint.disabled"])
+        endpoint = webhook_endpoint(server, account, gone.url, eventTypes=["order.paid"])
         endpoint_id = endpoint["metadata"]["id"]
         with server.http(account.api_key) as http:
             http.post("/v1/account/webhook_messages", json={"type": "order.paid", "data": {}})
@@ -289,16 +291,27 @@ def test_410_disables_the_endpoint(server: Server, account: Tenant) -> None:
             shown = http.get(f"/v1/account/webhook_endpoints/{endpoint_id}").json()
             assert shown["info"]["status"] == "WEBHOOK_ENDPOINT_STATUS_DISABLED"
             assert "410" in shown["info"]["disabledReason"]
+            (event,) = receiver.wait_count(1)
+            assert body(event)["type"] == "webhook_endpoint.disabled"
+            assert body(event)["data"] == shown
+            audit = http.get("/v1/account/audit_events").json()["items"]
+            (record,) = [
+                a
+                for a in audit
+                if a["action"] == "webhook_endpoint.disable" and a["resourceId"] == endpoint_id
+            ]
+            assert record["actorProfileId"] == ""
+            assert record["details"] == {"reason": shown["info"]["disabledReason"]}
             # Nothing more is sent to it; enabling it again sends again.
             http.post("/v1/account/webhook_messages", json={"type": "order.paid", "data": {}})
             time.sleep(1)
-            assert len(receiver.deliveries) == 1
+            assert len(gone.deliveries) == 1
             refused = http.post(f"/v1/account/webhook_endpoints/{endpoint_id}:sendTest")
             assert refused.status_code == 400 and refused.json()["code"] == 9
             enabled = http.post(f"/v1/account/webhook_endpoints/{endpoint_id}:enable")
             assert enabled.json()["info"]["status"] == "WEBHOOK_ENDPOINT_STATUS_ACTIVE"
     finally:
-        receiver.stop()
+        gone.stop()
 
 
 def test_a_slow_receiver_times_out_and_a_redirect_is_not_followed(
@@ -597,10 +610,18 @@ def test_an_import_emits_one_event_per_profile_created_or_changed(
 def test_an_ordered_endpoint_sees_commit_order_even_after_a_failure(
     server: Server, account: Tenant
 ) -> None:
-    # The second message fails twice; the ones after it wait for it.
-    receiver = Receiver(
-        plan=lambda n, d: (500, {}, 0.0) if body(d)["data"]["n"] == 1 and n < 3 else OK
-    ).start()
+    # The second message fails twice, the eleventh once; the ones after each wait for it,
+    # also when they were claimed with it in one run.
+    failures = {1: 2, 10: 1}
+
+    def plan(n: int, d: Delivery) -> tuple[int, dict, float]:
+        step = body(d)["data"]["n"]
+        if failures.get(step, 0) > 0:
+            failures[step] -= 1
+            return (500, {}, 0.0)
+        return OK
+
+    receiver = Receiver(plan=plan).start()
     try:
         webhook_endpoint(server, account, receiver.url, eventTypes=["seq.step"], ordered=True)
         with server.http(account.api_key) as http:
@@ -612,8 +633,9 @@ def test_an_ordered_endpoint_sees_commit_order_even_after_a_failure(
         seen = [body(d)["data"]["n"] for d in receiver.deliveries]
         # Retries repeat a message, never reorder: drop the repeats and the order is exact.
         assert list(dict.fromkeys(seen)) == list(range(20))
-        assert seen.count(1) == 3
+        assert seen.count(1) == 3 and seen.count(10) == 2
         assert all(later > 1 for later in seen[seen.index(1) + 3 :])
+        assert all(later > 10 for later in seen[seen.index(10) + 2 :])
     finally:
         receiver.stop()
 

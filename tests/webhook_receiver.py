@@ -28,7 +28,13 @@ Answer = tuple[int, dict[str, str], float]
 OK: Answer = (200, {}, 0.0)
 
 
-class DualStackServer(ThreadingHTTPServer):
+class ReceivingServer(ThreadingHTTPServer):
+    # A worker opens up to its concurrency of connections at once; with the default
+    # backlog of 5 the rest wait for SYN retries, seconds each.
+    request_queue_size = 128
+
+
+class DualStackServer(ReceivingServer):
     """Listens on IPv6 and, through IPv4-mapped addresses, on IPv4 too."""
 
     address_family = socket.AF_INET6
@@ -85,7 +91,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = (DualStackServer if ":" in host else ThreadingHTTPServer)((host, 0), Handler)
+        self.server = (DualStackServer if ":" in host else ReceivingServer)((host, 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.host = host

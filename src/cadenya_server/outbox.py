@@ -3,8 +3,8 @@
 A change on the account plane and the event that tells of it commit together or
 not at all: nothing is sent for a change that rolled back, nothing is lost for one
 that committed. Workers (`webhooks.worker`) send what is written here; a commit
-wakes them at once, through PostgreSQL's NOTIFY (delivered only on commit) and an
-in-process signal for a worker in the same process.
+wakes them at once, through PostgreSQL's NOTIFY (delivered only on commit), or on
+SQLite an in-process signal for a worker in the same process.
 
 The server's own events (those the audit trail records) are written only when at
 least one enabled endpoint of the account takes their type: an account without
@@ -66,8 +66,8 @@ _WOKEN = "cadenya.outbox_wakes"
 
 
 def on_commit(listener: Callable[[], None]) -> Callable[[], None]:
-    """Call `listener` after every transaction of this process that wrote deliveries;
-    returns the function that stops it."""
+    """Call `listener` after every transaction of this process that wrote deliveries on
+    SQLite (PostgreSQL's NOTIFY wakes workers there); returns the function that stops it."""
     with _listeners_lock:
         _listeners.append(listener)
 
@@ -92,9 +92,11 @@ def _wake_after(session: Session) -> None:
         return
     session.info[_WOKEN] = True
     if session.get_bind().dialect.name == "postgresql":
-        # Queued by the transaction; PostgreSQL delivers it only if it commits.
+        # Queued by the transaction; PostgreSQL delivers it only if it commits, to the
+        # workers of every process.
         session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-    after_transaction(session, _wake)
+    else:
+        after_transaction(session, _wake)
 
 
 @dataclass(frozen=True)

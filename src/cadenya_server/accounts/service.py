@@ -237,10 +237,10 @@ def expire_previous_webhook_secret(
 def signing_secrets(*, session: Session, keyring: Keyring, account_id: str) -> list[str]:
     """The secrets that sign the account's webhooks now: the current one first, then the
     previous one while its grace window is open."""
-    row = repository.get(session, account_id)
-    if row is None:
+    found = repository.get_with_secrets(session, account_id)
+    if found is None:
         return []
-    stored = repository.secrets_of(session, account_id)
+    row, stored = found
     names = [repository.WEBHOOK_SECRET]
     if _previous_expiry(row) is not None:
         names.append(repository.PREVIOUS_WEBHOOK_SECRET)

@@ -6,11 +6,22 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import takewhile
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from cadenya_server.kit.clock import as_utc
 from cadenya_server.models import (
@@ -53,6 +64,15 @@ def get_endpoint(
     if lock:
         statement = statement.with_for_update()
     return session.scalars(statement).one_or_none()
+
+
+def endpoints_by_id(session: Session, ids: list[str]) -> list[WebhookEndpoint]:
+    """The endpoints of these ids, in id order."""
+    return list(
+        session.scalars(
+            select(WebhookEndpoint).where(WebhookEndpoint.id.in_(ids)).order_by(WebhookEndpoint.id)
+        )
+    )
 
 
 def disable_pending(session: Session, *, endpoint_id: str) -> None:
@@ -196,75 +216,160 @@ def failed_since(session: Session, *, endpoint_id: str, since: datetime) -> list
 # --- The workers --------------------------------------------------------------------------
 
 
-def _due(now: datetime) -> ColumnElement[bool]:
-    return and_(
-        WebhookDelivery.status == PENDING,
-        WebhookDelivery.next_attempt_at <= now,
-        or_(WebhookDelivery.leased_until.is_(None), WebhookDelivery.leased_until < now),
-    )
+# The workers' statements run for every claim and recording: built once, bound to
+# parameters, read as plain rows (building them took more than running them).
+_D = WebhookDelivery.__table__
+_E = WebhookEndpoint.__table__
+_M = WebhookMessage.__table__
+_EARLIER = _D.alias("earlier")
 
 
-def _first_in_line() -> ColumnElement[bool]:
-    """Unordered deliveries, or an ordered endpoint's first unfinished one."""
-    earlier = aliased(WebhookDelivery)
-    return or_(
-        WebhookDelivery.seq.is_(None),
-        ~select(earlier.id)
+def _heads(*, postgres: bool) -> Select[Any]:
+    """Due, unleased deliveries that are unordered or their ordered endpoint's first
+    unfinished one."""
+    statement = (
+        select(_D.c.id, _D.c.endpoint_id, _D.c.seq, _E.c.rate_limit_per_second)
+        .join(_E, _E.c.id == _D.c.endpoint_id)
         .where(
-            earlier.endpoint_id == WebhookDelivery.endpoint_id,
-            earlier.status == PENDING,
-            earlier.seq < WebhookDelivery.seq,
+            _D.c.status == PENDING,
+            _D.c.next_attempt_at <= bindparam("now"),
+            or_(_D.c.leased_until.is_(None), _D.c.leased_until < bindparam("now")),
+            or_(
+                _D.c.seq.is_(None),
+                ~select(_EARLIER.c.id)
+                .where(
+                    _EARLIER.c.endpoint_id == _D.c.endpoint_id,
+                    _EARLIER.c.status == PENDING,
+                    _EARLIER.c.seq < _D.c.seq,
+                )
+                .exists(),
+            ),
         )
-        .exists(),
+        .order_by(_D.c.next_attempt_at, _D.c.id)
+        .limit(bindparam("limit", type_=Integer))
     )
+    return statement.with_for_update(skip_locked=True, of=_D) if postgres else statement
+
+
+_HEADS = {"postgresql": _heads(postgres=True), "sqlite": _heads(postgres=False)}
+_FOLLOWERS = (
+    select(_D.c.id, _D.c.next_attempt_at, _D.c.leased_until)
+    .where(
+        _D.c.endpoint_id == bindparam("endpoint_id"),
+        _D.c.status == PENDING,
+        _D.c.seq > bindparam("after"),
+    )
+    .order_by(_D.c.seq)
+    .limit(bindparam("limit", type_=Integer))
+)
+_LOCK_FREE = (
+    select(_D.c.id)
+    .where(_D.c.id.in_(bindparam("ids", expanding=True)))
+    .with_for_update(skip_locked=True)
+)
+_LEASE = (
+    update(_D)
+    .where(_D.c.id.in_(bindparam("ids", expanding=True)))
+    .values(leased_until=bindparam("lease_until"), lease_token=bindparam("token"))
+)
+_CLAIMED = (
+    select(
+        _D.c.id,
+        _D.c.account_id,
+        _D.c.message_id,
+        _D.c.endpoint_id,
+        _D.c.attempt_count,
+        _D.c.seq,
+        _M.c.type,
+        _M.c.data,
+        _M.c.created_at,
+        _E.c.url,
+        _E.c.rate_limit_per_second,
+    )
+    .join(_M, _M.c.id == _D.c.message_id)
+    .join(_E, _E.c.id == _D.c.endpoint_id)
+    .where(_D.c.id.in_(bindparam("ids", expanding=True)))
+)
+_NEXT_DUE = select(func.min(_D.c.next_attempt_at)).where(
+    _D.c.status == PENDING, _D.c.next_attempt_at > bindparam("after")
+)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A leased delivery with what sending it takes: its message and its endpoint."""
+
+    id: str
+    account_id: str
+    message_id: str
+    endpoint_id: str
+    attempt_count: int
+    seq: int | None
+    type: str
+    data: Any
+    created_at: datetime
+    url: str
+    rate_limit_per_second: int
 
 
 def claim(
-    session: Session, *, now: datetime, limit: int, lease_until: datetime, token: str
-) -> list[WebhookDelivery]:
-    """Lease up to `limit` due deliveries to this worker.
+    session: Session,
+    *,
+    now: datetime,
+    limit: int,
+    run_length: int,
+    lease_until: datetime,
+    token: str,
+) -> list[list[Claimed]]:
+    """Lease up to `limit` runs of due deliveries to this worker.
+
+    An unordered delivery is a run of its own. An ordered endpoint's first unfinished
+    delivery heads a run of up to `run_length` of its deliveries, consecutive in commit
+    order (an endpoint with a rate limit: one), so a worker sends them one after another
+    on one claim.
 
     On PostgreSQL the rows are locked with SKIP LOCKED, so workers claiming at once take
     different rows without waiting; the lease, committed with the claim, keeps the rows
     this worker's until it records the attempt or the lease passes (a killed worker).
+    A run's later deliveries are not first in line while its head is pending, and once
+    it is done they are leased: no other worker takes them meanwhile.
     """
-    candidates = (
-        select(WebhookDelivery.id)
-        .where(_due(now), _first_in_line())
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    ids = list(session.scalars(candidates))
-    if not ids:
+    dialect = session.get_bind().dialect.name
+    runs: list[list[str]] = []
+    for delivery_id, endpoint_id, seq, rate in session.execute(
+        _HEADS[dialect], {"now": now, "limit": limit}
+    ).all():
+        run = [delivery_id]
+        if seq is not None and rate == 0 and run_length > 1:
+            run += _followers(
+                session, endpoint_id=endpoint_id, after=seq, now=now, limit=run_length - 1
+            )
+        runs.append(run)
+    if not runs:
         return []
-    session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(ids))
-        .values(leased_until=lease_until, lease_token=token)
-    )
-    return list(
-        session.scalars(
-            select(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(ids))
-            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-        )
-    )
+    ids = [delivery_id for run in runs for delivery_id in run]
+    session.execute(_LEASE, {"ids": ids, "lease_until": lease_until, "token": token})
+    rows = {row.id: Claimed(**row._mapping) for row in session.execute(_CLAIMED, {"ids": ids})}
+    return [[rows[delivery_id] for delivery_id in run] for run in runs]
 
 
-def messages_by_id(session: Session, ids: set[str]) -> dict[str, WebhookMessage]:
-    return {
-        row.id: row
-        for row in session.scalars(select(WebhookMessage).where(WebhookMessage.id.in_(ids)))
-    }
-
-
-def endpoints_by_id(session: Session, ids: set[str]) -> dict[str, WebhookEndpoint]:
-    return {
-        row.id: row
-        for row in session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.id.in_(ids)))
-    }
+def _followers(
+    session: Session, *, endpoint_id: str, after: int, now: datetime, limit: int
+) -> list[str]:
+    """The ordered endpoint's pending deliveries right after `after`, in commit order, as
+    far as each is due and free: the run stops at the first that is not."""
+    ids: list[str] = []
+    for delivery_id, due, leased in session.execute(
+        _FOLLOWERS, {"endpoint_id": endpoint_id, "after": after, "limit": limit}
+    ):
+        if due is None or as_utc(due) > now or (leased is not None and as_utc(leased) >= now):
+            break
+        ids.append(delivery_id)
+    if ids and session.get_bind().dialect.name == "postgresql":
+        # A row another transaction holds is skipped, not waited for: the run ends there.
+        locked = set(session.scalars(_LOCK_FREE, {"ids": ids}))
+        ids = list(takewhile(locked.__contains__, ids))
+    return ids
 
 
 def take_send_slot(
@@ -299,24 +404,54 @@ def release(session: Session, *, delivery_id: str, token: str, at: datetime) -> 
     )
 
 
-def record_attempt(
-    session: Session,
-    *,
-    delivery_id: str,
-    token: str,
-    values: dict[str, Any],
-    attempt: WebhookAttempt,
-) -> bool:
-    """Write an attempt's outcome if this worker still holds the lease; whether it did."""
-    done = session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.lease_token == token)
-        .values(**values, leased_until=None, lease_token="")
+def release_unsent(session: Session, leases: list[tuple[str, str]]) -> None:
+    """Give back leased deliveries (id, lease token) that were not sent, as they were."""
+    if leases:
+        session.execute(
+            update(_D)
+            .where(
+                _D.c.id == bindparam("b_id"),
+                _D.c.lease_token == bindparam("b_token"),
+            )
+            .values(leased_until=None, lease_token=""),
+            [{"b_id": delivery_id, "b_token": token} for delivery_id, token in leases],
+        )
+
+
+def record_attempts(
+    session: Session, outcomes: list[tuple[str, dict[str, Any]]], attempts: list[dict[str, Any]]
+) -> set[str]:
+    """Write the attempts' outcomes, `(lease token, delivery values)` with the delivery's
+    `id` among the values, of those whose lease this worker still holds; their ids.
+
+    Every values dict names the same columns. `attempts` are the attempt rows to log,
+    written for the deliveries recorded only.
+    """
+    if not outcomes:
+        return set()
+    tokens = {values["id"]: token for token, values in outcomes}
+    held = select(WebhookDelivery.id, WebhookDelivery.lease_token).where(
+        WebhookDelivery.id.in_(tokens)
     )
-    if done.rowcount != 1:
-        return False
-    session.add(attempt)
-    return True
+    if session.get_bind().dialect.name == "postgresql":
+        held = held.with_for_update()
+    recorded = {
+        delivery_id
+        for delivery_id, token in session.execute(held)
+        if token and token == tokens[delivery_id]
+    }
+    rows = [
+        {"b_" + k if k == "id" else k: v for k, v in values.items()}
+        | {"leased_until": None, "lease_token": ""}
+        for _, values in outcomes
+        if values["id"] in recorded
+    ]
+    if rows:
+        session.execute(update(_D).where(_D.c.id == bindparam("b_id")), rows)
+        session.execute(
+            insert(WebhookAttempt), [a for a in attempts if a["delivery_id"] in recorded]
+        )
+    return recorded
 
 
 def pending_stats(session: Session) -> tuple[int, datetime | None]:
@@ -335,13 +470,7 @@ def next_due(session: Session, *, after: datetime) -> datetime | None:
     Those due already are claimed, leased, or waiting their turn on an ordered endpoint:
     a worker hears of them from a commit, its own recorder, or its poll.
     """
-    return _aware(
-        session.scalar(
-            select(func.min(WebhookDelivery.next_attempt_at)).where(
-                WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at > after
-            )
-        )
-    )
+    return _aware(session.scalar(_NEXT_DUE, {"after": after}))
 
 
 def endpoint_results(
@@ -352,10 +481,11 @@ def endpoint_results(
     gone: dict[str, str],
     at: datetime,
     disable_after: timedelta,
-) -> None:
+) -> dict[str, str]:
     """Note the endpoints' successes and failures; disable those gone (410) and those
-    failing without a success for `disable_after`. Ids come sorted, so workers writing
-    the same endpoints lock their rows in one order."""
+    failing without a success for `disable_after`, and return them, each with its reason.
+    Ids come sorted, so workers writing the same endpoints lock their rows in one order."""
+    disabled: dict[str, str] = {}
     if succeeded:
         session.execute(
             update(WebhookEndpoint)
@@ -368,26 +498,26 @@ def endpoint_results(
             .where(WebhookEndpoint.id.in_(failed), WebhookEndpoint.failing_since.is_(None))
             .values(failing_since=at)
         )
-        stale = session.scalars(
+        reason = f"failing without a success for {disable_after.total_seconds():g} s"
+        for endpoint_id in session.scalars(
             update(WebhookEndpoint)
             .where(
                 WebhookEndpoint.id.in_(failed),
                 WebhookEndpoint.enabled,
                 WebhookEndpoint.failing_since <= at - disable_after,
             )
-            .values(
-                enabled=False,
-                disabled_reason="failing without a success for "
-                f"{disable_after.total_seconds():g} s",
-            )
-            .returning(WebhookEndpoint.id)
-        ).all()
-        for endpoint_id in stale:
-            disable_pending(session, endpoint_id=endpoint_id)
-    for endpoint_id, reason in sorted(gone.items()):
-        session.execute(
-            update(WebhookEndpoint)
-            .where(WebhookEndpoint.id == endpoint_id)
             .values(enabled=False, disabled_reason=reason)
-        )
+            .returning(WebhookEndpoint.id)
+        ).all():
+            disabled[endpoint_id] = reason
+    for endpoint_id, reason in sorted(gone.items()):
+        if endpoint_id not in disabled and session.scalar(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.enabled)
+            .values(enabled=False, disabled_reason=reason)
+            .returning(WebhookEndpoint.id)
+        ):
+            disabled[endpoint_id] = reason
+    for endpoint_id in disabled:
         disable_pending(session, endpoint_id=endpoint_id)
+    return disabled

@@ -102,10 +102,23 @@ def _find(session: Session, caller: Caller, endpoint_id: str) -> EndpointRow:
     return row
 
 
-def _audit(session: Session, caller: Caller, action: str, row: EndpointRow) -> WebhookEndpoint:
+def _audit(
+    session: Session,
+    caller: Caller,
+    action: str,
+    row: EndpointRow,
+    details: dict[str, str] | None = None,
+) -> WebhookEndpoint:
     session.flush()
     rendered = WebhookEndpoint.of(row)
-    audit.record(session, caller=caller, action=action, resource_id=row.id, resource=rendered)
+    audit.record(
+        session,
+        caller=caller,
+        action=action,
+        resource_id=row.id,
+        details=details,
+        resource=rendered,
+    )
     return rendered
 
 
@@ -223,6 +236,18 @@ def set_enabled(
         repository.disable_pending(session, endpoint_id=row.id)
     action = "webhook_endpoint.enable" if enabled else "webhook_endpoint.disable"
     return _audit(session, caller, action, row)
+
+
+def disabled_by_worker(*, session: Session, reasons: dict[str, str]) -> None:
+    """The delivery worker disabled these endpoints (410 Gone, or failing too long): each
+    is audited, with no one as the actor and the reason in the details, and emits
+    `webhook_endpoint.disabled` as an administrator's :disable does, in the worker's
+    transaction."""
+    for row in repository.endpoints_by_id(session, sorted(reasons)):
+        caller = Caller(account_id=row.account_id, profile_id="", scopes=frozenset())
+        _audit(
+            session, caller, "webhook_endpoint.disable", row, details={"reason": reasons[row.id]}
+        )
 
 
 # --- Messages -----------------------------------------------------------------------------

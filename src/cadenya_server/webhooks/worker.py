@@ -4,15 +4,26 @@ The loop: claim as many due deliveries as there are free slots (at most
 CADENYA_SERVER_WEBHOOK_CONCURRENCY in flight), send each in its own task, and
 hand the outcomes to a recorder that writes them in batches. Then wait for a
 wake-up (a commit that wrote deliveries: NOTIFY on PostgreSQL, an in-process
-signal), a finished attempt, the next retry's time, or the poll interval.
+signal on SQLite), the next retry's time, or the poll interval; with a backlog,
+claim again once a quarter of the slots are free, so a claim is a batch, not a
+transaction per message.
 
 Claims are leases committed with the claim (`repository.claim`): any number of
 workers on one PostgreSQL take disjoint rows (FOR UPDATE SKIP LOCKED), and the
 rows of a worker killed mid-attempt come back when its lease passes, so every
 message is delivered at least once. An ordered endpoint's delivery is claimable
-only when no earlier one of that endpoint is pending, so at most one is in flight
-and they arrive in commit order. An endpoint's rate is booked on its row
-(`repository.take_send_slot`), shared by every worker.
+only when no earlier one of that endpoint is pending; it is claimed with the run
+of pending deliveries after it, which one task sends one after another in commit
+order, each only after the one before succeeded. After one that did not (it waits
+for its retry, or was given up), the rest go back unsent, and the next claim
+starts with the first still pending. An endpoint's rate is booked on its row
+(`repository.take_send_slot`), shared by every worker; a rate-limited ordered
+endpoint is sent one delivery per claim.
+
+When the worker disables an endpoint (410 Gone, or failing for
+CADENYA_SERVER_WEBHOOK_DISABLE_AFTER_SECONDS), it writes the audit record and the
+`webhook_endpoint.disabled` event in the transaction that records the attempt,
+as an administrator's :disable does.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import random
 import threading
 import time
@@ -41,8 +53,8 @@ from cadenya_server.kit.clock import as_utc, now, rfc3339
 from cadenya_server.kit.crypto import Keyring
 from cadenya_server.kit.db import Database
 from cadenya_server.kit.ids import new_id
-from cadenya_server.models import WebhookAttempt
 from cadenya_server.webhooks import repository
+from cadenya_server.webhooks import service as webhooks
 from cadenya_server.webhooks.metrics import ATTEMPT_SECONDS, ATTEMPTS
 from cadenya_server.webhooks.network import AddressGuard, GuardedTransport, RefusedAddress
 
@@ -56,6 +68,13 @@ MAX_HEADERS, MAX_HEADER_VALUE = 32, 512
 # A Retry-After is honoured up to this long.
 MAX_RETRY_AFTER_SECONDS = 86400
 JITTER = 0.1
+# Connections per HTTP pool of a Sender.
+POOL_SIZE = 8
+# An ordered endpoint's deliveries sent one after another on one claim, at most.
+RUN_LENGTH = 200
+# A run stops (and gives the rest back) when less than an attempt's timeout and this
+# much is left of its lease, so no attempt is sent after its lease could have passed.
+LEASE_MARGIN_SECONDS = 5.0
 
 
 @dataclass
@@ -70,6 +89,17 @@ class Job:
     body: bytes
     secrets: list[str]
     attempt_count: int
+    ordered: bool = False
+    # time.monotonic() when this worker's lease on the delivery passes.
+    lease_ends: float = math.inf
+
+
+@dataclass
+class Unsent:
+    """A delivery of an ordered run given back unsent: one before it did not succeed, or
+    the run's lease is running out."""
+
+    job: Job
 
 
 @dataclass
@@ -117,21 +147,29 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class Sender:
-    """Posts signed bodies over one bounded, guarded connection pool."""
+    """Posts signed bodies over bounded, guarded connection pools.
+
+    httpcore's pool looks at every one of its connections for each request, so its
+    cost per request grows with its size: the concurrency is spread over pools of at
+    most POOL_SIZE connections, each attempt taking the least busy one.
+    """
 
     def __init__(self, settings: WebhookSettings, guard: AddressGuard | None = None) -> None:
         self.timeout = settings.timeout_seconds
-        limits = httpx.Limits(
-            max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
-        )
-        self.client = httpx.AsyncClient(
-            transport=GuardedTransport(
-                guard or AddressGuard(settings.allowed_networks), limits=limits
-            ),
-            timeout=httpx.Timeout(settings.timeout_seconds),
-            follow_redirects=False,
-            headers={"user-agent": USER_AGENT},
-        )
+        guard = guard or AddressGuard(settings.allowed_networks)
+        pools = math.ceil(settings.concurrency / POOL_SIZE)
+        size = math.ceil(settings.concurrency / pools)
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        self.clients = [
+            httpx.AsyncClient(
+                transport=GuardedTransport(guard, limits=limits),
+                timeout=httpx.Timeout(settings.timeout_seconds),
+                follow_redirects=False,
+                headers={"user-agent": USER_AGENT},
+            )
+            for _ in range(pools)
+        ]
+        self._busy = [0] * pools
 
     async def send(self, job: Job) -> Outcome:
         at = now()
@@ -142,10 +180,12 @@ class Sender:
             "webhook-signature": signature_header(job.secrets, job.message_id, at, job.body),
         }
         outcome = Outcome(job=job, attempted_at=at)
+        pool = self._busy.index(min(self._busy))
+        self._busy[pool] += 1
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
-                async with self.client.stream(
+                async with self.clients[pool].stream(
                     "POST", job.url, content=job.body, headers=headers
                 ) as response:
                     read = 0
@@ -171,12 +211,15 @@ class Sender:
             outcome.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except OSError as exc:
             outcome.error = f"connection failed: {exc}"
+        finally:
+            self._busy[pool] -= 1
         outcome.latency_ms = int((time.perf_counter() - started) * 1000)
         ATTEMPT_SECONDS.observe(outcome.latency_ms / 1000)
         return outcome
 
     async def close(self) -> None:
-        await self.client.aclose()
+        for client in self.clients:
+            await client.aclose()
 
 
 def _error_of(response: httpx.Response) -> str:
@@ -197,6 +240,9 @@ class Worker:
         self.keyring = keyring
         self.settings = settings
         self.concurrency = settings.concurrency
+        # With a backlog, claim again once this many slots are free, not for each one:
+        # a claim is a transaction, and a batch costs little more than one row.
+        self.refill = max(1, self.concurrency // 4)
         # The lease outlives the longest attempt (its timeout) and its recording by a
         # margin, so a live worker never loses a claim it is still sending; a killed
         # worker's claims come back when it passes.
@@ -221,43 +267,56 @@ class Worker:
 
     async def run(self, sender: Sender | None = None) -> None:
         self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
+        wake = self._wake = asyncio.Event()
+        wake.set()
         sender = sender or Sender(self.settings)
-        unsubscribe = outbox.on_commit(self.wake)
-        listener = asyncio.create_task(self._listen()) if self.db.dialect == "postgresql" else None
-        outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+        # A commit's wake-up: on PostgreSQL its NOTIFY, which reaches every worker (and
+        # comes first); on SQLite the signal of this process.
+        listener = unsubscribe = None
+        if self.db.dialect == "postgresql":
+            listener = asyncio.create_task(self._listen())
+        else:
+            unsubscribe = outbox.on_commit(self.wake)
+        outcomes: asyncio.Queue[Outcome | Unsent] = asyncio.Queue()
         recorder = asyncio.create_task(self._record_loop(outcomes))
         in_flight: set[asyncio.Task[None]] = set()
+        # The last claim took as many as it asked for: more may be due.
+        backlog = False
+        next_due: datetime | None = None
         try:
             while not self._stopping:
-                self._wake.clear()
                 free = self.concurrency - len(in_flight)
-                jobs: list[Job] = []
-                next_due: datetime | None = None
-                if free > 0:
+                if free > 0 and (wake.is_set() or (backlog and free >= self.refill)):
+                    wake.clear()
                     try:
-                        jobs, next_due = await asyncio.to_thread(self._claim, free)
+                        runs, next_due = await asyncio.to_thread(self._claim, free)
                     except Exception:
                         log.exception("webhook claim failed")
                         await asyncio.sleep(self.settings.poll_seconds)
+                        wake.set()
                         continue
-                for job in jobs:
-                    task = asyncio.create_task(self._attempt(sender, job, outcomes))
-                    in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
-                if jobs and len(jobs) == free:
-                    # Every slot taken: go on when one frees.
-                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    for run in runs:
+                        task = asyncio.create_task(self._send_run(sender, run, outcomes))
+                        in_flight.add(task)
+                        task.add_done_callback(in_flight.discard)
+                    backlog = len(runs) == free
                     continue
+                # Wait for a wake-up (a commit, an ordered run's recording, stop), the
+                # next retry's time or the poll; with a backlog, for free slots too.
                 timeout = self.settings.poll_seconds
                 if next_due is not None:
-                    timeout = min(timeout, (next_due - now()).total_seconds())
-                if timeout > 0:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(timeout):
-                            await self._wake.wait()
+                    timeout = max(min(timeout, (next_due - now()).total_seconds()), 0)
+                woken = asyncio.create_task(wake.wait())
+                waiting = {woken, *in_flight} if backlog else {woken}
+                done, _ = await asyncio.wait(
+                    waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                woken.cancel()
+                if not done:
+                    wake.set()
         finally:
-            unsubscribe()
+            if unsubscribe is not None:
+                unsubscribe()
             if in_flight:
                 await asyncio.wait(in_flight, timeout=self.settings.timeout_seconds + 1)
             await outcomes.join()
@@ -266,10 +325,26 @@ class Worker:
                 listener.cancel()
             await sender.close()
 
-    async def _attempt(self, sender: Sender, job: Job, outcomes: asyncio.Queue[Outcome]) -> None:
-        outcomes.put_nowait(await sender.send(job))
+    async def _send_run(
+        self, sender: Sender, run: list[Job], outcomes: asyncio.Queue[Outcome | Unsent]
+    ) -> None:
+        """Send a run one after another; an unordered delivery is a run of one. A
+        delivery goes only after the one before it succeeded; after one that did not,
+        or when the lease is running out, the rest are given back unsent."""
+        for n, job in enumerate(run):
+            if job.lease_ends - time.monotonic() < self.settings.timeout_seconds + (
+                LEASE_MARGIN_SECONDS
+            ):
+                outcomes.put_nowait(Unsent(job))
+                continue
+            outcome = await sender.send(job)
+            outcomes.put_nowait(outcome)
+            if not outcome.succeeded:
+                for rest in run[n + 1 :]:
+                    outcomes.put_nowait(Unsent(rest))
+                return
 
-    async def _record_loop(self, outcomes: asyncio.Queue[Outcome]) -> None:
+    async def _record_loop(self, outcomes: asyncio.Queue[Outcome | Unsent]) -> None:
         while True:
             batch = [await outcomes.get()]
             while not outcomes.empty():
@@ -283,7 +358,7 @@ class Worker:
                 for _ in batch:
                     outcomes.task_done()
             # An ordered endpoint's next message may be due now.
-            if self._wake is not None:
+            if self._wake is not None and any(item.job.ordered for item in batch):
                 self._wake.set()
 
     async def _listen(self) -> None:
@@ -306,110 +381,135 @@ class Worker:
 
     # --- Database work (in a thread) ---
 
-    def _claim(self, limit: int) -> tuple[list[Job], datetime | None]:
+    def _claim(self, limit: int) -> tuple[list[list[Job]], datetime | None]:
         token = new_id("lease")
         at = now()
-        jobs: list[Job] = []
+        lease_ends = time.monotonic() + self.lease.total_seconds()
+        runs: list[list[Job]] = []
         with self.db.transaction() as session:
-            rows = repository.claim(
-                session, now=at, limit=limit, lease_until=at + self.lease, token=token
+            claimed = repository.claim(
+                session,
+                now=at,
+                limit=limit,
+                run_length=RUN_LENGTH,
+                lease_until=at + self.lease,
+                token=token,
             )
-            if rows:
-                messages = repository.messages_by_id(session, {r.message_id for r in rows})
-                endpoints = repository.endpoints_by_id(session, {r.endpoint_id for r in rows})
-                secrets: dict[str, list[str]] = {}
-                deferred: dict[str, int] = {}
-                for row in rows:
-                    endpoint = endpoints[row.endpoint_id]
-                    if endpoint.rate_limit_per_second > 0:
-                        interval = 1 / endpoint.rate_limit_per_second
-                        free_at = repository.take_send_slot(
-                            session, endpoint_id=endpoint.id, now=at, interval_seconds=interval
+            secrets: dict[str, list[str]] = {}
+            deferred: dict[str, int] = {}
+            for rows in claimed:
+                head = rows[0]
+                if head.rate_limit_per_second > 0:
+                    # A run of one (repository.claim).
+                    interval = 1 / head.rate_limit_per_second
+                    free_at = repository.take_send_slot(
+                        session, endpoint_id=head.endpoint_id, now=at, interval_seconds=interval
+                    )
+                    if free_at is not None:
+                        # Back in line, each a slot after the one before, so they do
+                        # not all come back at once for the one free slot.
+                        waiting = deferred[head.endpoint_id] = deferred.get(head.endpoint_id, 0) + 1
+                        repository.release(
+                            session,
+                            delivery_id=head.id,
+                            token=token,
+                            at=free_at + timedelta(seconds=interval * (waiting - 1)),
                         )
-                        if free_at is not None:
-                            # Back in line, each a slot after the one before, so they do
-                            # not all come back at once for the one free slot.
-                            waiting = deferred[endpoint.id] = deferred.get(endpoint.id, 0) + 1
-                            repository.release(
-                                session,
-                                delivery_id=row.id,
-                                token=token,
-                                at=free_at + timedelta(seconds=interval * (waiting - 1)),
-                            )
-                            continue
-                    if row.account_id not in secrets:
-                        secrets[row.account_id] = accounts.signing_secrets(
-                            session=session, keyring=self.keyring, account_id=row.account_id
-                        )
-                    jobs.append(
+                        continue
+                if head.account_id not in secrets:
+                    secrets[head.account_id] = accounts.signing_secrets(
+                        session=session, keyring=self.keyring, account_id=head.account_id
+                    )
+                runs.append(
+                    [
                         Job(
                             delivery_id=row.id,
                             token=token,
                             message_id=row.message_id,
                             endpoint_id=row.endpoint_id,
-                            url=endpoint.url,
-                            body=body_of(messages[row.message_id]),
+                            url=row.url,
+                            body=body_of(row),
                             secrets=secrets[row.account_id],
                             attempt_count=row.attempt_count,
+                            ordered=row.seq is not None,
+                            lease_ends=lease_ends,
                         )
-                    )
+                        for row in rows
+                    ]
+                )
             next_due = repository.next_due(session, after=at)
-        return jobs, next_due
+        return runs, next_due
 
-    def _record(self, batch: list[Outcome]) -> None:
+    def _record(self, batch: list[Outcome | Unsent]) -> None:
         at = now()
         schedule = self.settings.retry_schedule
-        succeeded: set[str] = set()
-        failed: set[str] = set()
-        gone: dict[str, str] = {}
-        with self.db.transaction() as session:
-            for outcome in batch:
-                job = outcome.job
-                attempts = job.attempt_count + 1
-                values: dict[str, Any] = {
-                    "attempt_count": attempts,
-                    "last_attempt_at": outcome.attempted_at,
-                    "http_status_code": outcome.status_code,
-                    "error_message": outcome.error,
-                    "latency_ms": outcome.latency_ms,
-                    "response_headers": outcome.headers,
-                    "response_content_length": outcome.content_length,
-                }
-                if outcome.succeeded:
-                    values.update(status=repository.COMPLETED, next_attempt_at=None)
-                    result = "completed"
-                elif outcome.status_code == 410:
-                    values.update(status=repository.FAILED, next_attempt_at=None)
-                    gone[job.endpoint_id] = "the endpoint answered 410 Gone"
-                    result = "gone"
-                elif attempts > len(schedule):
-                    values.update(status=repository.FAILED, next_attempt_at=None)
-                    result = "failed"
-                else:
-                    delay = schedule[attempts - 1] * random.uniform(1 - JITTER, 1 + JITTER)
-                    if outcome.retry_after is not None:
-                        delay = outcome.retry_after
-                    values.update(next_attempt_at=at + timedelta(seconds=delay))
-                    result = "retrying"
-                recorded = repository.record_attempt(
-                    session,
-                    delivery_id=job.delivery_id,
-                    token=job.token,
-                    values=values,
-                    attempt=WebhookAttempt(
-                        id=new_id("whatt"),
-                        delivery_id=job.delivery_id,
-                        attempted_at=outcome.attempted_at,
-                        http_status_code=outcome.status_code,
-                        error_message=outcome.error,
-                        latency_ms=outcome.latency_ms,
-                    ),
+        results: dict[str, str] = {}
+        outcomes: list[tuple[str, dict[str, Any]]] = []
+        attempts: list[dict[str, Any]] = []
+        sent: list[Outcome] = []
+        for item in batch:
+            if isinstance(item, Unsent):
+                continue
+            sent.append(item)
+            job = item.job
+            attempts_made = job.attempt_count + 1
+            status, next_attempt_at = repository.PENDING, None
+            if item.succeeded:
+                status, result = repository.COMPLETED, "completed"
+            elif item.status_code == 410:
+                status, result = repository.FAILED, "gone"
+            elif attempts_made > len(schedule):
+                status, result = repository.FAILED, "failed"
+            else:
+                delay = schedule[attempts_made - 1] * random.uniform(1 - JITTER, 1 + JITTER)
+                if item.retry_after is not None:
+                    delay = item.retry_after
+                next_attempt_at, result = at + timedelta(seconds=delay), "retrying"
+            results[job.delivery_id] = result
+            outcomes.append(
+                (
+                    job.token,
+                    {
+                        "id": job.delivery_id,
+                        "status": status,
+                        "next_attempt_at": next_attempt_at,
+                        "attempt_count": attempts_made,
+                        "last_attempt_at": item.attempted_at,
+                        "http_status_code": item.status_code,
+                        "error_message": item.error,
+                        "latency_ms": item.latency_ms,
+                        "response_headers": item.headers,
+                        "response_content_length": item.content_length,
+                    },
                 )
-                if not recorded:
+            )
+            attempts.append(
+                {
+                    "id": new_id("whatt"),
+                    "delivery_id": job.delivery_id,
+                    "attempted_at": item.attempted_at,
+                    "http_status_code": item.status_code,
+                    "error_message": item.error,
+                    "latency_ms": item.latency_ms,
+                }
+            )
+        with self.db.transaction() as session:
+            repository.release_unsent(
+                session,
+                [(i.job.delivery_id, i.job.token) for i in batch if isinstance(i, Unsent)],
+            )
+            recorded = repository.record_attempts(session, outcomes, attempts)
+            succeeded: set[str] = set()
+            failed: set[str] = set()
+            gone: dict[str, str] = {}
+            for outcome in sent:
+                job = outcome.job
+                if job.delivery_id not in recorded:
                     continue
-                ATTEMPTS.labels(result).inc()
                 (succeeded if outcome.succeeded else failed).add(job.endpoint_id)
-            repository.endpoint_results(
+                if outcome.status_code == 410:
+                    gone[job.endpoint_id] = "the endpoint answered 410 Gone"
+            disabled = repository.endpoint_results(
                 session,
                 succeeded=sorted(succeeded),
                 failed=sorted(failed - succeeded),
@@ -417,6 +517,10 @@ class Worker:
                 at=at,
                 disable_after=timedelta(seconds=self.settings.disable_after_seconds),
             )
+            if disabled:
+                webhooks.disabled_by_worker(session=session, reasons=disabled)
+        for delivery_id in recorded:
+            ATTEMPTS.labels(results[delivery_id]).inc()
 
 
 class BackgroundWorker:
