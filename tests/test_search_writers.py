@@ -23,7 +23,9 @@ from sqlalchemy import func, select
 
 from cadenya_server.models import Profile
 from cadenya_server.profiles import importer
+from cadenya_server.profiles.search import index
 from conftest import Server, make_account
+from helpers import server_with
 from search_model import assert_index_matches, expected, rows_of
 
 WRITERS = 4
@@ -202,3 +204,34 @@ def test_an_import_killed_halfway_and_run_again_leaves_the_index_exact(
     )
     assert _profiles(server, tenant.id) == 2 + IMPORTED
     assert_index_matches(server, tenant.id, monkeypatch)
+
+
+def test_writers_at_once_fill_the_profile_quota_exactly(server: Server) -> None:
+    # Far from the limit a writer counts without waiting for the others; near it, it
+    # waits for them: however they interleave, the account ends at the limit exactly.
+    limit = 2 + 2 * index.STRIPES + 6
+    tenant = make_account(server, name="Quota", domain="quota.test")
+    answers: list[tuple[int, int | None]] = []
+
+    def create(http: object, number: int) -> None:
+        for n in range(5):
+            response = http.post(  # type: ignore[attr-defined]
+                "/v1/account/profiles",
+                json={"spec": {"name": f"Q {number} {n}", "email": f"q{number}.{n}@q.test"}},
+            )
+            code = None if response.status_code == 200 else response.json()["code"]
+            answers.append((response.status_code, code))
+
+    with server_with(server, max_profiles_per_account=str(limit)) as base_url:
+        clients = [server.http(tenant.api_key) for _ in range(8)]
+        for http in clients:
+            http.base_url = base_url
+        threads = [threading.Thread(target=create, args=(c, n)) for n, c in enumerate(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    # Refused for the quota (400, FAILED_PRECONDITION), or asked to retry at its edge.
+    assert set(answers) <= {(200, None), (400, 9), (503, 14)}
+    assert answers.count((200, None)) == limit - 2
+    assert _profiles(server, tenant.id) == limit

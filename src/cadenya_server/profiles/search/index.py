@@ -277,6 +277,9 @@ def mark_label_grams(session: Session, account_id: str) -> None:
     that has not committed yet, so the profiles counted here are all there are.
     """
     hold_all_stripes(session, account_id)
+    if label_grams_marked(session, account_id):
+        # Another import marked it while this one waited.
+        return
     account_no = _account_no(session, account_id)
     rows = session.execute(
         select(Profile.search_text, Profile.labels)
