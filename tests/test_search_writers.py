@@ -22,9 +22,9 @@ import pytest
 from sqlalchemy import func, select
 
 from cadenya_server.models import Profile
-from cadenya_server.profiles import importer
+from cadenya_server.profiles import importer, repository
 from cadenya_server.profiles.search import index
-from conftest import Server, make_account
+from conftest import Server, Tenant, make_account
 from helpers import server_with
 from search_model import assert_index_matches, expected, rows_of
 
@@ -235,3 +235,28 @@ def test_writers_at_once_fill_the_profile_quota_exactly(server: Server) -> None:
     assert set(answers) <= {(200, None), (400, 9), (503, 14)}
     assert answers.count((200, None)) == limit - 2
     assert _profiles(server, tenant.id) == limit
+
+
+@pytest.mark.parametrize("holder", ["a profile written", "an import batch's stripe"])
+def test_a_write_goes_ahead_while_another_in_the_account_is_uncommitted(
+    server: Server, account: Tenant, holder: str
+) -> None:
+    if server.runtime.db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    http = server.http(account.api_key)
+    with server.runtime.db.transaction() as session:
+        if holder == "a profile written":
+            repository.add(
+                session, account_id=account.id, type="user", name="Held", email="held@w.test"
+            )
+            session.flush()
+        else:
+            # What an import's batch holds from its counts until it commits.
+            index.hold_stripe(session, account.id)
+        # One lock per account made this wait for the open transaction (and time out).
+        response = http.post(
+            "/v1/account/profiles",
+            json={"spec": {"name": "Meanwhile", "email": "meanwhile@w.test"}},
+        )
+        assert response.status_code == 200, response.text
+    assert _profiles(server, account.id) == 2 + 1 + (holder == "a profile written")
