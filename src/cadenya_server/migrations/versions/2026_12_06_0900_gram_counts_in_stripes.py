@@ -124,6 +124,18 @@ def _maintain_functions(*, striped: bool) -> None:
     def drop_zeros(table: str, where: str) -> str:
         return "" if striped else f"DELETE FROM {table} AS g WHERE {where} AND g.n <= 0;"
 
+    drop_old_grams = drop_zeros(
+        "profile_search_grams",
+        "g.account_no = old_no AND g.type = OLD.type AND g.gram IN "
+        "(SELECT profile_search_grams_of(OLD.search_text))",
+    )
+    drop_old_labels = drop_zeros(
+        "profile_search_label_grams",
+        "g.account_no = old_no AND (g.label, g.gram) IN "
+        "(SELECT l.key || '=' || l.value, x.gram FROM jsonb_each_text(OLD.labels) "
+        "AS l, profile_search_grams_of(OLD.search_text) AS x(gram))",
+    )
+
     op.execute(
         f"""
         CREATE OR REPLACE FUNCTION profile_search_grams_maintain() RETURNS trigger
@@ -148,13 +160,7 @@ def _maintain_functions(*, striped: bool) -> None:
                 FROM profile_search_grams_of(OLD.search_text) AS gram
                 ORDER BY gram
                 ON CONFLICT ({grams_key}) DO UPDATE SET n = g.n - 1;
-                {
-            drop_zeros(
-                "profile_search_grams",
-                "g.account_no = old_no AND g.type = OLD.type AND g.gram IN "
-                "(SELECT profile_search_grams_of(OLD.search_text))",
-            )
-        }
+                {drop_old_grams}
             END IF;
             IF TG_OP <> 'DELETE' THEN
                 SELECT no INTO new_no FROM profile_search_accounts
@@ -204,14 +210,7 @@ def _maintain_functions(*, striped: bool) -> None:
                      profile_search_grams_of(OLD.search_text) AS x(gram)
                 ORDER BY 2, 3
                 ON CONFLICT ({label_key}) DO UPDATE SET n = g.n - 1;
-                {
-            drop_zeros(
-                "profile_search_label_grams",
-                "g.account_no = old_no AND g.n <= 0 AND (g.label, g.gram) IN "
-                "(SELECT l.key || '=' || l.value, x.gram FROM jsonb_each_text(OLD.labels) "
-                "AS l, profile_search_grams_of(OLD.search_text) AS x(gram))",
-            )
-        }
+                {drop_old_labels}
             END IF;
             IF TG_OP <> 'DELETE' AND NEW.labels <> '{{}}'::jsonb THEN
                 SELECT no INTO new_no FROM profile_search_accounts
