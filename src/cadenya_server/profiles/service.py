@@ -136,9 +136,10 @@ def _require_room(session: Session, caller: Caller, max_profiles: int) -> None:
     of the account wait for the one before while it is far from the limit.
 
     A writer holds a stripe of the account's gram counts from before it counts until it
-    commits (search.index.hold_stripe), so at most STRIPES profiles are added beyond the
-    count it reads: that much room, and it need not wait for anyone. Near the limit it
-    waits for every other writer and counts exactly.
+    commits (search.index.hold_stripe), so at most STRIPES - 1 other creates are between
+    their count and their commit: with room for STRIPES it need not wait for anyone.
+    Near the limit it waits for every other writer and counts exactly. (Imports and API
+    keys' profiles take no place from this quota, as before.)
     """
     account_id = caller.account_id
 
