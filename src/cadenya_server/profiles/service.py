@@ -139,7 +139,7 @@ def _require_room(session: Session, caller: Caller, max_profiles: int) -> None:
     commits (search.index.hold_stripe), so at most STRIPES - 1 other creates are between
     their count and their commit: with room for STRIPES it need not wait for anyone.
     Near the limit it waits for every other writer and counts exactly. (Imports and API
-    keys' profiles take no place from this quota, as before.)
+    keys add profiles without this check, as before.)
     """
     account_id = caller.account_id
 
