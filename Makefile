@@ -26,10 +26,12 @@ lint: $(BIN)/.installed
 	$(BIN)/lint-imports
 
 test-sqlite: $(BIN)/.installed
+	@echo "== the suite on SQLite =="
 	CADENYA_TEST_DATABASE_URL= $(BIN)/pytest -q
 
 # Runs when PostgreSQL answers; under CI (CI=true) an unreachable server fails the run.
 test-postgres: $(BIN)/.installed
+	@echo "== the suite on PostgreSQL =="
 	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect('$(POSTGRES_TEST_URL)', connect_timeout=3).close()" 2>/dev/null; then \
 		CADENYA_TEST_DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/pytest -q; \
 	elif [ "$$CI" = "true" ]; then \
@@ -38,7 +40,10 @@ test-postgres: $(BIN)/.installed
 		echo "PostgreSQL at $(POSTGRES_TEST_URL) is unreachable: skipping its run (CI would fail)"; \
 	fi
 
-test: lint test-sqlite test-postgres ## Lint, then every test on SQLite and PostgreSQL
+# The two databases' runs go side by side: most of a run waits on server processes and
+# the network, not on the processor. Each run's output is printed whole when it ends.
+test: lint ## Lint, then every test on SQLite and PostgreSQL
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 # 1M profiles on SQLite, then on PostgreSQL; e.g. BENCH_ARGS="--database sqlite --reuse".
 bench: $(BIN)/.installed

@@ -165,7 +165,7 @@ def serving(
 
 
 def _wait_healthy(process: subprocess.Popen[bytes], base_url: str) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise BenchError(f"the server exited with {process.returncode}")
@@ -174,7 +174,7 @@ def _wait_healthy(process: subprocess.Popen[bytes], base_url: str) -> None:
                 return
         except httpx.HTTPError:
             time.sleep(0.1)
-    raise BenchError("the server did not answer /healthz within 60 s")
+    raise BenchError("the server did not answer /healthz within 120 s")
 
 
 class Api:

@@ -202,12 +202,10 @@ def test_the_largest_allowed_account_answers_within_a_bound(
     assert len(items) == KEYS
     assert all(len(key["info"]["workspaces"]) == WORKSPACES for key in items)
     assert len(listing.content) <= list_bytes(KEYS)
-    print("RATIO", len(listing.content), list_bytes(KEYS))
 
     account = http.get("/v1/account")
     assert len(account.json()["spec"]["workspaces"]) == WORKSPACES
     assert len(account.content) <= account_bytes()
-    print("RATIO", len(account.content), account_bytes())
 
     # The official client decodes both.
     client = Cadenya(api_key=tenant.api_key, base_url=quota_server)
