@@ -2,6 +2,7 @@
 
     python -m bench.search [--database sqlite|postgresql|both] [--profiles 1000000]
         [--other-accounts 100] [--per-account 2000] [--runs 100] [--reuse]
+        [--shapes key,key,...]
 
 Loads a deterministic data set through the import path, starts the real
 server, and times each query shape through HTTP, through the repository's
@@ -89,7 +90,38 @@ def shapes(profiles: int) -> list[Shape]:
         Shape("non_ascii_luk", "non-ASCII", "łuk"),
         Shape("with_type", "query + type", "acme", type=ProfileType.API_KEY.value),
         Shape("with_label", "query + label", "son", labels="team=core"),
+        *_long_shapes(profiles),
     ]
+
+
+def _long_shapes(profiles: int) -> list[Shape]:
+    """Needles longer than a gram that match many profiles (issue #17), alone, with the
+    type most profiles have, and with a label a fifth of them have."""
+    record = next(
+        r
+        for r in itertools.islice(demo_data.profiles(profiles, seed=MAIN_SEED), profiles // 3, None)
+        if r["type"] == "user"
+    )
+    needles = [
+        # The data's most common surname (also a first name): 2% of the profiles. No
+        # surname reaches 10% in this data set; the domains below do.
+        ("surname", "common surname", "Müller"),
+        # Each of the eight domains is in an eighth of the emails.
+        ("domain", "popular email domain", "initech"),
+        ("domain_dot", "domain with its dot", "example.com"),
+        # A local part's end and the start of its number: about 1%.
+        ("local_part", "local part, dot and digit", "gaard.1"),
+        ("address", "whole email address", record["email"]),
+        ("mixed_case", "mixed case", "HoOLi.Xyz"),
+    ]
+    found = []
+    for key, title, needle in needles:
+        found.append(Shape(f"long_{key}", title, needle))
+        found.append(
+            Shape(f"long_{key}_type", f"{title} + type", needle, type=ProfileType.USER.value)
+        )
+        found.append(Shape(f"long_{key}_label", f"{title} + label", needle, labels="team=core"))
+    return found
 
 
 def measure_shape(
@@ -205,6 +237,7 @@ def run(
     limit: int,
     data_dir: Path,
     results_dir: Path,
+    only: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """The whole benchmark on one database; writes its results and returns them."""
     # Taken first: the code that loads and serves is the code on disk now.
@@ -223,6 +256,8 @@ def run(
             try:
                 floor_before = sampling.measure(api.healthz).p50_ms
                 for shape in shapes(spec.profiles):
+                    if only and shape.key not in only:
+                        continue
                     progress(f"{target.kind}: measuring {shape.key}")
                     results.append(
                         measure_shape(
@@ -321,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--limit", type=int, default=50, help="page size")
     parser.add_argument("--reuse", action="store_true", help="reuse the data set already loaded")
+    parser.add_argument(
+        "--shapes", default="", help="comma-separated keys of the shapes to measure (default: all)"
+    )
     parser.add_argument("--data-dir", type=Path, default=HERE / "data")
     parser.add_argument(
         "--postgres-database",
@@ -351,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
                 limit=args.limit,
                 data_dir=args.data_dir,
                 results_dir=args.results_dir,
+                only=frozenset(filter(None, args.shapes.split(","))),
             )
             print(report.markdown(result), flush=True)
     except BenchError as exc:

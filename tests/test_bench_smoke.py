@@ -31,6 +31,12 @@ SHAPES = [
     "with_type",
     "with_label",
 ]
+# Issue #17's: long needles matching many profiles, alone, with a type and with a label.
+SHAPES += [
+    f"long_{kind}{combined}"
+    for kind in ("surname", "domain", "domain_dot", "local_part", "address", "mixed_case")
+    for combined in ("", "_type", "_label")
+]
 PROFILES = 3000
 RUNS = 2
 # Small pages, so that a 200th page exists for the broad shapes of this small data set.
@@ -65,7 +71,7 @@ def run_benchmark(tmp_path, kind: str, arguments: list[str], *extra: str) -> tup
         cwd=repo_root(),
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "results" / f"search-{kind}.json").read_text())
@@ -109,6 +115,9 @@ def test_benchmark_runs_end_to_end_and_reports_every_shape(tmp_path, database):
     assert shapes["rare"]["total"] == 1
     for key in ("email_domain", "full_name", "non_ascii_zoe", "non_ascii_luk", "with_type"):
         assert shapes[key]["total"] > 0, key
+    for key in ("surname", "domain", "domain_dot", "address", "mixed_case"):
+        assert shapes[f"long_{key}"]["total"] > 0, key
+    assert shapes["long_address"]["total"] == 1
 
     profiles = next(t for t in result["sizes"]["tables"] if t["name"] == "profiles")
     assert profiles["table_bytes"] > 0
@@ -123,7 +132,9 @@ def test_benchmark_runs_end_to_end_and_reports_every_shape(tmp_path, database):
     assert len(floor) == 2 and all(ms > 0 for ms in floor)
     assert "GET /healthz" in table
 
-    again, _ = run_benchmark(tmp_path, kind, arguments, "--reuse")
+    picked = ["empty", "long_domain_label"]
+    again, _ = run_benchmark(tmp_path, kind, arguments, "--reuse", f"--shapes={','.join(picked)}")
     assert again["dataset"]["reused"] is True
     assert again["load"] == result["load"]
-    assert [s["total"] for s in again["shapes"]] == [s["total"] for s in result["shapes"]]
+    assert [s["key"] for s in again["shapes"]] == picked
+    assert [s["total"] for s in again["shapes"]] == [shapes[key]["total"] for key in picked]

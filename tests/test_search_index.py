@@ -15,167 +15,17 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select
 
-from cadenya_server.models import (
-    Profile,
-    ProfileLabel,
-    ProfileSearchAccount,
-    ProfileSearchGram,
-    ProfileSearchLabelGram,
-)
 from cadenya_server.profiles import importer
-from cadenya_server.profiles.schemas import STORED_TYPES, ProfileType
-from cadenya_server.profiles.search import grams, index, planner
+from cadenya_server.profiles.search import grams, index
 from conftest import Server, Tenant, free_port, make_account, start_server, stop_server
-from search_model import Row, expected, rows_of, walk
+from search_model import assert_index_matches, expected, rows_of, walk
 
-NEVER = 10**9
-PLANS = {
-    "walk": {"CANDIDATE_COST": {"sqlite": NEVER, "postgresql": NEVER}},
-    # The count fetches the candidates (there are few) and the page sorts them.
-    "candidates": {"CANDIDATE_COST": {"sqlite": 0, "postgresql": 0}},
-    # The page asks the index again, for those after where the walk stopped.
-    "walk then candidates": {
-        "CANDIDATE_COST": {"sqlite": NEVER, "postgresql": NEVER},
-        "WALK_FACTOR": 0,
-        "MIN_WALK_BUDGET": 2,
-        "HANDOVER": 0,
-        "REMEMBERED_MATCHES": 0,
-    },
-}
 NAMES = ["Zoë Kowalski", "Łukasz Nowak", "ZOË ŁUK", "Ada Lovelace", "Grace Hopper", "İlker Şahin"]
 NAMES += ["Σίσυφος", "100% Done", "a_b", "Jürgen Weiß", "Ørsted Åberg", "ada lovelace"]
-
-
-def _plan(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    monkeypatch.setattr(planner, "SMALL_SCOPE", 0)
-    for constant, value in PLANS[name].items():
-        monkeypatch.setattr(planner, constant, value)
-
-
-def _pages(server: Server, search: planner.SearchFilter, limit: int = 4) -> tuple[list, int]:
-    """Every page of a search through the planner, as the service walks them."""
-    with server.runtime.db.transaction(write=False) as session:
-        plan = planner.Plan(session, search)
-        total = plan.count()
-        found: list[str] = []
-        after = None
-        while True:
-            rows = plan.page(after=after, limit=limit + 1, total=total)
-            found += [row.id for row in rows[:limit]]
-            if len(rows) <= limit:
-                return found, total
-            after = (rows[limit - 1].name_key, rows[limit - 1].id)
-
-
-def _needles(rows: list[Row]) -> list[str]:
-    """Short and long pieces of what is stored, in upper case too, and strings nobody has."""
-    texts = sorted({t for r in rows for t in (r.name, r.email) if t})
-    cuts = ((0, 1), (1, 2), (2, 3), (0, 7))
-    pieces = {text[start : start + size] for text in texts[::5] for start, size in cuts}
-    pieces |= {piece.upper() for piece in sorted(pieces)[::4]}
-    return [*sorted(pieces - {""}), "xyzq", "łuk", "%", "_", "\\", "ß", "@", "zoë k"]
-
-
-def assert_index_matches(server: Server, account_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The account's gram counts equal a recount; every plan agrees with the model."""
-    with server.runtime.db.transaction(write=False) as session:
-        profiles = session.execute(
-            select(Profile.type, Profile.name_key, Profile.search_text, Profile.labels).where(
-                Profile.account_id == account_id
-            )
-        ).all()
-        # Label rows carry their profile's text, for walks in a label's name order.
-        label_rows = session.execute(
-            select(
-                ProfileLabel.key,
-                ProfileLabel.value,
-                ProfileLabel.name_key,
-                ProfileLabel.search_text,
-            ).where(ProfileLabel.account_id == account_id)
-        ).all()
-        stored = {
-            (type_, gram): (n, lo, hi)
-            for gram, type_, n, lo, hi in session.execute(
-                select(
-                    ProfileSearchGram.gram,
-                    ProfileSearchGram.type,
-                    ProfileSearchGram.n,
-                    ProfileSearchGram.lo,
-                    ProfileSearchGram.hi,
-                )
-                .join(ProfileSearchAccount, ProfileSearchAccount.no == ProfileSearchGram.account_no)
-                .where(ProfileSearchAccount.account_id == account_id)
-            )
-        }
-        label_grams = session.scalar(
-            select(ProfileSearchAccount.label_grams).where(
-                ProfileSearchAccount.account_id == account_id
-            )
-        )
-        stored_labels = {
-            (label, gram): n
-            for label, gram, n in session.execute(
-                select(
-                    ProfileSearchLabelGram.label,
-                    ProfileSearchLabelGram.gram,
-                    ProfileSearchLabelGram.n,
-                )
-                .join(
-                    ProfileSearchAccount,
-                    ProfileSearchAccount.no == ProfileSearchLabelGram.account_no,
-                )
-                .where(ProfileSearchAccount.account_id == account_id)
-            )
-        }
-    assert sorted(label_rows) == sorted(
-        (key, value, name_key, text)
-        for _, name_key, text, labels in profiles
-        for key, value in labels.items()
-    )
-    recount = Counter((type_, g) for type_, _, text, _ in profiles for g in grams.of_text(text))
-    assert {key: n for key, (n, _, _) in stored.items()} == dict(recount)
-    recount_labels = Counter(
-        (f"{key}={value}", g)
-        for _, _, text, labels in profiles
-        for key, value in labels.items()
-        for g in grams.of_text(text)
-    )
-    assert stored_labels == (dict(recount_labels) if label_grams else {})
-    for type_, name_key, text, _ in profiles:
-        for gram in grams.of_text(text):
-            _, lo, hi = stored[type_, gram]
-            assert lo <= name_key <= hi, (gram, name_key)
-
-    rows = rows_of(server, account_id)
-    labels = sorted({item for r in rows for item in r.labels.items()})[:2]
-    searches = [(needle, None, {}) for needle in _needles(rows)]
-    searches += [("", ProfileType.API_KEY, {}), ("key", ProfileType.API_KEY, {})]
-    searches += [(n, None, dict([label])) for n in ("", "a", "ada", "zoë k") for label in labels]
-    # Two labels of different keys: a walk of the one's rows tests the other.
-    first_values: dict[str, str] = {}
-    for key, value in sorted({item for r in rows for item in r.labels.items()}):
-        first_values.setdefault(key, value)
-    two_labels = dict(list(first_values.items())[:2])
-    searches += [("o", ProfileType.USER, dict(labels)), ("o", None, two_labels)]
-    searches += [("", None, two_labels), ("team", None, {"nobody": "x"})]
-    for plan in PLANS:
-        with monkeypatch.context() as patch:
-            _plan(patch, plan)
-            for query, type_, wanted_labels in searches:
-                search = planner.SearchFilter(
-                    account_id=account_id,
-                    needle=query.lower(),
-                    type=STORED_TYPES[type_] if type_ else None,
-                    labels=wanted_labels,
-                )
-                want = expected(rows, query=query, type=type_, labels=wanted_labels)
-                assert _pages(server, search) == (want, len(want)), (plan, search)
 
 
 def _add(http, name: str, email: str, labels: dict[str, str]) -> str:

@@ -7,12 +7,15 @@ hypothesis may share across examples.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cadenya_server.profiles import repository
+from cadenya_server.profiles.schemas import STORED_TYPES, ProfileType
+from cadenya_server.profiles.search import planner
 from conftest import Server, make_account
-from search_model import expected, label_filter, rows_of, walk
+from search_model import PLANS, expected, force_plan, label_filter, planner_pages, rows_of, walk
 
 # Letters whose case mapping is tricky (ß/ẞ, İ/ı, final sigma, Kelvin sign), the
 # LIKE metacharacters, and separators that appear in names and emails.
@@ -108,3 +111,77 @@ def test_walking_every_page_returns_the_brute_force_result(
             row = by_id[item["metadata"]["id"]]
             assert item["spec"] == {"type": row.type, "email": row.email, "name": row.name}
             assert item["metadata"]["labels"] == row.labels
+
+
+# Long names, local parts with punctuation and digits, and a few domains, each shared
+# by many profiles: needles cut from them are longer than any gram and match many.
+LONG_NAMES = ["Müller-Lüdenscheidt", "Wiśniewska Kowalski", "Nørgaard Åberg", "Σίσυφος Παπαδάκη"]
+LONG_NAMES += ["O'Connor ẞmith", "İlker Şahin-Öztürk"]
+LOCAL_PARTS = ["j.mueller", "anna-marie.99", "o_connor.2024", "zoë.k7", "ŁUKASZ.NOWAK.1"]
+DOMAINS = ["initech.com", "zoë-design.eu", "hooli.xyz"]
+SHORTEST = 5
+
+long_profile_strategy = st.fixed_dictionaries(
+    {
+        "name": st.builds(
+            lambda base, case: case(base), st.sampled_from(LONG_NAMES), st.sampled_from(CASES)
+        ),
+        "local": st.sampled_from(LOCAL_PARTS),
+        "domain": st.sampled_from(DOMAINS),
+        "type": st.sampled_from(["user", "api_key", "system"]),
+        "labels": labels_strategy,
+    }
+)
+
+
+def long_pieces(text: str) -> st.SearchStrategy[str]:
+    """Substrings of at least SHORTEST characters, the whole text among them."""
+    return st.integers(0, len(text) - SHORTEST).flatmap(
+        lambda start: st.integers(start + SHORTEST, len(text)).map(lambda end: text[start:end])
+    )
+
+
+@settings(max_examples=15, deadline=None)
+@given(profiles=st.lists(long_profile_strategy, min_size=1, max_size=30), data=st.data())
+def test_long_needles_from_the_profiles_own_text_find_the_brute_force_result(
+    server: Server, profiles: list[dict], data: st.DataObject
+) -> None:
+    tenant = make_account(server, name="Long Needles", domain="long.test")
+    with server.runtime.db.transaction() as session:
+        for n, profile in enumerate(profiles):
+            repository.add(
+                session,
+                account_id=tenant.id,
+                type=profile["type"],
+                name=profile["name"],
+                email=f"{profile['local']}.{n}@{profile['domain']}",
+                labels=profile["labels"],
+            )
+    rows = rows_of(server, tenant.id)
+    http = server.http(tenant.api_key)
+    haystacks = [t for r in rows for t in (r.name, r.email) if len(t) >= SHORTEST]
+    needles = st.builds(
+        lambda text, case: case(text),
+        st.sampled_from(haystacks).flatmap(long_pieces),
+        st.sampled_from(CASES),
+    )
+    for needle in data.draw(st.lists(needles, min_size=3, max_size=3)):
+        type_ = data.draw(st.sampled_from(TYPES))
+        labels = data.draw(
+            st.dictionaries(st.sampled_from(LABEL_KEYS), st.sampled_from(LABEL_VALUES), max_size=1)
+        )
+        want = expected(rows, query=needle, type=type_, labels=labels)
+        got = walk(http, query=needle, type=type_, labels=label_filter(labels) or None, limit=3)
+        assert got.ids == want
+        assert set(got.totals) == {len(want)}
+        # The server scans an account this small: the plans of a large one, forced here.
+        search = planner.SearchFilter(
+            account_id=tenant.id,
+            needle=needle.lower(),
+            type=STORED_TYPES.get(ProfileType(type_)) if type_ else None,
+            labels=labels,
+        )
+        for plan in PLANS:
+            with pytest.MonkeyPatch.context() as patch:
+                force_plan(patch, plan)
+                assert planner_pages(server, search) == (want, len(want)), plan

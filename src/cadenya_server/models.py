@@ -168,7 +168,9 @@ class ProfileSearchGram(Base):
     """How many profiles of a type contain a gram (see profiles.search.grams), kept by triggers.
 
     `lo` and `hi` bound the name keys of those profiles: they widen as profiles
-    come and never narrow as they go, so they stay bounds.
+    come and never narrow as they go, so they stay bounds. On PostgreSQL the table
+    also has a `stripe` in its key (migration 0009), left out here: a count is the
+    sum of its rows, and the model only ever reads sums.
     """
 
     __tablename__ = "profile_search_grams"

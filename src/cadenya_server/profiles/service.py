@@ -10,7 +10,13 @@ from cadenya_server.audit import service as audit
 from cadenya_server.auth.caller import ROLE_ADMIN, ROLE_MEMBER, Caller
 from cadenya_server.kit import labels as label_rules
 from cadenya_server.kit import quotas, update_mask
-from cadenya_server.kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from cadenya_server.kit.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from cadenya_server.kit.labels import parse_filter
 from cadenya_server.kit.pagination import Cursors, page_size, scope_of
 from cadenya_server.kit.schemas import AccountResourceMetadata
@@ -29,7 +35,7 @@ from cadenya_server.profiles.schemas import (
     UserProfileMetadataInput,
     WhoamiResponse,
 )
-from cadenya_server.profiles.search import planner
+from cadenya_server.profiles.search import index, planner
 from cadenya_server.workspaces import service as workspaces
 from cadenya_server.workspaces.schemas import Workspace
 
@@ -126,14 +132,29 @@ PROFILES = quotas.Quota(
 
 
 def _require_room(session: Session, caller: Caller, max_profiles: int) -> None:
-    PROFILES.require_room(
-        session,
-        account_id=caller.account_id,
-        limit=max_profiles,
-        count=lambda: planner.Plan(
-            session, planner.SearchFilter(account_id=caller.account_id)
-        ).count(),
-    )
+    """400 when the account holds `max_profiles` profiles, without making every writer
+    of the account wait for the one before while it is far from the limit.
+
+    A writer holds a stripe of the account's gram counts from before it counts until it
+    commits (search.index.hold_stripe), so at most STRIPES - 1 other creates are between
+    their count and their commit: with room for STRIPES it need not wait for anyone.
+    Near the limit it waits for every other writer and counts exactly. (Imports and API
+    keys add profiles without this check, as before.)
+    """
+    account_id = caller.account_id
+
+    def count() -> int:
+        return planner.Plan(session, planner.SearchFilter(account_id=account_id)).count()
+
+    striped = index.dialect(session) == "postgresql"
+    if striped and count() + 2 * index.STRIPES <= max_profiles:
+        index.hold_stripe(session, account_id)
+        if count() + index.STRIPES <= max_profiles:
+            return
+        # The count jumped by more than the margin between two statements.
+        raise Unavailable("the account is filling up to its profile limit right now; retry")
+    index.hold_all_stripes(session, account_id)
+    PROFILES.require_room(session, account_id=account_id, limit=max_profiles, count=count)
 
 
 def create(

@@ -35,8 +35,11 @@ from cadenya_server.profiles.search import grams
 
 # What marks a bulk transaction on PostgreSQL (migration 0007).
 BULK_SETTING = "cadenya.search_bulk"
-# The first key of the advisory lock the gram count writers take (migration 0003).
+# The first key of the advisory locks the gram count writers take (migration 0003).
 LOCK_NAMESPACE = 0x53524348
+# How many stripes an account's gram counts have on PostgreSQL (migration 0009): how many
+# of its writers run at once.
+STRIPES = 8
 # FTS5 document ids of an account start at its number << DOC_BITS (migration 0003).
 DOC_BITS = 36
 docs = table(
@@ -270,9 +273,13 @@ def mark_label_grams(session: Session, account_id: str) -> None:
 
     Inside a bulk_index block, before the batch writes anything: the triggers
     stand aside for this transaction, and count the account's label grams in
-    every other one once it commits. The account's lock keeps out any writer
+    every other one once it commits. Holding every stripe keeps out any writer
     that has not committed yet, so the profiles counted here are all there are.
     """
+    hold_all_stripes(session, account_id)
+    if label_grams_marked(session, account_id):
+        # Another import marked it while this one waited.
+        return
     account_no = _account_no(session, account_id)
     rows = session.execute(
         select(Profile.search_text, Profile.labels)
@@ -299,18 +306,60 @@ def label_grams_marked(session: Session, account_id: str) -> bool:
 
 
 def _account_no(session: Session, account_id: str) -> int:
-    """The account's number (given one if it has none yet), with its lock taken."""
-    insert_new = postgresql_insert if dialect(session) == "postgresql" else sqlite_insert
-    session.execute(
-        insert_new(ProfileSearchAccount).values(account_id=account_id).on_conflict_do_nothing()
-    )
+    """The account's number (given one if it has none yet), with a stripe of its counts
+    held on PostgreSQL (see hold_stripe)."""
+    account_no = _number(session, account_id)
+    if dialect(session) == "postgresql":
+        _stripe(session, account_no)
+    return account_no
+
+
+def _number(session: Session, account_id: str) -> int:
+    """The account's number, given one if it has none yet."""
     account_no = session.scalar(
         select(ProfileSearchAccount.no).where(ProfileSearchAccount.account_id == account_id)
     )
-    if dialect(session) == "postgresql":
-        # The triggers' lock: one writer of an account's counts at a time.
-        session.execute(select(func.pg_advisory_xact_lock(LOCK_NAMESPACE, account_no)))
+    if account_no is None:
+        insert_new = postgresql_insert if dialect(session) == "postgresql" else sqlite_insert
+        session.execute(
+            insert_new(ProfileSearchAccount).values(account_id=account_id).on_conflict_do_nothing()
+        )
+        account_no = session.scalar(
+            select(ProfileSearchAccount.no).where(ProfileSearchAccount.account_id == account_id)
+        )
     return account_no
+
+
+def _stripe(session: Session, account_no: int) -> int:
+    """The stripe of the account's counts this transaction writes, taken if it holds none:
+    the triggers' (migration 0009), so a batch and its triggers share one."""
+    return session.scalar(select(func.profile_search_stripe(account_no)))
+
+
+def hold_stripe(session: Session, account_id: str) -> None:
+    """Take a stripe of the account's gram counts until the transaction ends (PostgreSQL).
+
+    At most STRIPES writers of an account hold one at a time: a writer that holds one
+    knows that at most STRIPES - 1 others are between taking theirs and committing.
+    """
+    if dialect(session) == "postgresql":
+        _account_no(session, account_id)
+
+
+def hold_all_stripes(session: Session, account_id: str) -> None:
+    """Wait for every writer of the account's counts to commit, and keep the others out
+    until the transaction ends (PostgreSQL; on SQLite a writer is alone anyway).
+
+    Call it before anything else that takes a stripe in the transaction: the stripes
+    are taken in order, so two callers cannot deadlock.
+    """
+    if dialect(session) != "postgresql":
+        return
+    account_no = _number(session, account_id)
+    for stripe in range(STRIPES):
+        session.execute(
+            select(func.pg_advisory_xact_lock(LOCK_NAMESPACE, account_no * STRIPES + stripe))
+        )
 
 
 def count_grams(session: Session, account_no: int, changes: dict[str, grams.Changes]) -> None:
@@ -323,7 +372,8 @@ def count_grams(session: Session, account_no: int, changes: dict[str, grams.Chan
             elif n:
                 lowered.append((gram, type_, n))
     if dialect(session) == "postgresql":
-        _count_grams_postgresql(session.connection(), account_no, widened, lowered)
+        stripe = _stripe(session, account_no)
+        _count_grams_postgresql(session.connection(), account_no, stripe, widened, lowered)
         return
     connection = session.connection()
     if widened:
@@ -348,10 +398,12 @@ def count_grams(session: Session, account_no: int, changes: dict[str, grams.Chan
 def _count_grams_postgresql(
     connection: Connection,
     account_no: int,
+    stripe: int,
     widened: list[tuple[str, str, int, str, str]],
     lowered: list[tuple[str, str, int]],
 ) -> None:
-    """The changes through a temporary table (see _copy_into_temporary)."""
+    """The changes through a temporary table (see _copy_into_temporary), into the stripe
+    this transaction holds (migration 0009)."""
     if not widened and not lowered:
         return
     _copy_into_temporary(
@@ -362,34 +414,23 @@ def _count_grams_postgresql(
         # in some it replaced.
         [*widened, *((*row, None, None) for row in lowered)],
     )
-    no = {"no": account_no}
-    if widened:
-        connection.execute(
-            sql(
-                "INSERT INTO profile_search_grams AS g (account_no, gram, type, n, lo, hi) "
-                "SELECT :no, gram, type, n, lo, hi FROM profile_search_grams_batch "
-                "WHERE lo IS NOT NULL ON CONFLICT (account_no, gram, type) DO UPDATE "
-                "SET n = g.n + excluded.n, lo = least(g.lo, excluded.lo), "
-                "hi = greatest(g.hi, excluded.hi)"
-            ),
-            no,
-        )
-    if lowered:
-        same = "g.account_no = :no AND g.gram = b.gram AND g.type = b.type AND b.lo IS NULL"
-        connection.execute(
-            sql(
-                "UPDATE profile_search_grams AS g SET n = g.n + b.n "
-                f"FROM profile_search_grams_batch AS b WHERE {same}"
-            ),
-            no,
-        )
-        connection.execute(
-            sql(
-                "DELETE FROM profile_search_grams AS g USING profile_search_grams_batch AS b "
-                f"WHERE {same} AND g.n <= 0"
-            ),
-            no,
-        )
+    # A lowered gram this stripe does not hold yet takes the bounds of the stripes that
+    # do: they cover the profile it no longer counts, and bounds may always widen.
+    connection.execute(
+        sql(
+            "INSERT INTO profile_search_grams AS g (account_no, gram, type, stripe, n, lo, hi) "
+            "SELECT :no, b.gram, b.type, :stripe, b.n, "
+            "coalesce(b.lo, o.lo, ''), coalesce(b.hi, o.hi, '') "
+            "FROM profile_search_grams_batch AS b LEFT JOIN LATERAL ("
+            "SELECT min(x.lo) AS lo, max(x.hi) AS hi FROM profile_search_grams AS x "
+            "WHERE b.lo IS NULL AND x.account_no = :no AND x.gram = b.gram AND x.type = b.type"
+            ") AS o ON true ORDER BY b.gram, b.type "
+            "ON CONFLICT (account_no, gram, type, stripe) DO UPDATE "
+            "SET n = g.n + excluded.n, lo = least(g.lo, excluded.lo), "
+            "hi = greatest(g.hi, excluded.hi)"
+        ),
+        {"no": account_no, "stripe": stripe},
+    )
 
 
 def count_label_grams(session: Session, account_no: int, changes: grams.LabelChanges) -> None:
@@ -420,23 +461,15 @@ def count_label_grams(session: Session, account_no: int, changes: grams.LabelCha
         "n integer)",
         rows,
     )
-    no = {"no": account_no}
+    # Rows at zero stay, as the triggers leave them (migration 0009).
     connection.execute(
         sql(
-            "INSERT INTO profile_search_label_grams AS g (account_no, label, gram, n) "
-            "SELECT :no, label, gram, n FROM profile_search_label_grams_batch "
-            "ORDER BY label, gram "
-            "ON CONFLICT (account_no, label, gram) DO UPDATE SET n = g.n + excluded.n"
+            "INSERT INTO profile_search_label_grams AS g (account_no, label, gram, stripe, n) "
+            "SELECT :no, label, gram, :stripe, n "
+            "FROM profile_search_label_grams_batch ORDER BY label, gram "
+            "ON CONFLICT (account_no, label, gram, stripe) DO UPDATE SET n = g.n + excluded.n"
         ),
-        no,
-    )
-    connection.execute(
-        sql(
-            "DELETE FROM profile_search_label_grams AS g "
-            "USING profile_search_label_grams_batch AS b WHERE g.account_no = :no "
-            "AND g.label = b.label AND g.gram = b.gram AND b.n < 0 AND g.n <= 0"
-        ),
-        no,
+        {"no": account_no, "stripe": _stripe(session, account_no)},
     )
 
 
@@ -446,8 +479,11 @@ def _copy_into_temporary(connection: Connection, table: str, rows: list[tuple]) 
     As parameters, psycopg would send a statement per row, or quote arrays element
     by element in Python.
     """
+    name = table.partition(" ")[0]
+    # One transaction may fill it twice (mark_label_grams, then the batch's own counts).
+    connection.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{name}")
     connection.exec_driver_sql(f"CREATE TEMPORARY TABLE {table} ON COMMIT DROP")
-    copy_rows(connection, f"COPY {table.partition(' ')[0]} FROM STDIN", rows)
+    copy_rows(connection, f"COPY {name} FROM STDIN", rows)
 
 
 def copy_rows(connection: Connection, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:

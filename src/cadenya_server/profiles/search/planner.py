@@ -159,7 +159,7 @@ def _read_stats(session: Session, search: SearchFilter) -> _Stats:
             return found
         # The labels' counts in the same round trip (the account's, if it keeps them).
         labelled = (
-            select(a.no, a.label_grams, lg.gram, lg.n, null(), null(), lg.label)
+            select(a.no, a.label_grams, lg.gram, func.sum(lg.n), null(), null(), lg.label)
             .join(
                 lg,
                 and_(
@@ -169,10 +169,12 @@ def _read_stats(session: Session, search: SearchFilter) -> _Stats:
                 ),
             )
             .where(a.account_id == bindparam("account_id"))
+            .group_by(a.no, a.label_grams, lg.gram, lg.label)
         )
         return union_all(found, labelled)
 
-    # One round trip: the account's number, and the counts of its grams (and labels).
+    # One round trip: the account's number, and the counts of its grams (and labels),
+    # each the sum of its types' and stripes' rows (migration 0009).
     values: dict[str, Any] = {"account_id": search.account_id, "grams": ["", *pieces]}
     if search.type:
         values["type"] = search.type
