@@ -132,7 +132,8 @@ def add_user(
 
 
 def lock_admin_ids(session: Session, *, account_id: str) -> list[str]:
-    """The account's administrators (user profiles with role admin), row-locked.
+    """The account's active administrators (user profiles with role admin that are not
+    deactivated), row-locked.
 
     Two demotions or deletions racing for the last two administrators queue
     here, and the second one counts what the first left behind.
@@ -144,6 +145,7 @@ def lock_admin_ids(session: Session, *, account_id: str) -> list[str]:
                 Profile.account_id == account_id,
                 Profile.type == USER,
                 Profile.role == ROLE_ADMIN,
+                Profile.deactivated_at.is_(None),
             )
             .order_by(Profile.id)
             .with_for_update()
@@ -160,3 +162,32 @@ def remove(session: Session, profile: Profile) -> None:
 def delete_by_id(session: Session, profile_id: str) -> None:
     """Delete a profile by id with one statement (its labels and memberships go with it)."""
     session.execute(delete(Profile).where(Profile.id == profile_id))
+
+
+# --- SCIM's look-ups of people (user profiles) -------------------------------------------
+
+
+def users_where(
+    session: Session, *, account_id: str, email: str | None = None, external_id: str | None = None
+) -> list[Profile]:
+    """The account's user profiles with this email (case-insensitively, through the unique
+    index) or this external id (through its index)."""
+    statement = select(Profile).where(Profile.account_id == account_id, Profile.type == USER)
+    if email is not None:
+        statement = statement.where(Profile.email_key == text.email_key(email))
+    if external_id is not None:
+        statement = statement.where(Profile.external_id == external_id)
+    return list(session.scalars(statement.order_by(Profile.id)))
+
+
+def users_page(session: Session, *, account_id: str, offset: int, limit: int) -> list[Profile]:
+    """The account's user profiles in the search's order (name, then id), from `offset`."""
+    return list(
+        session.scalars(
+            select(Profile)
+            .where(Profile.account_id == account_id, Profile.type == USER)
+            .order_by(Profile.name_key, Profile.id)
+            .offset(offset)
+            .limit(limit)
+        )
+    )
