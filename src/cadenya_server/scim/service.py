@@ -10,11 +10,13 @@ through SCIM is audited and emits the webhook event the same change through /v1 
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from pydantic import ValidationError
 from scim2_models import (
+    Context,
     Group,
     InvalidFilterException,
     InvalidValueException,
@@ -59,7 +61,24 @@ from cadenya_server.scim.schemas import (
 from cadenya_server.workspaces import service as workspaces
 from cadenya_server.workspaces.schemas import CreateWorkspaceRequest, UpdateWorkspaceRequest
 
-SERVICE = ScimService(PROVIDER)
+
+class _Service(ScimService):
+    def patch_response(
+        self,
+        base_url: str,
+        resource: Resource[Any],
+        response_parameters: ResponseParameters[Any],
+    ) -> ScimResponse:
+        """200 with the resource, never RFC 7644's optional 204: Okta reads the patched
+        User from the answer."""
+        return self.resource_response(
+            self.publish(base_url, resource),
+            Context.RESOURCE_REPLACEMENT_RESPONSE,
+            response_parameters,
+        )
+
+
+SERVICE = _Service(PROVIDER)
 USER_FILTERS = "userName eq, externalId eq, emails.value eq (or emails[value eq]) and id eq"
 
 
@@ -68,10 +87,32 @@ def handle(
 ) -> ScimResponse:
     """Serve one SCIM request in the caller's transaction; a refusal raises ScimProblem."""
     handler = ScimHandler(SERVICE, Directory(session=session, caller=caller, settings=settings))
+    if request.method.upper() == "PATCH":
+        request.body = _without_null_selectors(request.body)
     try:
         return handler.handle(request)
     except SCIMException as exc:
         raise ScimProblem(SERVICE.error_response(exc)) from exc
+
+
+def _without_null_selectors(body: bytes) -> bytes:
+    """Entra ID removes a member with `{"$ref": null, "value": id}`: a null names nothing to
+    match, where scim2-models would look for a member whose $ref is null."""
+    try:
+        patch = json.loads(body)
+        operations = patch["Operations"]
+    except (ValueError, TypeError, KeyError):
+        return body  # scim2-server refuses it in SCIM's words
+    changed = False
+    for operation in operations if isinstance(operations, list) else []:
+        value = operation.get("value") if isinstance(operation, dict) else None
+        if str(operation.get("op", "")).lower() == "remove" and isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    for key in [k for k, v in item.items() if v is None]:
+                        del item[key]
+                        changed = True
+    return json.dumps(patch).encode() if changed else body
 
 
 def _is_email(value: str) -> bool:
