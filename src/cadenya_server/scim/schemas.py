@@ -101,14 +101,16 @@ def user_attributes(user: User[Any]) -> dict[str, Any]:
 
 def display_name(user: User[Any]) -> str:
     """The profile's name: displayName, else the name's formatted form or its parts."""
-    if user.display_name:
-        return user.display_name
-    name = user.name
-    if name is None:
-        return ""
-    if name.formatted:
-        return name.formatted
-    return " ".join(part for part in (name.given_name, name.family_name) if part)
+    return _display_name(user.model_dump(mode="json"))
+
+
+def _display_name(attributes: dict[str, Any]) -> str:
+    if attributes.get("displayName"):
+        return str(attributes["displayName"])
+    name = attributes.get("name") or {}
+    if name.get("formatted"):
+        return str(name["formatted"])
+    return " ".join(name[part] for part in ("givenName", "familyName") if name.get(part))
 
 
 def user_of(profile: ProfileRow, kept: ScimUserRow | None) -> User[Any]:
@@ -140,7 +142,7 @@ def user_of(profile: ProfileRow, kept: ScimUserRow | None) -> User[Any]:
     elif kept is None or "active" in kept.attributes:
         data["active"] = True
     # The name changed through the API since the provider wrote it: the profile's wins.
-    if profile.name != display_name(USER.model_validate(data)):
+    if profile.name != _display_name(data):
         data["displayName"] = profile.name or None
     return USER.model_validate(data)
 

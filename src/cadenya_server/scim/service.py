@@ -44,6 +44,7 @@ from cadenya_server.kit.errors import NotFound
 from cadenya_server.members import service as members
 from cadenya_server.members.schemas import AddMemberRequest
 from cadenya_server.models import Profile as ProfileRow
+from cadenya_server.models import ScimUser as ScimUserRow
 from cadenya_server.models import Workspace as WorkspaceRow
 from cadenya_server.profiles import service as profiles
 from cadenya_server.profiles.schemas import UpdateUserProfileRequest
@@ -135,6 +136,8 @@ class Directory(ScimStorage):
         self.session = session
         self.caller = caller
         self.settings = settings
+        # What scim_users holds for the profiles read so far (a look-up reads it first).
+        self._kept: dict[str, ScimUserRow | None] = {}
 
     # --- Reading -------------------------------------------------------------------------
 
@@ -189,24 +192,32 @@ class Directory(ScimStorage):
         raise InvalidFilterException(detail=f"Users are filtered by {USER_FILTERS}")
 
     def _people_named(self, user_name: str) -> list[ProfileRow]:
-        """userName eq: the profile with that email (through its unique index), unless SCIM
-        gave it another userName, and the one SCIM gave that userName."""
-        by_email = profiles.users_where(session=self.session, caller=self.caller, email=user_name)
-        kept = repository.by_profile_ids(self.session, profile_ids=[p.id for p in by_email])
-        found = [p for p in by_email if p.id not in kept or not kept[p.id].user_name]
+        """userName eq: an email-shaped one is a profile's email (its unique index), unless
+        SCIM kept another userName for that profile; any other is one SCIM kept."""
+        if _is_email(user_name):
+            by_email = profiles.users_where(
+                session=self.session, caller=self.caller, email=user_name
+            )
+            kept = self._kept_of(by_email)
+            return [p for p in by_email if kept[p.id] is None or not kept[p.id].user_name]
         named = repository.by_user_name(
             self.session, account_id=self.caller.account_id, user_name=user_name
         )
-        if named is not None:
-            found.append(self._person(named.profile_id))
-        return found
+        return [] if named is None else [self._person(named.profile_id)]
 
     def _person(self, profile_id: str) -> ProfileRow:
         return profiles.find_user(session=self.session, caller=self.caller, profile_id=profile_id)
 
+    def _kept_of(self, rows: list[ProfileRow]) -> dict[str, ScimUserRow | None]:
+        missing = [row.id for row in rows if row.id not in self._kept]
+        if missing:
+            found = repository.by_profile_ids(self.session, profile_ids=missing)
+            self._kept.update({profile_id: found.get(profile_id) for profile_id in missing})
+        return self._kept
+
     def _users(self, rows: list[ProfileRow]) -> list[User[Any]]:
-        kept = repository.by_profile_ids(self.session, profile_ids=[row.id for row in rows])
-        return [user_of(row, kept.get(row.id)) for row in rows]
+        kept = self._kept_of(rows)
+        return [user_of(row, kept[row.id]) for row in rows]
 
     def _workspace(self, workspace_id: str) -> WorkspaceRow:
         """An active workspace; an archived one (a deleted Group) is 404, not /v1's 403."""
@@ -338,6 +349,7 @@ class Directory(ScimStorage):
     ) -> None:
         """Keep the User's other attributes; a change of them alone is audited too."""
         attributes = user_attributes(user)
+        self._kept.pop(row.id, None)
         changed = repository.put(
             self.session,
             account_id=self.caller.account_id,
