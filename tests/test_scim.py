@@ -566,6 +566,9 @@ def test_changes_through_scim_are_audited_and_emit_the_apis_events(server: Serve
             "Operations": [{"op": "replace", "path": "active", "value": False}],
         }
         ok(scim.patch(f"/Users/{user_id}", json=patch))
+        # A change of what only SCIM keeps is audited, and sends no event (no /v1 change).
+        phone = {"op": "add", "path": "phoneNumbers", "value": [{"value": "+1 555 0100"}]}
+        ok(scim.patch(f"/Users/{user_id}", json={"schemas": [PATCH_OP], "Operations": [phone]}))
         ok(
             scim.post(
                 "/Groups",
@@ -576,14 +579,18 @@ def test_changes_through_scim_are_audited_and_emit_the_apis_events(server: Serve
         assert scim.delete(f"/Users/{user_id}").status_code == 204
     audit = ok(server.http(account.api_key).get("/v1/account/audit_events", params={"limit": "50"}))
     actions = [e["action"] for e in reversed(audit["items"])]
-    assert actions[-5:] == [
+    assert actions[-6:] == [
         "profile.create",
         "profile.deactivate",
+        "scim.user.update",
         "workspace.create",
         "workspace.member.add",
         "profile.delete",
     ]
-    assert {e["apiKeyId"] for e in audit["items"][:5]} != {""}
+    assert audit["items"][3]["details"] == {"attributes": ["phoneNumbers"]}
+    # Each by the SCIM key.
+    (key_id,) = {e["apiKeyId"] for e in audit["items"][:6]}
+    assert key_id.startswith("apikey_")
     with server.runtime.db.transaction() as session:
         types = list(
             session.scalars(

@@ -37,16 +37,19 @@ def put(
     profile_id: str,
     user_name: str | None,
     attributes: dict[str, Any],
-) -> bool:
-    """Keep these for the profile; whether anything changed."""
+) -> tuple[str | None, dict[str, Any]]:
+    """Keep these for the profile; the userName and attributes kept before (None, {} for a
+    profile SCIM had not written)."""
     row = get(session, profile_id=profile_id)
     if row is None:
         row = ScimUser(profile_id=profile_id, account_id=account_id)
         session.add(row)
-    elif row.user_name == user_name and row.attributes == attributes:
-        return False
-    row.user_name = user_name
-    row.user_name_key = user_name.lower() if user_name else None
-    row.attributes = attributes
-    session.flush()
-    return True
+        before: tuple[str | None, dict[str, Any]] = (None, {})
+    else:
+        before = (row.user_name, dict(row.attributes))
+    if before != (user_name, attributes):
+        row.user_name = user_name
+        row.user_name_key = user_name.lower() if user_name else None
+        row.attributes = attributes
+        session.flush()
+    return before

@@ -350,20 +350,26 @@ class Directory(ScimStorage):
         """Keep the User's other attributes; a change of them alone is audited too."""
         attributes = user_attributes(user)
         self._kept.pop(row.id, None)
-        changed = repository.put(
+        before_name, before = repository.put(
             self.session,
             account_id=self.caller.account_id,
             profile_id=row.id,
             user_name=user_name,
             attributes=attributes,
         )
+        # `active` there only says one was given: its change is audited as a deactivation.
+        changed = {
+            k for k in {*before, *attributes} - {"active"} if before.get(k) != attributes.get(k)
+        }
+        if before_name != user_name:
+            changed.add("userName")
         if changed and not created:
             audit.record(
                 self.session,
                 caller=self.caller,
                 action="scim.user.update",
                 resource_id=row.id,
-                details={"attributes": sorted(attributes)},
+                details={"attributes": sorted(changed)},
             )
 
     def _create_group(self, group: Group) -> Group:
