@@ -606,3 +606,57 @@ def test_changes_through_scim_are_audited_and_emit_the_apis_events(server: Serve
         "member.added",
         "profile.deleted",
     ]
+
+
+def test_bad_input_is_a_scim_error_never_a_500_and_changes_nothing(server: Server) -> None:
+    account = make_account(server)
+    with scim_http(server, scim_key(server, account)) as scim:
+        user_id = ok(scim.post("/Users", json={"schemas": [USER], "userName": email()}), 201)["id"]
+        before = ok(scim.get(f"/Users/{user_id}"))
+        group_id = ok(scim.post("/Groups", json={"schemas": [GROUP], "displayName": "G"}), 201)[
+            "id"
+        ]
+        bad: list[tuple[str, str, Any]] = [
+            ("POST", "/Users", {"schemas": [USER]}),
+            ("POST", "/Users", {"schemas": [USER], "userName": "x" * 400}),
+            ("POST", "/Users", {"schemas": [USER], "userName": "a\x00b"}),
+            ("POST", "/Users", {"schemas": [USER], "userName": email(), "displayName": "n" * 300}),
+            ("POST", "/Users", {"schemas": [USER], "userName": email(), "displayName": "a\x07"}),
+            ("POST", "/Users", {"schemas": [USER], "userName": email(), "active": "maybe"}),
+            ("POST", "/Users", ["not", "an", "object"]),
+            ("POST", "/Groups", {"schemas": [GROUP], "displayName": ""}),
+            ("POST", "/Groups", {"schemas": [GROUP], "displayName": "g" * 300}),
+            ("PATCH", f"/Users/{user_id}", {"schemas": [PATCH_OP], "Operations": ["x", 1]}),
+            ("PATCH", f"/Users/{user_id}", {"schemas": [PATCH_OP], "Operations": "x"}),
+            ("PATCH", f"/Users/{user_id}", {"schemas": [PATCH_OP], "Operations": [{"op": "jump"}]}),
+            (
+                "PATCH",
+                f"/Users/{user_id}",
+                {
+                    "schemas": [PATCH_OP],
+                    "Operations": [{"op": "replace", "path": "id", "value": "x"}],
+                },
+            ),
+            (
+                "PATCH",
+                f"/Users/{user_id}",
+                {"schemas": [PATCH_OP], "Operations": [{"op": "Remove", "path": "userName"}]},
+            ),
+            ("PUT", f"/Users/{user_id}", {"schemas": [USER], "userName": "y" * 400}),
+            (
+                "PATCH",
+                f"/Groups/{group_id}",
+                {
+                    "schemas": [PATCH_OP],
+                    "Operations": [{"op": "add", "path": "members", "value": [{"value": "nope"}]}],
+                },
+            ),
+            ("GET", '/Users?filter=userName eq "a" or', None),
+            ("GET", "/Users?startIndex=x&count=y", None),
+        ]
+        for method, path, body in bad:
+            response = scim.request(method, path, json=body)
+            assert 400 <= response.status_code < 500, (method, path, response.text)
+            assert response.json()["schemas"] == [ERROR], (method, path)
+        assert ok(scim.get(f"/Users/{user_id}")) == before
+        assert "members" not in ok(scim.get(f"/Groups/{group_id}"))

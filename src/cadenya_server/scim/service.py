@@ -48,7 +48,8 @@ from cadenya_server.models import ScimUser as ScimUserRow
 from cadenya_server.models import Workspace as WorkspaceRow
 from cadenya_server.profiles import service as profiles
 from cadenya_server.profiles.schemas import UpdateUserProfileRequest
-from cadenya_server.profiles.text import EMAIL_PATTERN
+from cadenya_server.profiles import text
+from cadenya_server.profiles.text import EMAIL_PATTERN, MAX_EMAIL
 from cadenya_server.scim import repository
 from cadenya_server.scim.schemas import (
     MAX_RESULTS,
@@ -106,7 +107,9 @@ def _without_null_selectors(body: bytes) -> bytes:
         return body  # scim2-server refuses it in SCIM's words
     changed = False
     for operation in operations if isinstance(operations, list) else []:
-        value = operation.get("value") if isinstance(operation, dict) else None
+        if not isinstance(operation, dict):
+            continue
+        value = operation.get("value")
         if str(operation.get("op", "")).lower() == "remove" and isinstance(value, list):
             for item in value:
                 if isinstance(item, dict):
@@ -118,6 +121,17 @@ def _without_null_selectors(body: bytes) -> bytes:
 
 def _is_email(value: str) -> bool:
     return re.fullmatch(EMAIL_PATTERN, value) is not None
+
+
+def _email_of(user_name: str | None) -> str:
+    """The profile's email for a userName: itself when it is an email, else none (it is
+    kept in scim_users)."""
+    user_name = user_name or ""
+    if len(user_name) > MAX_EMAIL or text.has_control(user_name):
+        raise InvalidValueException(
+            detail=f"userName: at most {MAX_EMAIL} characters, no control characters"
+        )
+    return user_name if _is_email(user_name) else ""
 
 
 def _built(model: type[Any], data: dict[str, Any]) -> Any:
@@ -291,7 +305,7 @@ class Directory(ScimStorage):
 
     def _create_user(self, user: User[Any]) -> User[Any]:
         user_name = user.user_name or ""
-        email = user_name if _is_email(user_name) else ""
+        email = _email_of(user_name)
         if not email:
             self._user_name_free(user_name, None)
         row = profiles.add_person(
@@ -312,7 +326,7 @@ class Directory(ScimStorage):
     def _update_user(self, user: User[Any]) -> User[Any]:
         row = self._person(str(user.id))
         user_name = user.user_name or ""
-        email = user_name if _is_email(user_name) else ""
+        email = _email_of(user_name)
         if not email:
             self._user_name_free(user_name, row.id)
         if (email or "") != row.email:
