@@ -47,8 +47,8 @@ from cadenya_server.models import Profile as ProfileRow
 from cadenya_server.models import ScimUser as ScimUserRow
 from cadenya_server.models import Workspace as WorkspaceRow
 from cadenya_server.profiles import service as profiles
-from cadenya_server.profiles.schemas import UpdateUserProfileRequest
 from cadenya_server.profiles import text
+from cadenya_server.profiles.schemas import UpdateUserProfileRequest
 from cadenya_server.profiles.text import EMAIL_PATTERN, MAX_EMAIL
 from cadenya_server.scim import repository
 from cadenya_server.scim.schemas import (
