@@ -510,6 +510,9 @@ def test_refusals_are_in_scims_error_format(server: Server) -> None:
             )["scimType"]
             == "uniqueness"
         )
+        # An empty email names nobody, not the profiles without one.
+        ok(scim.post("/Users", json={"schemas": [USER], "userName": "not-an-email"}), 201)
+        assert ok(scim.get("/Users", params={"filter": 'emails.value eq ""'}))["totalResults"] == 0
         assert (
             scim_error(scim.get("/Users", params={"filter": 'title co "x"'}), 400)["scimType"]
             == "invalidFilter"

@@ -174,7 +174,10 @@ def users_where(
     index) or this external id (through its index)."""
     statement = select(Profile).where(Profile.account_id == account_id, Profile.type == USER)
     if email is not None:
-        statement = statement.where(Profile.email_key == text.email_key(email))
+        key = text.email_key(email)
+        if key is None:
+            return []  # "" is no email: it must not match the profiles that have none
+        statement = statement.where(Profile.email_key == key)
     if external_id is not None:
         statement = statement.where(Profile.external_id == external_id)
     return list(session.scalars(statement.order_by(Profile.id)))
