@@ -510,9 +510,14 @@ def test_refusals_are_in_scims_error_format(server: Server) -> None:
             )["scimType"]
             == "uniqueness"
         )
-        # An empty email names nobody, not the profiles without one.
-        ok(scim.post("/Users", json={"schemas": [USER], "userName": "not-an-email"}), 201)
-        assert ok(scim.get("/Users", params={"filter": 'emails.value eq ""'}))["totalResults"] == 0
+        # A userName that is not an email is kept beside a profile without one; an empty
+        # email is no filter value (never "every profile without an email").
+        plain = ok(scim.post("/Users", json={"schemas": [USER], "userName": "not-an-email"}), 201)
+        found = ok(scim.get("/Users", params={"filter": 'userName eq "NOT-an-email"'}))
+        assert [r["id"] for r in found["Resources"]] == [plain["id"]]
+        assert profile(server, account, plain["id"])["spec"]["email"] == ""
+        empty = scim_error(scim.get("/Users", params={"filter": 'emails.value eq ""'}), 400)
+        assert empty["scimType"] == "invalidFilter"
         assert (
             scim_error(scim.get("/Users", params={"filter": 'title co "x"'}), 400)["scimType"]
             == "invalidFilter"

@@ -16,7 +16,12 @@ def get(session: Session, *, profile_id: str) -> ScimUser | None:
 
 
 def by_profile_ids(session: Session, *, profile_ids: Iterable[str]) -> dict[str, ScimUser]:
-    rows = session.scalars(select(ScimUser).where(ScimUser.profile_id.in_(list(profile_ids))))
+    ids = list(profile_ids)
+    if len(ids) == 1:
+        # A look-up's usual one person: by primary key, without building a statement.
+        row = session.get(ScimUser, ids[0])
+        return {} if row is None else {row.profile_id: row}
+    rows = session.scalars(select(ScimUser).where(ScimUser.profile_id.in_(ids)))
     return {row.profile_id: row for row in rows}
 
 
