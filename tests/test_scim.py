@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import httpx2
+import pytest
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status, check_server
 from sqlalchemy import select
@@ -668,3 +669,40 @@ def test_bad_input_is_a_scim_error_never_a_500_and_changes_nothing(server: Serve
             assert response.json()["schemas"] == [ERROR], (method, path)
         assert ok(scim.get(f"/Users/{user_id}")) == before
         assert "members" not in ok(scim.get(f"/Groups/{group_id}"))
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"filter": 'userName eq "a@b.c"'}, {"startIndex": "3", "count": "2"}, {"attributes": "id"}],
+)
+def test_the_list_envelope_is_the_one_scim2_server_writes(query: dict[str, str]) -> None:
+    """scim.service writes the ListResponse without validating it again: held to
+    scim2-server's own."""
+    from scim2_server.service import ScimService
+    from scim2_server.storage import SearchPage
+
+    from cadenya_server.scim.schemas import PROVIDER, USER
+    from cadenya_server.scim.service import SERVICE
+
+    def user() -> Any:
+        return USER.model_validate(
+            {
+                "schemas": [USER.__schema__],
+                "id": "profile_x",
+                "userName": "a@b.c",
+                "displayName": "A",
+                "active": True,
+                "meta": {"resourceType": "User", "created": "2026-01-01T00:00:00+00:00"},
+            }
+        )
+
+    with PROVIDER:
+        types = SERVICE.searched_types("Users")
+        search, _ = SERVICE.read_search_query(types, query)
+        for page in (SearchPage(5, [user(), user()]), SearchPage(0, [])):
+            ours = SERVICE.search_response("http://h/scim/v2", types, page, search).body
+            copies = SearchPage(page.total, [user() for _ in page.resources])
+            theirs = ScimService(PROVIDER).search_response(
+                "http://h/scim/v2", types, copies, search
+            )
+            assert ours == theirs.body
