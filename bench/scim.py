@@ -1,4 +1,4 @@
-"""SCIM's people lookup at scale (issue 18): `GET /scim/v2/Users?filter=userName eq "…"`
+"""SCIM's people look-up at scale (issue 18): `GET /scim/v2/Users?filter=userName eq "…"`
 in an account of 1,000,000 profiles, p99 ≤ 20 ms.
 
     python -m bench.scim [--database sqlite|postgresql|both] [--profiles 1000000]
@@ -6,7 +6,8 @@ in an account of 1,000,000 profiles, p99 ≤ 20 ms.
 
 Loads the profile search benchmark's data set (bench.dataset: `--reuse` takes the one it
 kept), starts the real server and times over one keep-alive connection, a different
-person per request, spread over the whole account:
+person per request, spread over the whole account, first each person once (their first
+look-up since the server started), then in turns:
 
 - `userName eq` (the target): the profile's email, through the unique (account, email)
   index;
@@ -100,9 +101,13 @@ def run(
         with serving(target.url, loaded.secret_key) as base_url:
             api = Api(base_url, loaded.api_key)
             try:
-                for warm in people[:20]:
-                    api.fetch(users(f'userName eq "{warm}"'))
                 progress(f"{target.kind}: measuring")
+                # Each person once, as the first request that reads their index and table
+                # pages since the server started; the measurements below are of a warm
+                # database, as a provider's repeated look-ups of an account meet it.
+                cold = Sampling(runs=len(people), budget_s=sampling.budget_s).measure(
+                    rotating(api, [users(f'userName eq "{e}"') for e in people], expect=1)
+                )
                 by_user_name, healthz = sampling.interleaved(
                     rotating(api, [users(f'userName eq "{e}"') for e in people], expect=1),
                     api.healthz,
@@ -151,6 +156,7 @@ def run(
         "people": len(people),
         "shapes": {
             "user_name_eq": asdict(by_user_name),
+            "user_name_eq_first_pass": asdict(cold),
             "emails_value_eq": asdict(by_email),
             "user_name_eq_no_match": asdict(nobody),
             "first_page_count_100": asdict(first_page),
@@ -187,6 +193,7 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     titles = {
         "user_name_eq": '`GET /scim/v2/Users?filter=userName eq "…"`',
+        "user_name_eq_first_pass": "the same, each person's first look-up since the server started",
         "emails_value_eq": '`…?filter=emails.value eq "…"`',
         "user_name_eq_no_match": "`userName eq` matching nobody",
         "first_page_count_100": "`GET /scim/v2/Users?startIndex=1&count=100`",

@@ -155,6 +155,7 @@ def test_scim_benchmark_runs_end_to_end(tmp_path, database):
     assert (tmp_path / "results" / f"scim-{kind}.md").read_text() in done.stdout
     assert set(result["shapes"]) == {
         "user_name_eq",
+        "user_name_eq_first_pass",
         "emails_value_eq",
         "user_name_eq_no_match",
         "first_page_count_100",
