@@ -82,11 +82,14 @@ PROVIDER = ScimProvider(
 _IN_COLUMNS = frozenset({"schemas", "id", "meta", "userName", "externalId", "password"})
 
 
-def version(*moments: datetime | None) -> str:
-    """A weak ETag from the last change (etags are not announced; the storage rules ask for
-    one)."""
-    latest = max(as_utc(moment) for moment in moments if moment is not None)
-    return f'W/"{latest.timestamp():.6f}"'
+def _latest(*moments: datetime | None) -> datetime:
+    return max(as_utc(moment) for moment in moments if moment is not None)
+
+
+def version(moment: datetime) -> str:
+    """A weak ETag from the last change (ETags are not announced; scim2-server's storage
+    rules ask for one)."""
+    return f'W/"{as_utc(moment).timestamp():.6f}"'
 
 
 def user_attributes(user: User[Any]) -> dict[str, Any]:
@@ -116,6 +119,7 @@ def _display_name(attributes: dict[str, Any]) -> str:
 def user_of(profile: ProfileRow, kept: ScimUserRow | None) -> User[Any]:
     """A profile as a SCIM User."""
     data: dict[str, Any] = dict(kept.attributes) if kept is not None else {}
+    changed = _latest(profile.updated_at, kept.updated_at if kept is not None else None)
     schemas = [str(User.__schema__)]
     if str(EnterpriseUser.__schema__) in data:
         schemas.append(str(EnterpriseUser.__schema__))
@@ -126,13 +130,8 @@ def user_of(profile: ProfileRow, kept: ScimUserRow | None) -> User[Any]:
         meta={
             "resourceType": "User",
             "created": as_utc(profile.created_at).isoformat(),
-            "lastModified": as_utc(
-                max(
-                    as_utc(profile.updated_at),
-                    as_utc(kept.updated_at) if kept is not None else as_utc(profile.updated_at),
-                )
-            ).isoformat(),
-            "version": version(profile.updated_at, kept.updated_at if kept else None),
+            "lastModified": changed.isoformat(),
+            "version": version(changed),
         },
     )
     if profile.external_id:
