@@ -4,6 +4,7 @@ the import path of `cadenya-server profiles import`, and what it occupies on dis
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import secrets
@@ -86,6 +87,20 @@ class DataSpec:
     profiles: int
     other_accounts: int
     per_account: int
+
+
+def add_data_set_arguments(parser: argparse.ArgumentParser, data_dir: Path) -> None:
+    """What a benchmark on this data set takes: its size, reuse, and where it lives."""
+    parser.add_argument("--profiles", type=int, default=1_000_000, help="in the main account")
+    parser.add_argument("--other-accounts", type=int, default=100)
+    parser.add_argument("--per-account", type=int, default=2000, help="profiles per other account")
+    parser.add_argument("--reuse", action="store_true", help="reuse the data set already loaded")
+    parser.add_argument("--data-dir", type=Path, default=data_dir)
+    parser.add_argument(
+        "--postgres-database",
+        default="cadenya_bench",
+        help="the benchmark's database, dropped and created again unless --reuse",
+    )
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from bench.dataset import BenchError
+from bench.dataset import BenchError, Target
 
 PROFILES_PATH = "/v1/account/profiles"
 YARDSTICK_WORDS = 50_000
@@ -40,6 +40,25 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         ),
         help="any database on the PostgreSQL server, to create the benchmark's own from",
     )
+
+
+def each_target(
+    database: str, sqlite: Target, postgresql: Target, run: Callable[[Target], str]
+) -> int:
+    """Run a benchmark on the chosen databases, one after the other (on a small machine
+    they would only measure each other), printing each one's table; the exit status."""
+    targets = {"sqlite": [sqlite], "postgresql": [postgresql], "both": [sqlite, postgresql]}[
+        database
+    ]
+    try:
+        for target in targets:
+            target.check_reachable()
+        for target in targets:
+            print(run(target), flush=True)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def yardstick() -> float:
@@ -178,7 +197,7 @@ def _wait_healthy(process: subprocess.Popen[bytes], base_url: str) -> None:
 
 
 class Api:
-    """The profile search over one keep-alive connection.
+    """The profile search (or any GET, with `fetch`) over one keep-alive connection.
 
     The standard library's client rather than httpx: httpx's own Python work on
     each call would be counted as the server's overhead (API time minus SQL time).
@@ -196,6 +215,10 @@ class Api:
     def healthz(self) -> bytes:
         """The server's cheapest call that reaches the database (one `SELECT 1`)."""
         return self._body("/healthz")
+
+    def fetch(self, target: str) -> bytes:
+        """The body of a successful GET of `target` (a path and its query)."""
+        return self._body(target)
 
     def _body(self, target: str) -> bytes:
         try:

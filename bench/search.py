@@ -30,8 +30,23 @@ from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from bench import baseline, dataset, report
-from bench.dataset import MAIN_SEED, BenchError, DataSpec, Loaded, Target, progress
-from bench.measure import Api, Sampling, Stats, add_common_arguments, serving, yardstick
+from bench.dataset import (
+    MAIN_SEED,
+    DataSpec,
+    Loaded,
+    Target,
+    add_data_set_arguments,
+    progress,
+)
+from bench.measure import (
+    Api,
+    Sampling,
+    Stats,
+    add_common_arguments,
+    each_target,
+    serving,
+    yardstick,
+)
 from cadenya_server import demo_data
 from cadenya_server.kit.db import Database
 from cadenya_server.kit.labels import parse_filter
@@ -344,9 +359,7 @@ def _commit() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.search", description=__doc__)
     add_common_arguments(parser)
-    parser.add_argument("--profiles", type=int, default=1_000_000, help="in the main account")
-    parser.add_argument("--other-accounts", type=int, default=100)
-    parser.add_argument("--per-account", type=int, default=2000, help="profiles per other account")
+    add_data_set_arguments(parser, HERE / "data")
     parser.add_argument("--runs", type=int, default=100, help="samples per measurement")
     parser.add_argument(
         "--budget",
@@ -355,15 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds per measurement after which it stops sampling (at least 5 samples)",
     )
     parser.add_argument("--limit", type=int, default=50, help="page size")
-    parser.add_argument("--reuse", action="store_true", help="reuse the data set already loaded")
     parser.add_argument(
         "--shapes", default="", help="comma-separated keys of the shapes to measure (default: all)"
-    )
-    parser.add_argument("--data-dir", type=Path, default=HERE / "data")
-    parser.add_argument(
-        "--postgres-database",
-        default="cadenya_bench",
-        help="the benchmark's database, dropped and created again unless --reuse",
     )
     args = parser.parse_args(argv)
     if min(args.profiles, args.per_account, args.runs, args.limit) < 1 or args.other_accounts < 0:
@@ -371,31 +377,26 @@ def main(argv: list[str] | None = None) -> int:
     spec = DataSpec(args.profiles, args.other_accounts, args.per_account)
     args.data_dir.mkdir(parents=True, exist_ok=True)
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    sqlite = Target.sqlite(args.data_dir)
-    postgresql = Target.postgresql(args.data_dir, args.postgres_url, args.postgres_database)
-    targets = {"sqlite": [sqlite], "postgresql": [postgresql], "both": [sqlite, postgresql]}[
-        args.database
-    ]
-    try:
-        for target in targets:
-            target.check_reachable()
-        # One after the other: on a small machine they would only measure each other.
-        for target in targets:
-            result = run(
-                target,
-                spec,
-                reuse=args.reuse,
-                sampling=Sampling(runs=args.runs, budget_s=args.budget),
-                limit=args.limit,
-                data_dir=args.data_dir,
-                results_dir=args.results_dir,
-                only=frozenset(filter(None, args.shapes.split(","))),
-            )
-            print(report.markdown(result), flush=True)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+
+    def one(target: Target) -> str:
+        result = run(
+            target,
+            spec,
+            reuse=args.reuse,
+            sampling=Sampling(runs=args.runs, budget_s=args.budget),
+            limit=args.limit,
+            data_dir=args.data_dir,
+            results_dir=args.results_dir,
+            only=frozenset(filter(None, args.shapes.split(","))),
+        )
+        return report.markdown(result)
+
+    return each_target(
+        args.database,
+        Target.sqlite(args.data_dir),
+        Target.postgresql(args.data_dir, args.postgres_url, args.postgres_database),
+        one,
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.dataset import BenchError, Target, progress
-from bench.measure import add_common_arguments, serving
+from bench.measure import add_common_arguments, each_target, serving
 
 HERE = Path(__file__).resolve().parent
 SECRET_KEY = "bench-throughput-secret-key-" + "x" * 32
@@ -263,25 +263,18 @@ def main(argv: list[str] | None = None) -> int:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     sqlite = Target("sqlite", f"sqlite:///{args.data_dir / 'throughput-sqlite.db'}", Path())
     postgresql = Target.postgresql(args.data_dir, args.postgres_url, args.postgres_database)
-    targets = {"sqlite": [sqlite], "postgresql": [postgresql], "both": [sqlite, postgresql]}[
-        args.database
-    ]
-    try:
-        for target in targets:
-            target.check_reachable()
-        for target in targets:
-            result = run(
-                target,
-                seconds=args.seconds,
-                rounds=args.rounds,
-                connections=args.connections,
-                results_dir=args.results_dir,
-            )
-            print(markdown(result), flush=True)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+
+    def one(target: Target) -> str:
+        result = run(
+            target,
+            seconds=args.seconds,
+            rounds=args.rounds,
+            connections=args.connections,
+            results_dir=args.results_dir,
+        )
+        return markdown(result)
+
+    return each_target(args.database, sqlite, postgresql, one)
 
 
 if __name__ == "__main__":

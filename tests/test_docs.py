@@ -85,8 +85,10 @@ def test_responses_have_camel_case_fields_all_required(openapi: dict[str, Any]) 
     pagination = property_schema(openapi, profiles, "pagination")
     assert set(pagination["required"]) == {"nextCursor", "total"}
     profile = property_schema(openapi, profiles, "items")
-    assert set(profile["required"]) == {"metadata", "spec"}
+    # `info` is ours beside the seed's two: whether SCIM deactivated the person.
+    assert set(profile["required"]) == {"metadata", "spec", "info"}
     assert set(property_schema(openapi, profile, "spec")["required"]) == {"type", "email", "name"}
+    assert set(property_schema(openapi, profile, "info")["required"]) == {"deactivated"}
 
     whoami = response_schema(openapi, "/v1/whoami", "get")
     assert set(whoami["required"]) == {"profile", "defaultWorkspace"}
@@ -198,7 +200,7 @@ def test_the_webhooks_section_lists_every_event_type_and_its_data(
             "properties"
         ]["data"],
     )
-    assert set(profile["required"]) == {"metadata", "spec"}
+    assert set(profile["required"]) == {"metadata", "spec", "info"}
 
 
 def test_the_docs_page_shows_every_operation_in_a_browser(

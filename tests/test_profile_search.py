@@ -300,7 +300,9 @@ def test_the_raw_json_has_the_seed_shape(catalog: Catalog) -> None:
     assert set(body) == {"items", "pagination"}
     assert body["pagination"] == {"nextCursor": "", "total": 1}
     (item,) = body["items"]
-    assert set(item) == {"metadata", "spec"}
+    # `info` is ours beside the seed's two: whether SCIM deactivated the person.
+    assert set(item) == {"metadata", "spec", "info"}
+    assert item["info"] == {"deactivated": False}
     metadata, spec = item["metadata"], item["spec"]
     assert set(metadata) == METADATA_FIELDS
     assert re.fullmatch(r"profile_[0-9A-HJKMNP-TV-Z]{26}", metadata["id"])
@@ -326,6 +328,7 @@ _stored_rows = st.builds(
     creator_profile_id=_text,
     # SQLite hands back naive datetimes, PostgreSQL aware ones.
     created_at=st.datetimes(timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=-5))])),
+    deactivated_at=st.none() | st.datetimes(timezones=st.just(UTC)),
 )
 
 

@@ -36,6 +36,8 @@ from cadenya_server.kit.rate_limits import RateLimit, RateLimits
 from cadenya_server.kit.runtime import AppRuntime, Runtime
 from cadenya_server.members.endpoints import router as members_router
 from cadenya_server.profiles.endpoints import router as profiles_router
+from cadenya_server.scim import schemas as scim_schemas
+from cadenya_server.scim.endpoints import router as scim_router
 from cadenya_server.trusted_endpoints.endpoints import router as trusted_endpoints_router
 from cadenya_server.webhooks import events
 from cadenya_server.webhooks import metrics as webhook_metrics
@@ -95,7 +97,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     )
     if runtime is not None:
         app.state.runtime = runtime
-    install_error_handlers(app)
+    install_error_handlers(app, shapes={scim_schemas.PREFIX: scim_schemas.error_response})
     for router in (
         accounts_router,
         profiles_router,
@@ -106,6 +108,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         api_keys_router,
         trusted_endpoints_router,
         webhooks_router,
+        scim_router,
     ):
         app.include_router(router)
     _install_operations(app)

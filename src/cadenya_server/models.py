@@ -90,6 +90,8 @@ class Profile(Base):
             dialect="postgresql"
         ),
         Index(None, "account_id", "type", "name_key", "id"),
+        # SCIM clients look people up by externalId.
+        Index(None, "account_id", "external_id"),
         # Candidates for selective searches on PostgreSQL (SQLite has an FTS5
         # table instead; see the 0003 migration).
         Index(
@@ -115,7 +117,27 @@ class Profile(Base):
     external_id: Mapped[str] = mapped_column(String(200), default="")
     labels: Mapped[dict[str, str]] = mapped_column(LabelsType, default=dict)
     creator_profile_id: Mapped[str] = mapped_column(IdType, default="")
+    # Set by SCIM's `active: false`: the person can neither sign in nor call the API.
+    deactivated_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=now, onupdate=now)
+
+
+class ScimUser(Base):
+    """What SCIM keeps of a person that no profile column holds (scim/)."""
+
+    __tablename__ = "scim_users"
+    __table_args__ = (Index(None, "account_id", "user_name_key", unique=True),)
+
+    profile_id: Mapped[str] = mapped_column(
+        IdType, ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[str] = mapped_column(IdType, ForeignKey("accounts.id", ondelete="CASCADE"))
+    # NULL: the userName is the profile's email (the usual case).
+    user_name: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    user_name_key: Mapped[str | None] = mapped_column(KeyText, nullable=True)
+    # The User's other attributes, as SCIM JSON (never a password).
+    attributes: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=now, onupdate=now)
 
 

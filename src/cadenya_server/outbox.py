@@ -33,6 +33,8 @@ EVENT_TYPES = {
     "profile.create": "profile.created",
     "profile.update": "profile.updated",
     "profile.delete": "profile.deleted",
+    "profile.deactivate": "profile.deactivated",
+    "profile.reactivate": "profile.reactivated",
     "workspace.create": "workspace.created",
     "workspace.update": "workspace.updated",
     "workspace.archive": "workspace.archived",

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, bindparam, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from cadenya_server.models import ApiKey, Profile
 
@@ -23,28 +23,36 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 # the ORM (a statement built per call, an instance loaded into the session)
 # authenticating cost a measurable share of every request (bench/README.md).
 _KEYS = ApiKey.__table__.c
-_KEY_BY_HASH = select(
-    _KEYS.id,
-    _KEYS.account_id,
-    _KEYS.profile_id,
-    _KEYS.permissions,
-    _KEYS.enabled,
-    _KEYS.expires_at,
-    _KEYS.last_used_at,
-).where(_KEYS.token_hash == bindparam("token_hash"))
 _PROFILES = Profile.__table__.c
-_PROFILE_BY_ID = select(_PROFILES.id, _PROFILES.account_id, _PROFILES.type, _PROFILES.role).where(
-    _PROFILES.id == bindparam("profile_id")
+# The person who issued the key: a key outlives no deactivation of its issuer.
+_ISSUER = aliased(Profile.__table__, name="issuer")
+_KEY_BY_HASH = (
+    select(
+        _KEYS.id,
+        _KEYS.account_id,
+        _KEYS.profile_id,
+        _KEYS.permissions,
+        _KEYS.enabled,
+        _KEYS.expires_at,
+        _KEYS.last_used_at,
+        _ISSUER.c.deactivated_at.label("issuer_deactivated_at"),
+    )
+    .outerjoin(_ISSUER, _ISSUER.c.id == _KEYS.creator_profile_id)
+    .where(_KEYS.token_hash == bindparam("token_hash"))
 )
+_PROFILE_BY_ID = select(
+    _PROFILES.id, _PROFILES.account_id, _PROFILES.type, _PROFILES.role, _PROFILES.deactivated_at
+).where(_PROFILES.id == bindparam("profile_id"))
 
 
 def key_by_hash(session: Session, token_hash: str) -> Row[Any] | None:
-    """The key whose token has this hash, as a plain row, or None."""
+    """The key whose token has this hash, with its issuer's deactivation, as a plain row,
+    or None."""
     return session.execute(_KEY_BY_HASH, {"token_hash": token_hash}).one_or_none()
 
 
 def profile_by_id(session: Session, profile_id: str) -> Row[Any] | None:
-    """A profile's id, account, type and role, as a plain row, or None."""
+    """A profile's id, account, type, role and deactivation, as a plain row, or None."""
     return session.execute(_PROFILE_BY_ID, {"profile_id": profile_id}).one_or_none()
 
 

@@ -8,6 +8,7 @@ ALL = "*"
 ACCOUNT_MANAGE = "account:manage"
 WEBHOOKS_READ = "webhooks:read"
 WEBHOOKS_MANAGE = "webhooks:manage"
+SCIM_MANAGE = "scim:manage"
 _READ_AND_MANAGE = (
     "agents",
     "objectives",
@@ -20,7 +21,8 @@ _READ_AND_MANAGE = (
     # Ours: webhook endpoints, messages and deliveries.
     "webhooks",
 )
-_MANAGE_ONLY = ("secrets", "account")
+# scim: ours, the SCIM 2.0 API (/scim/v2) an identity provider provisions people with.
+_MANAGE_ONLY = ("secrets", "account", "scim")
 VALID = frozenset(
     [ALL]
     + [f"{r}:{v}" for r in _READ_AND_MANAGE for v in ("read", "manage")]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 import structlog
+from sqlalchemy import Row
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -47,6 +49,9 @@ def _api_key_caller(*, session: Session, runtime: Runtime, token: str) -> Caller
         raise Unauthenticated("unknown API key")
     if not key.enabled:
         raise Unauthenticated("this API key is disabled")
+    if key.issuer_deactivated_at is not None:
+        # Deprovisioning a person (SCIM `active: false`) stops the keys they issued too.
+        raise Unauthenticated("the profile that issued this API key is deactivated")
     used_at = now()
     if key.expires_at is not None and as_utc(key.expires_at) <= used_at:
         raise Unauthenticated("this API key has expired")
@@ -77,13 +82,24 @@ def _jwt_caller(*, session: Session, runtime: Runtime, token: str) -> Caller:
     except InvalidToken as exc:
         log.info("jwt rejected", reason=str(exc))
         raise Unauthenticated("invalid token") from exc
-    profile = repository.profile_by_id(session, claims.profile_id)
-    # A token outlives nothing: a deleted profile, or one moved between
-    # accounts, no longer authenticates.
+    profile = signed_in_profile(session, profile_id=claims.profile_id, account_id=claims.account_id)
+    return Caller.for_user(account_id=profile.account_id, profile_id=profile.id, role=profile.role)
+
+
+def signed_in_profile(session: Session, *, profile_id: str, account_id: str) -> Row[Any]:
+    """The person a credential speaks for (the server's JWT, a session, an IdP token): their
+    profile's id, account, type, role and deactivation, as a plain row.
+
+    The one place that decides whether a person may act: every way a request becomes a
+    person goes through it. A credential outlives nothing: a deleted profile, one of another
+    account, one that is not a person, or a deactivated one is Unauthenticated.
+    """
+    profile = repository.profile_by_id(session, profile_id)
     if (
         profile is None
-        or profile.account_id != claims.account_id
+        or profile.account_id != account_id
         or profile.type not in PROFILE_TYPES_WITH_JWT
+        or profile.deactivated_at is not None
     ):
         raise Unauthenticated("invalid token")
-    return Caller.for_user(account_id=profile.account_id, profile_id=profile.id, role=profile.role)
+    return profile

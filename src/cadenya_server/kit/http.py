@@ -39,7 +39,18 @@ log = structlog.get_logger("cadenya_server.http")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def error_response(error: ApiError) -> JSONResponse:
+# An API served beside /v1 with an error format of its own (SCIM's, on /scim/v2).
+ErrorShape = Callable[[ApiError], JSONResponse]
+
+
+def error_response(error: ApiError, scope: Scope | None = None) -> JSONResponse:
+    """The error in the shape of the API the request's path belongs to: the google.rpc
+    Status, unless `install_error_handlers` registered another shape for a prefix of it."""
+    if scope is not None and "app" in scope:
+        shapes: Mapping[str, ErrorShape] = getattr(scope["app"].state, "error_shapes", {})
+        for prefix, shape in shapes.items():
+            if scope["path"] == prefix or scope["path"].startswith(prefix + "/"):
+                return shape(error)
     return JSONResponse(error.body(), status_code=error.http_status, headers=error.headers)
 
 
@@ -97,56 +108,66 @@ def _api_error_behind(exc: HTTPException) -> ApiError | None:
     return cause if isinstance(cause, ApiError) else None
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Every error leaves as a google.rpc Status; nothing else ever does."""
+def install_error_handlers(app: FastAPI, shapes: Mapping[str, ErrorShape] | None = None) -> None:
+    """Every error leaves as a google.rpc Status, or under a path prefix of `shapes` in that
+    API's own shape; nothing else ever does."""
+    app.state.error_shapes = dict(shapes or {})
 
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc, request.scope)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(_validation_error(exc, request.url.path))
+        return error_response(_validation_error(exc, request.url.path), request.scope)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         wrapped = _api_error_behind(exc)
         if wrapped is not None:
-            return error_response(wrapped)
+            return error_response(wrapped, request.scope)
         if exc.status_code == 404:
-            return error_response(NotFound(f"no route for {request.method} {request.url.path}"))
+            return error_response(
+                NotFound(f"no route for {request.method} {request.url.path}"), request.scope
+            )
         if exc.status_code == 405:
             if request.method in _methods_at(request, empty_parameters=True):
                 # `/api_keys/:rotate`: the route exists, but an empty id names nothing.
-                return error_response(NotFound(f"{request.url.path} not found"))
+                return error_response(NotFound(f"{request.url.path} not found"), request.scope)
             error = MethodNotAllowed(f"{request.method} is not supported on {request.url.path}")
             error.headers["Allow"] = ", ".join(sorted(_methods_at(request)))
-            return error_response(error)
+            return error_response(error, request.scope)
         if exc.status_code == 400:
-            return error_response(InvalidArgument("the request body could not be read"))
-        return error_response(Internal("internal error"))
+            return error_response(
+                InvalidArgument("the request body could not be read"), request.scope
+            )
+        return error_response(Internal("internal error"), request.scope)
 
     @app.exception_handler(OperationalError)
-    async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+    async def _database_down(request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database unavailable", error=str(exc.orig))
-        return error_response(Unavailable("the database is unavailable; try again shortly"))
+        return error_response(
+            Unavailable("the database is unavailable; try again shortly"), request.scope
+        )
 
     @app.exception_handler(PoolTimeout)
-    async def _no_connection(_request: Request, _exc: PoolTimeout) -> JSONResponse:
+    async def _no_connection(request: Request, _exc: PoolTimeout) -> JSONResponse:
         log.warning("no database connection free in time")
-        return error_response(busy())
+        return error_response(busy(), request.scope)
 
     @app.exception_handler(DBAPIError)
-    async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
         if exc.connection_invalidated:
-            return error_response(Unavailable("the database is unavailable; try again shortly"))
+            return error_response(
+                Unavailable("the database is unavailable; try again shortly"), request.scope
+            )
         log.exception("database error")
-        return error_response(Internal("internal error"))
+        return error_response(Internal("internal error"), request.scope)
 
     @app.exception_handler(Exception)
-    async def _bug(_request: Request, _exc: Exception) -> JSONResponse:
+    async def _bug(request: Request, _exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return error_response(Internal("internal error"))
+        return error_response(Internal("internal error"), request.scope)
 
 
 class BodyLimit:
@@ -163,7 +184,7 @@ class BodyLimit:
         too_large = PayloadTooLarge(f"the request body exceeds {self.max_bytes} bytes")
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await error_response(too_large)(scope, receive, send)
+            await error_response(too_large, scope)(scope, receive, send)
             return
         received = 0
 

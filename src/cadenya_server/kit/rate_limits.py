@@ -210,7 +210,7 @@ class RateLimit:
         if refusal is None and token:
             refusal = await self.limits.refuse_credential(token)
         if refusal is not None:
-            await error_response(refusal)(scope, receive, send)
+            await error_response(refusal, scope)(scope, receive, send)
             return
 
         async def watch(message: Message) -> None:

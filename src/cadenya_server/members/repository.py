@@ -76,3 +76,15 @@ def count(session: Session, *, workspace_id: str) -> int:
         .select_from(WorkspaceMember)
         .where(WorkspaceMember.workspace_id == workspace_id)
     )
+
+
+def profiles_of(session: Session, *, workspace_id: str) -> list[Profile]:
+    """Every member's profile, in the order they were added."""
+    return list(
+        session.scalars(
+            select(Profile)
+            .join(WorkspaceMember, WorkspaceMember.profile_id == Profile.id)
+            .where(WorkspaceMember.workspace_id == workspace_id)
+            .order_by(WorkspaceMember.id)
+        )
+    )

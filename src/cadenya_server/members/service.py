@@ -16,6 +16,7 @@ from cadenya_server.members.schemas import (
     WorkspaceMemberEvent,
     WorkspaceMemberList,
 )
+from cadenya_server.models import Profile as ProfileRow
 from cadenya_server.profiles import service as profiles
 from cadenya_server.workspaces import service as workspaces
 
@@ -117,3 +118,9 @@ def remove(*, session: Session, caller: Caller, workspace_id: str, profile_id: s
         details={"profileId": profile_id, "actorId": member.id},
         resource=before,
     )
+
+
+def profiles_in(*, session: Session, caller: Caller, workspace_id: str) -> list[ProfileRow]:
+    """Every member's profile of an active workspace (SCIM's Group members)."""
+    workspace = workspaces.find_active(session=session, caller=caller, workspace_id=workspace_id)
+    return repository.profiles_of(session, workspace_id=workspace.id)

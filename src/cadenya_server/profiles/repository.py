@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -132,7 +132,8 @@ def add_user(
 
 
 def lock_admin_ids(session: Session, *, account_id: str) -> list[str]:
-    """The account's administrators (user profiles with role admin), row-locked.
+    """The account's active administrators (user profiles with role admin that are not
+    deactivated), row-locked.
 
     Two demotions or deletions racing for the last two administrators queue
     here, and the second one counts what the first left behind.
@@ -144,6 +145,7 @@ def lock_admin_ids(session: Session, *, account_id: str) -> list[str]:
                 Profile.account_id == account_id,
                 Profile.type == USER,
                 Profile.role == ROLE_ADMIN,
+                Profile.deactivated_at.is_(None),
             )
             .order_by(Profile.id)
             .with_for_update()
@@ -160,3 +162,43 @@ def remove(session: Session, profile: Profile) -> None:
 def delete_by_id(session: Session, profile_id: str) -> None:
     """Delete a profile by id with one statement (its labels and memberships go with it)."""
     session.execute(delete(Profile).where(Profile.id == profile_id))
+
+
+# --- SCIM's look-ups of people (user profiles) -------------------------------------------
+
+
+# SCIM's look-ups run per request of an identity provider: built once, with parameters,
+# rather than per call (the building cost more than the index look-up; bench/README.md).
+_USERS = select(Profile).where(Profile.account_id == bindparam("account_id"), Profile.type == USER)
+_USERS_BY_EMAIL = _USERS.where(Profile.email_key == bindparam("key")).order_by(Profile.id)
+_USERS_BY_EXTERNAL_ID = _USERS.where(Profile.external_id == bindparam("key")).order_by(Profile.id)
+
+
+def users_where(
+    session: Session, *, account_id: str, email: str | None = None, external_id: str | None = None
+) -> list[Profile]:
+    """The account's user profiles with this email (case-insensitively, through the unique
+    index) or else this external id (through its index)."""
+    if email is not None:
+        key = text.email_key(email)
+        if key is None:
+            return []  # "" is no email: it must not match the profiles that have none
+        statement, value = _USERS_BY_EMAIL, key
+    elif external_id is not None:
+        statement, value = _USERS_BY_EXTERNAL_ID, external_id
+    else:
+        raise TypeError("users_where needs an email or an external id")
+    return list(session.scalars(statement, {"account_id": account_id, "key": value}))
+
+
+def users_page(session: Session, *, account_id: str, offset: int, limit: int) -> list[Profile]:
+    """The account's user profiles in the search's order (name, then id), from `offset`."""
+    return list(
+        session.scalars(
+            select(Profile)
+            .where(Profile.account_id == account_id, Profile.type == USER)
+            .order_by(Profile.name_key, Profile.id)
+            .offset(offset)
+            .limit(limit)
+        )
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Protocol
 
@@ -46,6 +47,7 @@ class ProfileRow(AccountResourceRow, Protocol):
 
     type: str
     email: str
+    deactivated_at: datetime | None
 
 
 class ProfileSpec(WireModel):
@@ -54,15 +56,27 @@ class ProfileSpec(WireModel):
     name: str = ""
 
 
+class ProfileInfo(WireModel):
+    """What the server says of a profile (read-only), beside what was given (`spec`)."""
+
+    deactivated: bool = Field(
+        False,
+        description="The identity provider deactivated this person (SCIM `active: false`): "
+        "they can neither sign in nor call the API, nor can the API keys they issued.",
+    )
+
+
 class Profile(WireModel):
     metadata: AccountResourceMetadata
     spec: ProfileSpec
+    info: ProfileInfo = ProfileInfo()
 
     @classmethod
     def of(cls, row: ProfileRow) -> Profile:
         return cls(
             metadata=AccountResourceMetadata.of(row),
             spec=ProfileSpec(type=WIRE_TYPES[row.type], email=row.email, name=row.name),
+            info=ProfileInfo(deactivated=row.deactivated_at is not None),
         )
 
 
@@ -106,6 +120,7 @@ def _profile_data(row: ProfileRow) -> dict[str, Any]:
             "createdAt": rfc3339(row.created_at),
         },
         "spec": {"type": WIRE_TYPES[row.type], "email": row.email, "name": row.name},
+        "info": {"deactivated": row.deactivated_at is not None},
     }
 
 
@@ -132,6 +147,7 @@ class UserProfile(WireModel):
 
     metadata: AccountResourceMetadata
     spec: UserProfileSpec
+    info: ProfileInfo = ProfileInfo()
 
     @classmethod
     def of(cls, row: ProfileModel) -> UserProfile:
@@ -140,6 +156,7 @@ class UserProfile(WireModel):
         return cls(
             metadata=base.metadata,
             spec=UserProfileSpec(**base.spec.model_dump(), role=role),
+            info=base.info,
         )
 
 

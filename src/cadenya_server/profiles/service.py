@@ -10,6 +10,7 @@ from cadenya_server.audit import service as audit
 from cadenya_server.auth.caller import ROLE_ADMIN, ROLE_MEMBER, Caller
 from cadenya_server.kit import labels as label_rules
 from cadenya_server.kit import quotas, update_mask
+from cadenya_server.kit.clock import now
 from cadenya_server.kit.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -164,10 +165,31 @@ def create(
     the account holds `max_profiles` profiles."""
     if body.spec.type in _MADE_ELSEWHERE:
         raise InvalidArgument.field("spec.type", _MADE_ELSEWHERE[body.spec.type])
-    email = body.spec.email
-    name = _one_name(body.metadata.name, body.spec.name)
-    labels = label_rules.validate(body.metadata.labels)
-    if repository.by_email(session, account_id=caller.account_id, email=email) is not None:
+    row = _add_user(
+        session,
+        caller,
+        name=_one_name(body.metadata.name, body.spec.name),
+        email=body.spec.email,
+        role=body.spec.role.value,
+        external_id=body.metadata.external_id,
+        labels=label_rules.validate(body.metadata.labels),
+        max_profiles=max_profiles,
+    )
+    return UserProfile.of(row)
+
+
+def _add_user(
+    session: Session,
+    caller: Caller,
+    *,
+    name: str,
+    email: str,
+    role: str,
+    external_id: str,
+    labels: dict[str, str],
+    max_profiles: int,
+) -> ProfileRow:
+    if email and repository.by_email(session, account_id=caller.account_id, email=email):
         raise _taken(email)
     _require_room(session, caller, max_profiles)
     row = repository.add_user(
@@ -175,8 +197,8 @@ def create(
         account_id=caller.account_id,
         name=name,
         email=email,
-        role=body.spec.role.value,
-        external_id=body.metadata.external_id,
+        role=role,
+        external_id=external_id,
         labels=labels,
         creator_profile_id=caller.profile_id,
     )
@@ -190,7 +212,7 @@ def create(
         details={"role": row.role},
         resource=UserProfile.of(row),
     )
-    return UserProfile.of(row)
+    return row
 
 
 def invite(*, session: Session, caller: Caller, email: str, max_profiles: int) -> ProfileRow:
@@ -239,8 +261,8 @@ def _not_an_api_key(row: ProfileRow) -> None:
 
 
 def _keep_an_administrator(session: Session, row: ProfileRow) -> None:
-    """400 when `row` is the account's last administrator."""
-    if row.type != repository.USER or row.role != ROLE_ADMIN:
+    """400 when `row` is the account's last (active) administrator."""
+    if row.type != repository.USER or row.role != ROLE_ADMIN or row.deactivated_at is not None:
         return
     admins = repository.lock_admin_ids(session, account_id=row.account_id)
     if admins == [row.id]:
@@ -310,6 +332,103 @@ def delete(*, session: Session, caller: Caller, profile_id: str) -> None:
     audit.record(
         session, caller=caller, action="profile.delete", resource_id=profile_id, resource=before
     )
+
+
+# --- For SCIM (scim/): people as an identity provider sees them ---------------------------
+
+
+def _find_user(session: Session, caller: Caller, profile_id: str) -> ProfileRow:
+    row = _find(session, caller, profile_id)
+    if row.type != repository.USER:
+        raise NotFound(f"profile {profile_id!r} not found")
+    return row
+
+
+def add_person(
+    *, session: Session, caller: Caller, name: str, email: str, external_id: str, max_profiles: int
+) -> ProfileRow:
+    """A new person (role member) as an identity provider provisions them; `email` may be
+    empty. 409 when the email is taken, 400 when the account is full."""
+    return _add_user(
+        session,
+        caller,
+        name=text.clean_name(name, field="displayName"),
+        email=text.clean_email(email, field="userName", required=False),
+        role=ROLE_MEMBER,
+        external_id=text.clean_name(external_id, field="externalId"),
+        labels={},
+        max_profiles=max_profiles,
+    )
+
+
+def find_user(*, session: Session, caller: Caller, profile_id: str) -> ProfileRow:
+    """A user profile of the caller's account; 404 for any other profile."""
+    return _find_user(session, caller, profile_id)
+
+
+def change_email(*, session: Session, caller: Caller, profile_id: str, email: str) -> ProfileRow:
+    """A person's new email (an identity provider renamed them); 409 when it is taken."""
+    row = _find_user(session, caller, profile_id)
+    email = text.clean_email(email, field="userName", required=False)
+    if text.email_key(email) == row.email_key:
+        if email != row.email:
+            repository.set_text(row, name=row.name, email=email)
+        return row
+    if email and repository.by_email(session, account_id=caller.account_id, email=email):
+        raise _taken(email)
+    repository.set_text(row, name=row.name, email=email)
+    audit.record(
+        session,
+        caller=caller,
+        action="profile.update",
+        resource_id=row.id,
+        details={"fields": ["spec.email"], "role": row.role},
+        resource=UserProfile.of(row),
+    )
+    return row
+
+
+def set_active(*, session: Session, caller: Caller, profile_id: str, active: bool) -> ProfileRow:
+    """Deactivate a person (they can neither sign in nor call the API, nor can the keys
+    they issued) or restore them; never the account's last active administrator."""
+    row = _find_user(session, caller, profile_id)
+    if active == (row.deactivated_at is None):
+        return row
+    if active:
+        row.deactivated_at = None
+    else:
+        _not_the_callers_own(caller, row.id, what="deactivate")
+        _keep_an_administrator(session, row)
+        row.deactivated_at = now()
+    audit.record(
+        session,
+        caller=caller,
+        action="profile.reactivate" if active else "profile.deactivate",
+        resource_id=row.id,
+        resource=UserProfile.of(row),
+    )
+    return row
+
+
+def users_where(
+    *, session: Session, caller: Caller, email: str | None = None, external_id: str | None = None
+) -> list[ProfileRow]:
+    """The caller's account's people with this email or external id (index look-ups)."""
+    return repository.users_where(
+        session, account_id=caller.account_id, email=email, external_id=external_id
+    )
+
+
+def users_page(*, session: Session, caller: Caller, offset: int, limit: int) -> list[ProfileRow]:
+    """The caller's account's people in name order, from `offset`."""
+    return repository.users_page(session, account_id=caller.account_id, offset=offset, limit=limit)
+
+
+def count_users(*, session: Session, caller: Caller) -> int:
+    """How many people the caller's account has (from the search's counts)."""
+    return planner.Plan(
+        session, planner.SearchFilter(account_id=caller.account_id, type=repository.USER)
+    ).count()
 
 
 # --- For the other features ------------------------------------------------------------

@@ -26,6 +26,9 @@ class WorkspaceFilter:
     member_profile_id: str | None = None
     # Only the workspaces this API key is assigned to.
     api_key_id: str | None = None
+    # Only the workspaces with this exact name, or external id (SCIM's group look-ups).
+    name: str | None = None
+    external_id: str | None = None
 
 
 def add(
@@ -65,6 +68,10 @@ def _conditions(where: WorkspaceFilter) -> list[ColumnElement[bool]]:
                 )
             )
         )
+    if where.name is not None:
+        conditions.append(Workspace.name == where.name)
+    if where.external_id is not None:
+        conditions.append(Workspace.external_id == where.external_id)
     if where.api_key_id is not None:
         conditions.append(
             Workspace.id.in_(
@@ -83,13 +90,15 @@ def page(
     after: str | None,
     limit: int,
     descending: bool = False,
+    offset: int = 0,
 ) -> list[Workspace]:
-    """Up to `limit` matches in id (creation) order, starting after the id `after`."""
+    """Up to `limit` matches in id (creation) order, starting after the id `after` (and
+    past `offset` more: SCIM pages by index)."""
     statement = select(Workspace).where(*_conditions(where))
     if after is not None:
         statement = statement.where(Workspace.id < after if descending else Workspace.id > after)
     order = Workspace.id.desc() if descending else Workspace.id
-    return list(session.scalars(statement.order_by(order).limit(limit)))
+    return list(session.scalars(statement.order_by(order).offset(offset).limit(limit)))
 
 
 def count(session: Session, where: WorkspaceFilter) -> int:

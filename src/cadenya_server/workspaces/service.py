@@ -227,6 +227,25 @@ def archive(*, session: Session, caller: Caller, workspace_id: str) -> None:
 
 # --- For the other features ------------------------------------------------------------
 
+
+def active_page(
+    *,
+    session: Session,
+    caller: Caller,
+    offset: int,
+    limit: int,
+    name: str | None = None,
+    external_id: str | None = None,
+) -> tuple[list[WorkspaceRow], int]:
+    """The account's active workspaces (with this name or external id, if given) from
+    `offset` in creation order, and how many there are: SCIM's Groups."""
+    where = repository.WorkspaceFilter(
+        account_id=caller.account_id, name=name, external_id=external_id
+    )
+    rows = repository.page(session, where, after=None, limit=limit, offset=offset)
+    return rows, repository.count(session, where)
+
+
 ARCHIVED = repository.ARCHIVED
 
 

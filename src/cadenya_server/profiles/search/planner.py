@@ -93,6 +93,7 @@ PAGE_COLUMNS = (
     Profile.labels,
     Profile.creator_profile_id,
     Profile.created_at,
+    Profile.deactivated_at,
 )
 # A count of at most this many candidates fetches them, for the page to sort.
 REMEMBERED_MATCHES = 2000
