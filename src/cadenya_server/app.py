@@ -36,6 +36,8 @@ from cadenya_server.kit.rate_limits import RateLimit, RateLimits
 from cadenya_server.kit.runtime import AppRuntime, Runtime
 from cadenya_server.members.endpoints import router as members_router
 from cadenya_server.profiles.endpoints import router as profiles_router
+from cadenya_server.sso.endpoints import browser_router as sign_in_router
+from cadenya_server.sso.endpoints import router as sso_router
 from cadenya_server.trusted_endpoints.endpoints import router as trusted_endpoints_router
 from cadenya_server.webhooks import events
 from cadenya_server.webhooks import metrics as webhook_metrics
@@ -106,6 +108,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         api_keys_router,
         trusted_endpoints_router,
         webhooks_router,
+        sso_router,
+        sign_in_router,
     ):
         app.include_router(router)
     _install_operations(app)

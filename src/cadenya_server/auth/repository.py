@@ -1,7 +1,8 @@
-"""Every query of authentication: a key by its token's hash, a token's profile, a key's use.
+"""Every query of authentication: a key by its token's hash, a token's profile, a key's use,
+a browser session, and the SSO connection and linked person an IdP's token speaks for.
 
-These read the api_keys and profiles tables directly, below both features: every
-request authenticates, and the features build on the caller it yields.
+These read the api_keys, profiles, browser_sessions and sso_* tables directly, below the
+features: every request authenticates, and the features build on the caller it yields.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, or_, select, update
+from sqlalchemy import Row, and_, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from cadenya_server.models import ApiKey, Profile
+from cadenya_server.models import ApiKey, BrowserSession, Profile, SsoConnection, SsoIdentity
 
 # last_used_at is rewritten at most this often, so a busy key does not turn
 # every read into a write.
@@ -32,9 +33,33 @@ _KEY_BY_HASH = select(
     _KEYS.expires_at,
     _KEYS.last_used_at,
 ).where(_KEYS.token_hash == bindparam("token_hash"))
-_PROFILES = Profile.__table__.c
-_PROFILE_BY_ID = select(_PROFILES.id, _PROFILES.account_id, _PROFILES.type, _PROFILES.role).where(
-    _PROFILES.id == bindparam("profile_id")
+_SESSIONS = BrowserSession.__table__.c
+_SESSION_BY_HASH = select(_SESSIONS.account_id, _SESSIONS.profile_id, _SESSIONS.expires_at).where(
+    _SESSIONS.token_hash == bindparam("token_hash")
+)
+_CONNECTIONS = SsoConnection.__table__.c
+_IDENTITIES = SsoIdentity.__table__.c
+# The connection that accepts an issuer's tokens for one of the token's audiences, and the
+# profile its subject is linked to (NULL: never signed in), in one round trip.
+_BEARER_CONNECTION = (
+    select(
+        _CONNECTIONS.id,
+        _CONNECTIONS.account_id,
+        _CONNECTIONS.issuer,
+        _CONNECTIONS.audience,
+        _CONNECTIONS.jwks_uri,
+        _IDENTITIES.profile_id,
+    )
+    .select_from(
+        SsoConnection.__table__.outerjoin(
+            SsoIdentity.__table__,
+            and_(
+                _IDENTITIES.connection_id == _CONNECTIONS.id,
+                _IDENTITIES.subject == bindparam("subject"),
+            ),
+        )
+    )
+    .where(_CONNECTIONS.bearer_key.in_(bindparam("bearer_keys", expanding=True)))
 )
 
 
@@ -43,9 +68,33 @@ def key_by_hash(session: Session, token_hash: str) -> Row[Any] | None:
     return session.execute(_KEY_BY_HASH, {"token_hash": token_hash}).one_or_none()
 
 
-def profile_by_id(session: Session, profile_id: str) -> Row[Any] | None:
-    """A profile's id, account, type and role, as a plain row, or None."""
-    return session.execute(_PROFILE_BY_ID, {"profile_id": profile_id}).one_or_none()
+def profile(session: Session, profile_id: str) -> Profile | None:
+    """A profile by id (of any account), or None."""
+    return session.get(Profile, profile_id)
+
+
+def browser_session(session: Session, token_hash: str) -> Row[Any] | None:
+    """The session whose token has this hash (account, profile, expiry), or None."""
+    return session.execute(_SESSION_BY_HASH, {"token_hash": token_hash}).one_or_none()
+
+
+def add_browser_session(session: Session, row: BrowserSession) -> None:
+    session.add(row)
+
+
+def remove_browser_session(session: Session, token_hash: str) -> None:
+    session.execute(delete(BrowserSession).where(BrowserSession.token_hash == token_hash))
+
+
+def bearer_connection(session: Session, *, bearer_keys: list[str], subject: str) -> Row[Any] | None:
+    """The connection accepting tokens under one of `bearer_keys`, with the profile linked
+    to `subject` (None when the person never signed in), or None."""
+    rows = session.execute(
+        _BEARER_CONNECTION, {"bearer_keys": bearer_keys, "subject": subject}
+    ).all()
+    # Several would mean a token for several audiences that two connections accept: it
+    # names no one account, so it names none.
+    return rows[0] if len(rows) == 1 else None
 
 
 def touch(session: Session, *, api_key_id: str, at: datetime) -> None:

@@ -1,25 +1,35 @@
-"""From a bearer token to a Caller, or Unauthenticated."""
+"""From a bearer token or a session cookie to a Caller, or Unauthenticated.
+
+Whatever the credential (the server's JWT, a browser session, an IdP's access token), the
+person behind it is looked up afresh on every request by `signed_in_profile`, the one
+place that decides whether a profile may act: no role is cached across requests.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import secrets
+from datetime import datetime, timedelta
 from functools import partial
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from cadenya_server.auth import api_key_tokens, repository
+from cadenya_server.auth import api_key_tokens, idp_tokens, repository
 from cadenya_server.auth.caller import Caller
 from cadenya_server.kit.clock import as_utc, now
+from cadenya_server.kit.crypto import Keyring, b64url
 from cadenya_server.kit.db import Database, after_transaction
 from cadenya_server.kit.errors import Unauthenticated
 from cadenya_server.kit.jwt_tokens import InvalidToken
 from cadenya_server.kit.runtime import Runtime
+from cadenya_server.models import BrowserSession, Profile
 
 log = structlog.get_logger(__name__)
 
 PROFILE_TYPES_WITH_JWT = ("user", "system")
+SESSION_COOKIE = "cadenya_session"
+SESSION_TOKEN_PREFIX = "cdys_"
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -32,11 +42,36 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
+def signed_in_profile(session: Session, *, profile_id: str, account_id: str) -> Profile:
+    """The person a credential speaks for, if they may act now; else Unauthenticated.
+
+    Every way a request becomes a person (the server's JWT, a session cookie, an IdP's
+    token) and every sign-in goes through here, on every request: a profile deleted,
+    moved to another account, or not a person (an API key's) stops at once.
+    """
+    profile = repository.profile(session, profile_id)
+    if (
+        profile is None
+        or profile.account_id != account_id
+        or profile.type not in PROFILE_TYPES_WITH_JWT
+    ):
+        raise Unauthenticated("invalid token")
+    # A deactivated profile (SCIM's `active: false`) is refused here too, once it exists.
+    return profile
+
+
 def authenticate(*, session: Session, runtime: Runtime, token: str) -> Caller:
     """The caller this token speaks for."""
     if token.startswith(api_key_tokens.PREFIX):
         return _api_key_caller(session=session, runtime=runtime, token=token)
-    return _jwt_caller(session=session, runtime=runtime, token=token)
+    try:
+        issuer = idp_tokens.unverified_claims(token).get("iss")
+    except idp_tokens.InvalidIdpToken as exc:
+        log.info("jwt rejected", reason=str(exc))
+        raise Unauthenticated("invalid token") from exc
+    if issuer == runtime.jwt.issuer:
+        return _jwt_caller(session=session, runtime=runtime, token=token)
+    return _idp_caller(session=session, runtime=runtime, token=token, issuer=issuer)
 
 
 def _api_key_caller(*, session: Session, runtime: Runtime, token: str) -> Caller:
@@ -77,13 +112,90 @@ def _jwt_caller(*, session: Session, runtime: Runtime, token: str) -> Caller:
     except InvalidToken as exc:
         log.info("jwt rejected", reason=str(exc))
         raise Unauthenticated("invalid token") from exc
-    profile = repository.profile_by_id(session, claims.profile_id)
-    # A token outlives nothing: a deleted profile, or one moved between
-    # accounts, no longer authenticates.
-    if (
-        profile is None
-        or profile.account_id != claims.account_id
-        or profile.type not in PROFILE_TYPES_WITH_JWT
-    ):
-        raise Unauthenticated("invalid token")
+    profile = signed_in_profile(session, profile_id=claims.profile_id, account_id=claims.account_id)
     return Caller.for_user(account_id=profile.account_id, profile_id=profile.id, role=profile.role)
+
+
+def _idp_caller(*, session: Session, runtime: Runtime, token: str, issuer: object) -> Caller:
+    """An access token of an account's IdP, for a person who signed in through it before."""
+    try:
+        claims = idp_tokens.unverified_claims(token)
+        subject = claims.get("sub")
+        if not isinstance(issuer, str) or not isinstance(subject, str):
+            raise idp_tokens.InvalidIdpToken("iss and sub must be strings")
+        keys = [f"{issuer} {audience}" for audience in idp_tokens.audiences(claims)]
+        found = repository.bearer_connection(session, bearer_keys=keys, subject=subject)
+        if found is None:
+            raise idp_tokens.InvalidIdpToken("no connection accepts this issuer and audience")
+        # The same token: its verified sub is the one looked up above.
+        idp_tokens.verify(
+            token,
+            issuer=found.issuer,
+            audience=found.audience,
+            jwks_uri=found.jwks_uri,
+            leeway_seconds=runtime.settings.jwt_leeway_seconds,
+        )
+    except idp_tokens.InvalidIdpToken as exc:
+        log.info("idp token rejected", reason=str(exc))
+        raise Unauthenticated("invalid token") from exc
+    if found.profile_id is None:
+        raise Unauthenticated("this person has not signed in to this server yet")
+    profile = signed_in_profile(session, profile_id=found.profile_id, account_id=found.account_id)
+    return Caller.for_user(account_id=profile.account_id, profile_id=profile.id, role=profile.role)
+
+
+# --- Browser sessions ------------------------------------------------------------------
+
+
+def start_session(
+    session: Session,
+    *,
+    keyring: Keyring,
+    profile: Profile,
+    connection_id: str,
+    ttl_seconds: int,
+) -> str:
+    """A new session for a person who just signed in; its token, for the cookie only."""
+    token = SESSION_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    started = now()
+    repository.add_browser_session(
+        session,
+        BrowserSession(
+            token_hash=keyring.token_hash(token),
+            account_id=profile.account_id,
+            profile_id=profile.id,
+            connection_id=connection_id,
+            created_at=started,
+            expires_at=started + timedelta(seconds=ttl_seconds),
+        ),
+    )
+    return token
+
+
+def end_session(session: Session, *, keyring: Keyring, token: str) -> None:
+    repository.remove_browser_session(session, keyring.token_hash(token))
+
+
+def session_profile(*, session: Session, keyring: Keyring, token: str) -> tuple[Profile, datetime]:
+    """The person a session cookie speaks for, and when the session ends."""
+    found = (
+        repository.browser_session(session, keyring.token_hash(token))
+        if token.startswith(SESSION_TOKEN_PREFIX)
+        else None
+    )
+    if found is None or as_utc(found.expires_at) <= now():
+        raise Unauthenticated("no session: sign in again")
+    profile = signed_in_profile(session, profile_id=found.profile_id, account_id=found.account_id)
+    return profile, as_utc(found.expires_at)
+
+
+def session_caller(*, session: Session, runtime: Runtime, token: str) -> Caller:
+    """The caller a session cookie speaks for."""
+    profile, _ = session_profile(session=session, keyring=runtime.keyring, token=token)
+    return Caller.for_user(account_id=profile.account_id, profile_id=profile.id, role=profile.role)
+
+
+def csrf_token(keyring: Keyring, session_token: str) -> str:
+    """The token a cookie-authenticated change must echo in a header: bound to the session,
+    and unreadable to another site (it is given only in GET /auth/session's body)."""
+    return b64url(keyring.sign(b"csrf\x00" + session_token.encode()))
