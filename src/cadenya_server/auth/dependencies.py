@@ -121,6 +121,22 @@ def rule(scope: str | None) -> Callable[..., Caller]:
     return _marked(dependency, scope)
 
 
+def rule_outside_transaction(scope: str | None) -> Callable[..., Caller]:
+    """`rule()` for a route that calls out (to an identity provider) before it writes: the
+    caller is authenticated in a read transaction of its own, so the request holds none
+    while it waits, and before the server fetches anything on the caller's behalf."""
+    presented_by_request = Depends(credentials(scope))
+
+    async def dependency(
+        runtime: AppRuntime, presented: Credentials = presented_by_request
+    ) -> Caller:
+        return await runtime.db.run(
+            lambda session: presented.caller(session=session, runtime=runtime), write=False
+        )
+
+    return _marked(dependency, scope)
+
+
 def _marked(dependency: Callable[..., T], scope: str | None) -> Callable[..., T]:
     """Marked, so a test can walk the application and find any route that declares no rule."""
     setattr(dependency, AUTH_RULE_ATTRIBUTE, scope or "authenticated")
@@ -145,6 +161,9 @@ setattr(public, AUTH_RULE_ATTRIBUTE, "public")
 
 AnyCaller = Annotated[Caller, Depends(rule(None))]
 AdminCaller = Annotated[Caller, Depends(rule(scopes.ACCOUNT_MANAGE))]
+AdminCallerOutsideTransaction = Annotated[
+    Caller, Depends(rule_outside_transaction(scopes.ACCOUNT_MANAGE))
+]
 AnyCredentials = Annotated[Credentials, Depends(credentials(None))]
 AdminCredentials = Annotated[Credentials, Depends(credentials(scopes.ACCOUNT_MANAGE))]
 Public = Depends(public)

@@ -20,12 +20,12 @@ from cadenya_server.auth import idp_tokens
 from cadenya_server.auth import service as auth
 from cadenya_server.auth.dependencies import (
     AdminCaller,
-    AdminCredentials,
+    AdminCallerOutsideTransaction,
     Public,
     SessionCookie,
 )
 from cadenya_server.kit.clock import rfc3339
-from cadenya_server.kit.errors import InvalidArgument, Unauthenticated
+from cadenya_server.kit.errors import Unauthenticated
 from cadenya_server.kit.params import Page, path_id
 from cadenya_server.kit.runtime import AppRuntime, DbSession, Runtime
 from cadenya_server.kit.schemas import Empty
@@ -49,7 +49,7 @@ CALLBACK_PATH = "/auth/sso/callback"
 STATE_COOKIE = "cadenya_sso_state"
 DEFAULT_RETURN_TO = "/auth/session"
 # A path on this server, never another origin (no `//host`, no `/\host`, no scheme).
-_RETURN_TO = re.compile(r"^/(?![/\\])[\x21-\x7e]{0,1999}$")
+_RETURN_TO = re.compile(r"^/([\x21-\x2e\x30-\x5b\x5d-\x7e][\x21-\x7e]{0,1998})?$")
 
 
 def _base_url(runtime: Runtime, request: Request) -> str:
@@ -81,7 +81,7 @@ def list_sso_connections(
 
 @router.post("/sso_connections", operation_id="ssoConnections.create")
 async def create_sso_connection(
-    presented: AdminCredentials,
+    caller: AdminCallerOutsideTransaction,
     runtime: AppRuntime,
     request: Request,
     body: CreateSsoConnectionRequest,
@@ -94,14 +94,12 @@ async def create_sso_connection(
     as does an issuer and audience with `acceptBearerTokens` (409 otherwise). Register
     `info.callbackUrl` as the redirect URI at the provider.
     """
-    # Authenticated before the server fetches anything on the caller's behalf.
-    await runtime.db.run(lambda s: presented.caller(session=s, runtime=runtime), write=False)
-    provider = await oidc.discover(oidc.check_issuer(body.spec.issuer))
+    provider = await oidc.discover(service.issuer_to_discover(body=body))
 
     def create(session: Session) -> SsoConnection:
         return service.create(
             session=session,
-            caller=presented.caller(session=session, runtime=runtime),
+            caller=caller,
             keyring=runtime.keyring,
             body=body,
             provider=provider,
@@ -130,7 +128,7 @@ def get_sso_connection(
 
 @router.patch("/sso_connections/{id}", operation_id="ssoConnections.update")
 async def update_sso_connection(
-    presented: AdminCredentials,
+    caller: AdminCallerOutsideTransaction,
     runtime: AppRuntime,
     request: Request,
     connection_id: ConnectionId,
@@ -139,14 +137,13 @@ async def update_sso_connection(
     """Changes an SSO connection: the fields `updateMask` names, else those in the body
     (`spec.roleMapping.claim`, `spec.roleMapping.adminValues` for the mapping). A new
     issuer's discovery document is read first. Administrators only."""
-    await runtime.db.run(lambda s: presented.caller(session=s, runtime=runtime), write=False)
     issuer = service.issuer_change(body=body)
     provider = await oidc.discover(issuer) if issuer else None
 
     def update(session: Session) -> SsoConnection:
         return service.update(
             session=session,
-            caller=presented.caller(session=session, runtime=runtime),
+            caller=caller,
             keyring=runtime.keyring,
             connection_id=connection_id,
             body=body,
@@ -200,14 +197,13 @@ async def start_sign_in(
         Query(
             alias="returnTo",
             max_length=2000,
+            pattern=_RETURN_TO.pattern,
             description="A path on this server to land on once signed in",
         ),
     ] = DEFAULT_RETURN_TO,
 ) -> Response:
     """Starts a sign-in: redirects the browser to the identity provider (authorization code
     flow with PKCE S256, `state` and `nonce`)."""
-    if not _RETURN_TO.fullmatch(return_to):
-        raise InvalidArgument.field("returnTo", "must be a path on this server, e.g. /")
     callback_url = _callback_url(runtime, request)
 
     def begin(session: Session) -> oidc.AuthorizationRequest:

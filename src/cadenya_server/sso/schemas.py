@@ -14,6 +14,7 @@ from cadenya_server.kit.schemas import (
     CreateAccountResourceMetadata,
     Pagination,
     RequestModel,
+    RequiredShortText,
     UpdateAccountResourceMetadata,
     WireModel,
 )
@@ -38,6 +39,10 @@ Domain = Annotated[
     str, AfterValidator(_domain), Field(json_schema_extra={"pattern": DOMAIN_PATTERN})
 ]
 Printable = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]*$")]
+# Printable ASCII without spaces, at least one character: client ids and secrets.
+Credential = Annotated[
+    str, StringConstraints(min_length=1, max_length=500, pattern=r"^[\x21-\x7e]+$")
+]
 
 
 class RoleMapping(WireModel):
@@ -56,7 +61,7 @@ class RoleMapping(WireModel):
 class RoleMappingInput(RequestModel):
     claim: Annotated[Printable, StringConstraints(max_length=200)] = ""
     admin_values: Annotated[
-        list[Annotated[str, StringConstraints(min_length=1, max_length=200)]],
+        list[RequiredShortText],
         Field(max_length=50),
     ] = []
 
@@ -107,19 +112,27 @@ class SsoConnectionList(WireModel):
     pagination: Pagination
 
 
-Url = Annotated[Printable, StringConstraints(min_length=1, max_length=2000)]
+# https, or http to a provider on this machine (loopback); sso.oidc.check_issuer says why.
+ISSUER_PATTERN = (
+    r"^(https://[^\s/?#@]+|http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?)"
+    r"(/[\x21-\x22\x24-\x3e\x40-\x7e]*)?$"
+)
+Url = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2000, pattern=ISSUER_PATTERN),
+]
 ShortPrintable = Annotated[Printable, StringConstraints(max_length=500)]
 
 
 class SsoConnectionSpecInput(RequestModel):
     issuer: Url = Field(description="The OpenID Provider's issuer URL (https)")
-    client_id: Annotated[Printable, StringConstraints(min_length=1, max_length=500)]
-    client_secret: Annotated[Printable, StringConstraints(min_length=1, max_length=500)] = Field(
+    client_id: Credential
+    client_secret: Credential = Field(
         description="Stored encrypted; never returned."
     )
-    allowed_email_domains: Annotated[list[Domain], Field(min_length=1, max_length=100)] = Field(
-        description="Whose sign-in this connection starts and accepts; each domain belongs to "
-        "one connection on this server."
+    allowed_email_domains: Annotated[list[Domain], Field(max_length=100)] = Field(
+        description="Whose sign-in this connection starts and accepts (none: no one signs "
+        "in); each domain belongs to one connection on this server."
     )
     role_mapping: RoleMappingInput = RoleMappingInput()
     create_profiles: bool = False
@@ -156,7 +169,7 @@ class UpdateRoleMapping(RequestModel):
     claim: Annotated[Printable, StringConstraints(max_length=200)] | None = None
     admin_values: (
         Annotated[
-            list[Annotated[str, StringConstraints(min_length=1, max_length=200)]],
+            list[RequiredShortText],
             Field(max_length=50),
         ]
         | None
@@ -168,13 +181,9 @@ ConnectionMask = update_mask.mask_of(UPDATABLE)
 
 class UpdateSsoConnectionSpec(RequestModel):
     issuer: Url | None = None
-    client_id: Annotated[Printable, StringConstraints(min_length=1, max_length=500)] | None = None
-    client_secret: Annotated[Printable, StringConstraints(min_length=1, max_length=500)] | None = (
-        None
-    )
-    allowed_email_domains: Annotated[list[Domain], Field(min_length=1, max_length=100)] | None = (
-        None
-    )
+    client_id: Credential | None = None
+    client_secret: Credential | None = None
+    allowed_email_domains: Annotated[list[Domain], Field(max_length=100)] | None = None
     role_mapping: UpdateRoleMapping | None = None
     create_profiles: bool | None = None
     accept_bearer_tokens: bool | None = None

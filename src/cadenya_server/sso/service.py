@@ -104,6 +104,13 @@ def get(
     return SsoConnection.of(_find(session, caller, connection_id), callback_url=callback_url)
 
 
+def issuer_to_discover(*, body: CreateSsoConnectionRequest) -> str:
+    """The issuer whose discovery document a create must read, once the rest of the body
+    is known to be good (a refusal never waits on the network)."""
+    label_rules.validate(body.metadata.labels)
+    return oidc.check_issuer(body.spec.issuer)
+
+
 def create(
     *,
     session: Session,
@@ -153,6 +160,8 @@ def create(
 def issuer_change(*, body: UpdateSsoConnectionRequest) -> str | None:
     """The new issuer an update names (its discovery document must be read first), or None."""
     paths = update_mask.paths(body.update_mask, body, allowed=UPDATABLE)
+    if "metadata.labels" in paths and body.metadata is not None:
+        label_rules.validate(body.metadata.labels)
     if "spec.issuer" not in paths:
         return None
     issuer = (body.spec or UpdateSsoConnectionSpec()).issuer
@@ -260,8 +269,6 @@ def begin_sign_in(
             connection = repository.by_id(session, connection_id)
     elif email:
         connection = repository.by_domain(session, _email_domain(email))
-    else:
-        raise InvalidArgument.field("email", "give the email you sign in with, or a connection")
     if connection is None:
         raise NotFound("no SSO connection signs in this email or connection")
     started = now()
