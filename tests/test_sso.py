@@ -8,12 +8,14 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import secrets
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 
 from cadenya_server.models import BrowserSession, SsoConnection
@@ -26,6 +28,7 @@ from oidc_providers import (
     set_person,
     sign_in_at_real_provider,
 )
+from test_docs import CHROMIUM
 from test_webhooks import messages
 from webhook_receiver import Receiver, webhook_endpoint
 
@@ -217,6 +220,48 @@ def test_the_whole_browser_flow_signs_in_audits_and_announces(
         assert [m["data"]["metadata"]["id"] for m in created] == [profile_id]
     finally:
         receiver.stop()
+
+
+def test_a_person_signs_in_with_a_real_browser(server: Server, account: Tenant, idp: str) -> None:
+    if not CHROMIUM.exists():
+        message = f"no browser at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    domain = new_domain()
+    connect(server, account, idp, domain, createProfiles=True)
+    sub, email = random_sub(), f"linus@{domain}"
+    set_person(idp, sub, email=email, email_verified=True, name="Linus")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            page = chromium.new_page()
+            page.goto(f"{server.base_url}/auth/sso/start?email={email}")
+            # The provider's own login form.
+            page.fill('input[name="sub"]', sub)
+            page.click("button:has-text('Authorize')")
+            page.wait_for_url(f"{server.base_url}/auth/session")
+            me = json.loads(page.inner_text("body"))
+            (cookie,) = [c for c in page.context.cookies() if c["name"] == "cadenya_session"]
+            scripts_see = page.evaluate("document.cookie")
+            # Same-origin fetches: the browser sets Origin itself; the page adds the token.
+            statuses = page.evaluate(
+                """async () => {
+                    const session = await (await fetch('/auth/session')).json();
+                    const bare = await fetch('/auth/logout', {method: 'POST'});
+                    const out = await fetch('/auth/logout', {
+                        method: 'POST', headers: {'X-CSRF-Token': session.csrfToken}});
+                    const after = await fetch('/auth/session');
+                    return [bare.status, out.status, after.status];
+                }"""
+            )
+        finally:
+            chromium.close()
+    assert me["profile"]["spec"]["email"] == email
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and not cookie["secure"]
+    assert cookie["domain"] == "127.0.0.1"  # host-only: set without a Domain attribute
+    assert "cadenya_session" not in scripts_see
+    assert statuses == [403, 200, 401]
 
 
 def test_only_existing_profiles_sign_in_without_create_profiles(
