@@ -15,13 +15,21 @@ Held to the rules of the server's own tokens (kit/jwt_tokens.py, OWASP ASVS V9):
 The key sets are cached per process by `kid`. An unknown `kid` refetches the set (an IdP
 rotating its keys), but at most once a minute per set, so a stream of forged kids cannot
 make the server hammer the IdP; no request goes to the IdP for a known key.
+
+An access token, which a service sends on every call, is verified once per process: the
+outcome is remembered (bounded, by the token's SHA-256 and the connection's issuer,
+audience and key set) until the token expires, so the signature check, most of the cost
+of an IdP token (bench/README.md), is not paid again. Only the token's verification is
+remembered, never the person: the caller's profile is still read on every request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +45,7 @@ ALGORITHMS = frozenset(
 REFRESH_INTERVAL_SECONDS = 60.0
 FETCH_TIMEOUT_SECONDS = 5.0
 MAX_KEY_SET_BYTES = 256 * 1024
+MAX_REMEMBERED = 10_000
 
 
 class InvalidIdpToken(Exception):
@@ -98,10 +107,24 @@ def _key(jwks_uri: str, kid: str | None) -> Key:
     return key
 
 
-def forget_keys() -> None:
-    """Drop every cached key set (for tests that rotate an IdP's keys)."""
-    with _sets_lock:
-        _sets.clear()
+_remembered: OrderedDict[bytes, dict[str, Any]] = OrderedDict()
+_remembered_lock = threading.Lock()
+
+
+def _recall(digest: bytes, leeway_seconds: int) -> dict[str, Any] | None:
+    with _remembered_lock:
+        claims = _remembered.get(digest)
+        if claims is not None and claims["exp"] + leeway_seconds < time.time():
+            del _remembered[digest]
+            return None
+    return claims
+
+
+def _remember(digest: bytes, claims: dict[str, Any]) -> None:
+    with _remembered_lock:
+        _remembered[digest] = claims
+        while len(_remembered) > MAX_REMEMBERED:
+            _remembered.popitem(last=False)
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
@@ -133,8 +156,30 @@ def verify(
     jwks_uri: str,
     nonce: str | None = None,
     leeway_seconds: int = 30,
+    remember: bool = False,
 ) -> dict[str, Any]:
-    """The claims of a token `issuer` signed for `audience`, valid now; else InvalidIdpToken."""
+    """The claims of a token `issuer` signed for `audience`, valid now; else InvalidIdpToken.
+
+    `remember`: an access token verified before (for the same issuer, audience and key
+    set) is taken as verified until it expires."""
+    digest = b""
+    if remember:
+        context = "\x00".join((token, issuer, audience, jwks_uri))
+        digest = hashlib.sha256(context.encode()).digest()
+        recalled = _recall(digest, leeway_seconds)
+        if recalled is not None:
+            return recalled
+    claims = _verify(token, issuer, audience, jwks_uri, leeway_seconds)
+    if nonce is not None and claims.get("nonce") != nonce:
+        raise InvalidIdpToken("the nonce is not this sign-in's")
+    if remember:
+        _remember(digest, claims)
+    return claims
+
+
+def _verify(
+    token: str, issuer: str, audience: str, jwks_uri: str, leeway_seconds: int
+) -> dict[str, Any]:
     try:
         compact = jws.extract_compact(token.encode())
     except (JoseError, ValueError) as exc:
@@ -167,6 +212,6 @@ def verify(
         raise InvalidIdpToken("a token for several audiences must name this one in azp")
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
         raise InvalidIdpToken("sub must be a non-empty string")
-    if nonce is not None and claims.get("nonce") != nonce:
-        raise InvalidIdpToken("the nonce is not this sign-in's")
+    if not isinstance(claims.get("exp"), int | float):
+        raise InvalidIdpToken("exp must be a number")
     return claims

@@ -134,6 +134,7 @@ def _idp_caller(*, session: Session, runtime: Runtime, token: str, issuer: objec
             audience=found.audience,
             jwks_uri=found.jwks_uri,
             leeway_seconds=runtime.settings.jwt_leeway_seconds,
+            remember=True,
         )
     except idp_tokens.InvalidIdpToken as exc:
         log.info("idp token rejected", reason=str(exc))

@@ -127,9 +127,7 @@ ShortPrintable = Annotated[Printable, StringConstraints(max_length=500)]
 class SsoConnectionSpecInput(RequestModel):
     issuer: Url = Field(description="The OpenID Provider's issuer URL (https)")
     client_id: Credential
-    client_secret: Credential = Field(
-        description="Stored encrypted; never returned."
-    )
+    client_secret: Credential = Field(description="Stored encrypted; never returned.")
     allowed_email_domains: Annotated[list[Domain], Field(max_length=100)] = Field(
         description="Whose sign-in this connection starts and accepts (none: no one signs "
         "in); each domain belongs to one connection on this server."
