@@ -18,10 +18,8 @@ Markdown table.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import statistics
 import sys
 import threading
 import time
@@ -36,8 +34,19 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from bench.dataset import BenchError, Target, progress
-from bench.measure import add_common_arguments, serving
-from bench.throughput import SETTINGS, _cli, load, wrk_path
+from bench.measure import serving
+from bench.throughput import (
+    SETTINGS,
+    _cli,
+    environment,
+    footer,
+    heading,
+    load,
+    main_of,
+    summarize,
+    target_result,
+    wrk_path,
+)
 from cadenya_server.kit.crypto import Keyring
 from cadenya_server.kit.db import Database
 from cadenya_server.sso import service as sso
@@ -170,14 +179,7 @@ def run(
                 )
             progress(f"{target.kind} round {number + 1}: {figures}")
             measured.append(figures)
-    summary = {
-        key: {
-            "median": round(statistics.median(r[key] for r in measured), 3),
-            "min": min(r[key] for r in measured),
-            "max": max(r[key] for r in measured),
-        }
-        for key in measured[0]
-    }
+    summary = summarize(measured)
     result = {
         "database": target.kind,
         "load_generator": wrk_path() or "python asyncio client (bench.throughput)",
@@ -186,19 +188,14 @@ def run(
         "rounds": measured,
         "summary": summary,
         "targets": [
-            {
-                "title": f"GET {path} with an IdP access token ≥ {RATIO_TARGET}× with an API key",
-                "median": summary[f"{call}_ratio"]["median"],
-                "target": RATIO_TARGET,
-                "met": summary[f"{call}_ratio"]["median"] >= RATIO_TARGET,
-            }
+            target_result(
+                f"GET {path} with an IdP access token ≥ {RATIO_TARGET}× with an API key",
+                summary[f"{call}_ratio"]["median"],
+                RATIO_TARGET,
+            )
             for call, path in CALLS.items()
         ],
-        "environment": {
-            "cpus": os.cpu_count(),
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        },
+        "environment": environment(load_before),
     }
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"idp-tokens-{target.kind}.json"
@@ -208,74 +205,22 @@ def run(
 
 def markdown(result: dict[str, Any]) -> str:
     summary = result["summary"]
-    lines = [
-        f"### {result['database']}: {len(result['rounds'])} rounds of "
-        f"{result['seconds_per_measurement']} s, {result['connections']} connections, "
-        f"{Path(result['load_generator']).name}",
-        "",
-        "| measure | median | min | max |",
-        "| --- | ---: | ---: | ---: |",
-    ]
+    lines = heading(result)
     for call, path in CALLS.items():
         for key, title in (
             (f"{call}_api_key", f"GET {path}, API key (req/s)"),
             (f"{call}_idp_token", f"GET {path}, IdP access token (req/s)"),
             (f"{call}_ratio", f"GET {path}, IdP token ÷ API key"),
         ):
-            lines.append(
-                f"| {title} | {summary[key]['median']} | {summary[key]['min']} | "
-                f"{summary[key]['max']} |"
-            )
-    lines.append("")
-    lines += [
-        f"- {t['title']}: {t['median']} ({'met' if t['met'] else 'missed'})"
-        for t in result["targets"]
-    ]
-    environment = result["environment"]
-    lines.append(
-        f"- {environment['cpus']} CPUs; load average {environment['load_average_before'][0]} "
-        f"before, {environment['load_average_after'][0]} after"
-    )
-    return "\n".join(lines)
+            figures = summary[key]
+            lines.append(f"| {title} | {figures['median']} | {figures['min']} | {figures['max']} |")
+    return "\n".join(lines + footer(result))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.idp_tokens", description=__doc__)
-    add_common_arguments(parser)
-    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--data-dir", type=Path, default=HERE / "data")
-    parser.add_argument(
-        "--postgres-database",
-        default="cadenya_bench_idp_tokens",
-        help="the benchmark's database, dropped and created again",
+    return main_of(
+        argv, module="bench.idp_tokens", doc=__doc__, name="idp-tokens", run=run, markdown=markdown
     )
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.connections < 1 or args.seconds <= 0:
-        parser.error("--rounds, --connections and --seconds must be positive")
-    args.data_dir.mkdir(parents=True, exist_ok=True)
-    sqlite = Target("sqlite", f"sqlite:///{args.data_dir / 'idp-tokens-sqlite.db'}", Path())
-    postgresql = Target.postgresql(args.data_dir, args.postgres_url, args.postgres_database)
-    targets = {"sqlite": [sqlite], "postgresql": [postgresql], "both": [sqlite, postgresql]}[
-        args.database
-    ]
-    try:
-        for target in targets:
-            target.check_reachable()
-        for target in targets:
-            result = run(
-                target,
-                seconds=args.seconds,
-                rounds=args.rounds,
-                connections=args.connections,
-                results_dir=args.results_dir,
-            )
-            print(markdown(result), flush=True)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
 
 
 if __name__ == "__main__":

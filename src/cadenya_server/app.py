@@ -21,6 +21,7 @@ from cadenya_server.api_keys.endpoints import router as api_keys_router
 from cadenya_server.audit.endpoints import router as audit_router
 from cadenya_server.auth.dependencies import Public
 from cadenya_server.auth.endpoints import router as auth_router
+from cadenya_server.auth.service import SESSION_COOKIE
 from cadenya_server.config import get_settings
 from cadenya_server.kit import logging as kit_logging
 from cadenya_server.kit import metrics
@@ -245,8 +246,18 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         "bearer": {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API key issued by this server (cdy_…) or a JWT it signed.",
-        }
+            "description": "An API key issued by this server (cdy_…), a JWT it signed, or an "
+            "access token of the account's identity provider (an SSO connection with "
+            "acceptBearerTokens) for a person who signed in through it.",
+        },
+        "session": {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": SESSION_COOKIE,
+            "description": "A browser's session, started by GET /auth/sso/callback. A change "
+            "made with it must come from this server's Origin and send the session's "
+            "csrfToken (GET /auth/session) in the X-CSRF-Token header.",
+        },
     }
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
@@ -259,7 +270,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 },
             }
             if path.startswith("/v1/"):
-                operation["security"] = [{"bearer": []}]
+                operation["security"] = [{"bearer": []}, {"session": []}]
+            elif path in ("/auth/session", "/auth/logout"):
+                operation["security"] = [{"session": []}]
     for name in ("HTTPValidationError", "ValidationError"):
         schema["components"]["schemas"].pop(name, None)
     schema["webhooks"] = _webhooks(schema["components"]["schemas"])

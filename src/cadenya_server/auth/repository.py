@@ -33,6 +33,10 @@ _KEY_BY_HASH = select(
     _KEYS.expires_at,
     _KEYS.last_used_at,
 ).where(_KEYS.token_hash == bindparam("token_hash"))
+_PROFILES = Profile.__table__.c
+_PROFILE_BY_ID = select(_PROFILES.id, _PROFILES.account_id, _PROFILES.type, _PROFILES.role).where(
+    _PROFILES.id == bindparam("profile_id")
+)
 _SESSIONS = BrowserSession.__table__.c
 _SESSION_BY_HASH = select(_SESSIONS.account_id, _SESSIONS.profile_id, _SESSIONS.expires_at).where(
     _SESSIONS.token_hash == bindparam("token_hash")
@@ -68,8 +72,13 @@ def key_by_hash(session: Session, token_hash: str) -> Row[Any] | None:
     return session.execute(_KEY_BY_HASH, {"token_hash": token_hash}).one_or_none()
 
 
+def profile_by_id(session: Session, profile_id: str) -> Row[Any] | None:
+    """A profile's id, account, type and role, as a plain row, or None."""
+    return session.execute(_PROFILE_BY_ID, {"profile_id": profile_id}).one_or_none()
+
+
 def profile(session: Session, profile_id: str) -> Profile | None:
-    """A profile by id (of any account), or None."""
+    """A profile by id (of any account), whole, or None."""
     return session.get(Profile, profile_id)
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 import structlog
+from sqlalchemy import Row
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -42,14 +44,16 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-def signed_in_profile(session: Session, *, profile_id: str, account_id: str) -> Profile:
-    """The person a credential speaks for, if they may act now; else Unauthenticated.
+def signed_in_profile(session: Session, *, profile_id: str, account_id: str) -> Row[Any]:
+    """The person a credential speaks for, if they may act now (their id, account, type
+    and role); else Unauthenticated.
 
     Every way a request becomes a person (the server's JWT, a session cookie, an IdP's
     token) and every sign-in goes through here, on every request: a profile deleted,
-    moved to another account, or not a person (an API key's) stops at once.
+    moved to another account, or not a person (an API key's) stops at once. A plain row,
+    not the ORM's object: this runs on every request (bench/README.md).
     """
-    profile = repository.profile(session, profile_id)
+    profile = repository.profile_by_id(session, profile_id)
     if (
         profile is None
         or profile.account_id != account_id
@@ -177,8 +181,7 @@ def end_session(session: Session, *, keyring: Keyring, token: str) -> None:
     repository.remove_browser_session(session, keyring.token_hash(token))
 
 
-def session_profile(*, session: Session, keyring: Keyring, token: str) -> tuple[Profile, datetime]:
-    """The person a session cookie speaks for, and when the session ends."""
+def _session(session: Session, keyring: Keyring, token: str) -> tuple[Row[Any], datetime]:
     found = (
         repository.browser_session(session, keyring.token_hash(token))
         if token.startswith(SESSION_TOKEN_PREFIX)
@@ -190,9 +193,18 @@ def session_profile(*, session: Session, keyring: Keyring, token: str) -> tuple[
     return profile, as_utc(found.expires_at)
 
 
+def session_profile(*, session: Session, keyring: Keyring, token: str) -> tuple[Profile, datetime]:
+    """The person a session cookie speaks for, whole, and when the session ends."""
+    signed_in, expires_at = _session(session, keyring, token)
+    profile = repository.profile(session, signed_in.id)
+    if profile is None:
+        raise Unauthenticated("no session: sign in again")
+    return profile, expires_at
+
+
 def session_caller(*, session: Session, runtime: Runtime, token: str) -> Caller:
     """The caller a session cookie speaks for."""
-    profile, _ = session_profile(session=session, keyring=runtime.keyring, token=token)
+    profile, _ = _session(session, runtime.keyring, token)
     return Caller.for_user(account_id=profile.account_id, profile_id=profile.id, role=profile.role)
 
 

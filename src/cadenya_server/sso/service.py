@@ -398,7 +398,10 @@ def complete_sign_in(
             profile_id=profile_id,
         )
     # The one check every credential passes: deleted, moved, deactivated or not a person.
-    profile = auth.signed_in_profile(session, profile_id=profile_id, account_id=account_id)
+    auth.signed_in_profile(session, profile_id=profile_id, account_id=account_id)
+    profile = profiles.find_row(session=session, account_id=account_id, profile_id=profile_id)
+    if profile is None:
+        raise Unauthenticated("this profile no longer exists")
     caller = Caller(
         account_id=account_id, profile_id=profile.id, scopes=frozenset(), request_id=request_id
     )
