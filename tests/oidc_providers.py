@@ -62,6 +62,7 @@ class ForgingProvider:
         self.key = RSAKey.generate_key(2048, parameters={"kid": "forge-1"})
         self.next_id_token = ""
         self.codes_seen: list[str] = []
+        self.key_set_reads = 0
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -88,6 +89,7 @@ class ForgingProvider:
                         }
                     )
                 elif path == "/jwks":
+                    provider.key_set_reads += 1
                     self._json({"keys": [provider.key.as_dict(private=False)]})
                 else:
                     self.send_response(404)

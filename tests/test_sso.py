@@ -10,11 +10,13 @@ import hmac
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from joserfc import jwt as jose_jwt
+from joserfc.jwk import RSAKey
 from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 
@@ -350,23 +352,43 @@ def test_role_mapping_applies_at_every_sign_in_and_keeps_the_last_administrator(
 
 # --- ID token attacks ----------------------------------------------------------------------
 
+CLIENT_ID = "cadenya-client"
+Token = Callable[[dict[str, str]], str]
+
 
 def _forge_connection(
     server: Server, tenant: Tenant, forge: ForgingProvider, domain: str, **spec: Any
-) -> dict:
-    return connect(server, tenant, forge.issuer, domain, createProfiles=True, **spec)
+) -> str:
+    return connect(server, tenant, forge.issuer, domain, createProfiles=True, **spec)["metadata"][
+        "id"
+    ]
 
 
-def _attempt(
-    server: Server, forge: ForgingProvider, connection_id: str, make_token: Any
+def id_token(forge: ForgingProvider, sub: str, email: str) -> Token:
+    """An honest ID token for the sign-in under way (its nonce comes with the request)."""
+    return lambda request: forge.sign(
+        forge.claims(
+            audience=CLIENT_ID, sub=sub, nonce=request["nonce"], email=email, email_verified=True
+        )
+    )
+
+
+def forged_sign_in(
+    server: Server,
+    forge: ForgingProvider,
+    connection_id: str,
+    token: Token,
+    client: httpx.Client | None = None,
 ) -> httpx.Response:
-    with browser(server) as client:
-        request = forge.start(client, server.base_url, connection_id)
-        forge.next_id_token = make_token(request)
-        return forge.callback(client, server.base_url, state=request["state"])
+    """A sign-in whose token endpoint answers with `token(the authorization request)`."""
+    with browser(server) as own:
+        used = client or own
+        request = forge.start(used, server.base_url, connection_id)
+        forge.next_id_token = token(request)
+        return forge.callback(used, server.base_url, state=request["state"])
 
 
-def _compact(header: dict, claims: dict, sign: Any = None) -> str:
+def _compact(header: dict, claims: dict, sign: Callable[[bytes], bytes] | None = None) -> str:
     def part(data: dict) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
@@ -375,7 +397,7 @@ def _compact(header: dict, claims: dict, sign: Any = None) -> str:
     return f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
 
 
-def _hs256_with_public_key(forge: ForgingProvider, claims: dict) -> str:
+def hs256_with_public_key(forge: ForgingProvider, claims: dict) -> str:
     """The classic forgery: an HMAC keyed with the IdP's public key (PEM), for a verifier
     that lets the header pick the algorithm."""
     public_pem = forge.key.as_pem(private=False)
@@ -386,145 +408,74 @@ def _hs256_with_public_key(forge: ForgingProvider, claims: dict) -> str:
     )
 
 
-def _alg_none(claims: dict) -> str:
+def alg_none(forge: ForgingProvider, claims: dict) -> str:
     return _compact({"alg": "none", "kid": "forge-1"}, claims)
 
 
-ATTACKS = {
-    "wrong aud": lambda f, c, d, r: f.sign(
-        f.claims(
-            audience="someone-else", sub=c, nonce=r["nonce"], email=f"a@{d}", email_verified=True
-        )
+def _without(claims: dict, name: str) -> dict:
+    return {k: v for k, v in claims.items() if k != name}
+
+
+# Each turns the honest claims of a sign-in (and the nonce of an earlier one) into a token.
+ATTACKS: dict[str, Callable[[ForgingProvider, dict, str], str]] = {
+    "wrong aud": lambda f, c, _: f.sign({**c, "aud": "someone-else"}),
+    "aud list without this client": lambda f, c, _: f.sign({**c, "aud": ["a", "b"]}),
+    "wrong iss": lambda f, c, _: f.sign({**c, "iss": "https://evil.example"}),
+    "expired": lambda f, c, _: f.sign({**c, "exp": 1_000_000_000}),
+    "no exp": lambda f, c, _: f.sign(_without(c, "exp")),
+    "nonce replayed from an earlier sign-in": lambda f, c, earlier: f.sign({**c, "nonce": earlier}),
+    "no nonce": lambda f, c, _: f.sign(_without(c, "nonce")),
+    "alg none": lambda f, c, _: alg_none(f, c),
+    "HS256 with the public key": lambda f, c, _: hs256_with_public_key(f, c),
+    "unknown kid": lambda f, c, _: f.sign(c, header={"alg": "RS256", "kid": "not-a-key"}),
+    "signed by another key": lambda f, c, _: jose_jwt.encode(
+        {"alg": "RS256", "kid": "forge-1"}, c, RSAKey.generate_key(2048)
     ),
-    "wrong iss": lambda f, c, d, r: f.sign(
-        {
-            **f.claims(
-                audience="cadenya-client",
-                sub=c,
-                nonce=r["nonce"],
-                email=f"a@{d}",
-                email_verified=True,
-            ),
-            "iss": "https://evil.example",
-        }
-    ),
-    "expired": lambda f, c, d, r: f.sign(
-        {
-            **f.claims(
-                audience="cadenya-client",
-                sub=c,
-                nonce=r["nonce"],
-                email=f"a@{d}",
-                email_verified=True,
-            ),
-            "exp": 1_000_000_000,
-        }
-    ),
-    "nonce of another sign-in": lambda f, c, d, r: f.sign(
-        f.claims(
-            audience="cadenya-client",
-            sub=c,
-            nonce="replayed-" + r["nonce"][:10],
-            email=f"a@{d}",
-            email_verified=True,
-        )
-    ),
-    "no nonce": lambda f, c, d, r: f.sign(
-        f.claims(audience="cadenya-client", sub=c, email=f"a@{d}", email_verified=True)
-    ),
-    "alg none": lambda f, c, d, r: _alg_none(
-        f.claims(
-            audience="cadenya-client", sub=c, nonce=r["nonce"], email=f"a@{d}", email_verified=True
-        )
-    ),
-    "HS256 with the public key": lambda f, c, d, r: _hs256_with_public_key(
-        f,
-        f.claims(
-            audience="cadenya-client", sub=c, nonce=r["nonce"], email=f"a@{d}", email_verified=True
-        ),
-    ),
-    "unknown kid": lambda f, c, d, r: f.sign(
-        f.claims(
-            audience="cadenya-client", sub=c, nonce=r["nonce"], email=f"a@{d}", email_verified=True
-        ),
-        header={"alg": "RS256", "kid": "not-a-key"},
-    ),
-    "email_verified false": lambda f, c, d, r: f.sign(
-        f.claims(
-            audience="cadenya-client", sub=c, nonce=r["nonce"], email=f"a@{d}", email_verified=False
-        )
-    ),
-    "email_verified missing": lambda f, c, d, r: f.sign(
-        f.claims(audience="cadenya-client", sub=c, nonce=r["nonce"], email=f"a@{d}")
-    ),
-    "email outside the allowed domains": lambda f, c, d, r: f.sign(
-        f.claims(
-            audience="cadenya-client",
-            sub=c,
-            nonce=r["nonce"],
-            email="a@elsewhere.example",
-            email_verified=True,
-        )
+    "email_verified false": lambda f, c, _: f.sign({**c, "email_verified": False}),
+    "email_verified missing": lambda f, c, _: f.sign(_without(c, "email_verified")),
+    "email_verified as a string": lambda f, c, _: f.sign({**c, "email_verified": "true"}),
+    "email outside the allowed domains": lambda f, c, _: f.sign(
+        {**c, "email": "a@elsewhere.example"}
     ),
 }
 
 
 @pytest.fixture(scope="module")
-def forged_account(server: Server, forge: ForgingProvider) -> tuple[Tenant, str, str]:
+def forged_account(server: Server, forge: ForgingProvider) -> tuple[str, str]:
     tenant = make_account(server, name="Forged", domain="forged.io")
     domain = new_domain()
-    connection = _forge_connection(server, tenant, forge, domain)
-    return tenant, domain, connection["metadata"]["id"]
+    return domain, _forge_connection(server, tenant, forge, domain)
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_each_id_token_attack_is_refused(
-    server: Server, forge: ForgingProvider, forged_account: tuple[Tenant, str, str], attack: str
+    server: Server, forge: ForgingProvider, forged_account: tuple[str, str], attack: str
 ) -> None:
-    _, domain, connection_id = forged_account
+    domain, connection_id = forged_account
     sub = random_sub()
-    response = _attempt(
-        server, forge, connection_id, lambda r: ATTACKS[attack](forge, sub, domain, r)
-    )
+    with browser(server) as client:
+        earlier = forge.start(client, server.base_url, connection_id)["nonce"]
+    honest = id_token(forge, sub, f"{sub}@{domain}")
+
+    def forged(request: dict[str, str]) -> str:
+        claims = jose_jwt.decode(honest(request), forge.key).claims
+        return ATTACKS[attack](forge, claims, earlier)
+
+    response = forged_sign_in(server, forge, connection_id, forged)
     assert response.status_code in (401, 403), (attack, response.text)
-    assert (
-        "set-cookie" not in response.headers
-        or "cadenya_session=" not in response.headers["set-cookie"]
-    )
-    # The same sign-in with an honest token goes through: the refusal was the attack's.
-    honest = _attempt(
-        server,
-        forge,
-        connection_id,
-        lambda r: forge.sign(
-            forge.claims(
-                audience="cadenya-client",
-                sub=sub,
-                nonce=r["nonce"],
-                email=f"a-{sub}@{domain}",
-                email_verified=True,
-            )
-        ),
-    )
-    assert honest.status_code == 303, honest.text
+    assert "cadenya_session=" not in response.headers.get("set-cookie", "")
+    # The same person with an honest token signs in: the refusal was the attack's.
+    assert forged_sign_in(server, forge, connection_id, honest).status_code == 303
 
 
 def test_state_missing_reused_or_from_another_browser_is_refused(
-    server: Server, forge: ForgingProvider, forged_account: tuple[Tenant, str, str]
+    server: Server, forge: ForgingProvider, forged_account: tuple[str, str]
 ) -> None:
-    _, domain, connection_id = forged_account
+    domain, connection_id = forged_account
     sub = random_sub()
     with browser(server) as client:
         request = forge.start(client, server.base_url, connection_id)
-        forge.next_id_token = forge.sign(
-            forge.claims(
-                audience="cadenya-client",
-                sub=sub,
-                nonce=request["nonce"],
-                email=f"s@{domain}",
-                email_verified=True,
-            )
-        )
+        forge.next_id_token = id_token(forge, sub, f"{sub}@{domain}")(request)
         assert client.get("/auth/sso/callback", params={"code": "c"}).status_code == 401
         with browser(server) as other:
             # The callback URL carried to another browser (login CSRF).
@@ -533,7 +484,38 @@ def test_state_missing_reused_or_from_another_browser_is_refused(
         assert forge.callback(client, server.base_url, state=request["state"]).status_code == 401
 
 
+def test_the_key_set_is_read_once_and_unknown_kids_do_not_hammer_the_provider(
+    server: Server, account: Tenant
+) -> None:
+    with ForgingProvider() as own:
+        domain = new_domain()
+        connection_id = _forge_connection(
+            server, account, own, domain, acceptBearerTokens=True, audience="api://keys"
+        )
+        sub = random_sub()
+        for _ in range(3):
+            signed_in = forged_sign_in(
+                server, own, connection_id, id_token(own, sub, f"k@{domain}")
+            )
+            assert signed_in.status_code == 303
+        with server.http(access_token(own, "api://keys", sub)) as http:
+            assert all(http.get("/v1/whoami").status_code == 200 for _ in range(5))
+        assert own.key_set_reads == 1
+        for n in range(10):
+            forged = own.sign(
+                own.claims(audience="api://keys", sub=sub), header={"alg": "RS256", "kid": f"k{n}"}
+            )
+            with server.http(forged) as http:
+                assert http.get("/v1/whoami").status_code == 401
+        # Read again at most once a minute, however many unknown kids arrive.
+        assert own.key_set_reads == 1
+
+
 # --- IdP access tokens on the API ----------------------------------------------------------
+
+
+def access_token(forge: ForgingProvider, audience: str, sub: str, **claims: Any) -> str:
+    return forge.sign({**forge.claims(audience=audience, sub=sub), **claims})
 
 
 def test_idp_access_tokens_call_the_api_for_the_linked_profile_only(
@@ -543,26 +525,13 @@ def test_idp_access_tokens_call_the_api_for_the_linked_profile_only(
     domain = new_domain()
     connection_id = _forge_connection(
         server, tenant, forge, domain, acceptBearerTokens=True, audience=AUDIENCE
-    )["metadata"]["id"]
+    )
     sub = random_sub()
-    token = forge.sign(forge.claims(audience=AUDIENCE, sub=sub))
+    token = access_token(forge, AUDIENCE, sub)
     with server.http(token) as http:
         # Not signed in here yet: the token names no profile.
         assert http.get("/v1/whoami").status_code == 401
-    signed_in = _attempt(
-        server,
-        forge,
-        connection_id,
-        lambda r: forge.sign(
-            forge.claims(
-                audience="cadenya-client",
-                sub=sub,
-                nonce=r["nonce"],
-                email=f"t@{domain}",
-                email_verified=True,
-            )
-        ),
-    )
+    signed_in = forged_sign_in(server, forge, connection_id, id_token(forge, sub, f"t@{domain}"))
     assert signed_in.status_code == 303
     with server.http(token) as http:
         me = http.get("/v1/whoami")
@@ -571,89 +540,63 @@ def test_idp_access_tokens_call_the_api_for_the_linked_profile_only(
         # A member: administration stays closed.
         assert http.get("/v1/account/profiles").status_code == 403
     refused = {
-        "other audience": forge.sign(forge.claims(audience="api://other", sub=sub)),
-        "expired": forge.sign({**forge.claims(audience=AUDIENCE, sub=sub), "exp": 1_000_000_000}),
-        "alg none": _alg_none(forge.claims(audience=AUDIENCE, sub=sub)),
-        "HS256 with the public key": _hs256_with_public_key(
-            forge, forge.claims(audience=AUDIENCE, sub=sub)
-        ),
+        "other audience": access_token(forge, "api://other", sub),
+        "expired": access_token(forge, AUDIENCE, sub, exp=1_000_000_000),
+        "alg none": alg_none(forge, forge.claims(audience=AUDIENCE, sub=sub)),
+        "HS256": hs256_with_public_key(forge, forge.claims(audience=AUDIENCE, sub=sub)),
         "unknown kid": forge.sign(
             forge.claims(audience=AUDIENCE, sub=sub), header={"alg": "RS256", "kid": "nope"}
         ),
-        "another subject": forge.sign(forge.claims(audience=AUDIENCE, sub=sub + "x")),
+        "another subject": access_token(forge, AUDIENCE, sub + "x"),
+        "another issuer": access_token(forge, AUDIENCE, sub, iss="https://evil.example"),
     }
     for name, bad in refused.items():
         with server.http(bad) as http:
             assert http.get("/v1/whoami").status_code == 401, name
+    # Once the connection stops accepting tokens, the same token is refused.
+    with server.http(tenant.api_key) as http:
+        off = {"spec": {"acceptBearerTokens": False}, "updateMask": "spec.acceptBearerTokens"}
+        assert http.patch(f"/v1/account/sso_connections/{connection_id}", json=off).is_success
+    with server.http(token) as http:
+        assert http.get("/v1/whoami").status_code == 401
 
 
 def test_tenant_isolation_of_connections_sessions_and_tokens(
     server: Server, forge: ForgingProvider
 ) -> None:
-    first, second = (
-        make_account(server, name="First", domain="first.io"),
-        make_account(server, name="Second", domain="second.io"),
-    )
+    first = make_account(server, name="First", domain="first.io")
+    second = make_account(server, name="Second", domain="second.io")
     first_domain, second_domain = new_domain(), new_domain()
     first_connection = _forge_connection(
         server, first, forge, first_domain, acceptBearerTokens=True, audience="api://first"
-    )["metadata"]["id"]
+    )
     second_connection = _forge_connection(
         server, second, forge, second_domain, acceptBearerTokens=True, audience="api://second"
-    )["metadata"]["id"]
+    )
     with server.http(first.api_key) as http:
-        # The same issuer and audience cannot be accepted by two accounts.
+        # One issuer and audience belong to one account.
         clash = http.patch(
             f"/v1/account/sso_connections/{first_connection}",
             json={"spec": {"audience": "api://second"}},
         )
         assert clash.status_code == 409
     sub = random_sub()
-    # The person signs in to the first account only; an email of the first account's
-    # domain at the second connection is refused.
-    ok = _attempt(
-        server,
-        forge,
-        first_connection,
-        lambda r: forge.sign(
-            forge.claims(
-                audience="cadenya-client",
-                sub=sub,
-                nonce=r["nonce"],
-                email=f"i@{first_domain}",
-                email_verified=True,
-            )
-        ),
-    )
+    email = f"i@{first_domain}"
+    # The person signs in to the first account; the first account's domain is not the
+    # second connection's, whatever the IdP says.
+    ok = forged_sign_in(server, forge, first_connection, id_token(forge, sub, email))
     assert ok.status_code == 303
-    crossed = _attempt(
-        server,
-        forge,
-        second_connection,
-        lambda r: forge.sign(
-            forge.claims(
-                audience="cadenya-client",
-                sub=sub,
-                nonce=r["nonce"],
-                email=f"i@{first_domain}",
-                email_verified=True,
-            )
-        ),
-    )
+    crossed = forged_sign_in(server, forge, second_connection, id_token(forge, sub, email))
     assert crossed.status_code == 403
-    for audience, expected in (("api://first", 200), ("api://second", 401)):
-        with server.http(forge.sign(forge.claims(audience=audience, sub=sub))) as http:
-            answer = http.get("/v1/whoami")
-            assert answer.status_code == expected, (audience, answer.text)
-            if expected == 200:
-                assert answer.json()["profile"]["metadata"]["accountId"] == first.id
+    with server.http(access_token(forge, "api://first", sub)) as http:
+        answer = http.get("/v1/whoami")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["profile"]["metadata"]["accountId"] == first.id
+    with server.http(access_token(forge, "api://second", sub)) as http:
+        assert http.get("/v1/whoami").status_code == 401
     # A token for both audiences names no one account.
-    both = forge.sign(
-        {
-            **forge.claims(audience="api://first", sub=sub),
-            "aud": ["api://first", "api://second"],
-            "azp": "api://first",
-        }
+    both = access_token(
+        forge, "api://first", sub, aud=["api://first", "api://second"], azp="api://first"
     )
     with server.http(both) as http:
         assert http.get("/v1/whoami").status_code == 401
@@ -669,55 +612,35 @@ def test_deleting_a_profile_ends_its_session_idp_tokens_and_jwts_on_every_server
     domain = new_domain()
     connection_id = _forge_connection(
         server, tenant, forge, domain, acceptBearerTokens=True, audience="api://leavers"
-    )["metadata"]["id"]
+    )
     sub = random_sub()
-    with (
-        browser(server) as client,
-        server_with(server) as second_url,
-        httpx.Client(base_url=second_url, timeout=30) as second,
-    ):
-        request = forge.start(client, server.base_url, connection_id)
-        forge.next_id_token = forge.sign(
-            forge.claims(
-                audience="cadenya-client",
-                sub=sub,
-                nonce=request["nonce"],
-                email=f"l@{domain}",
-                email_verified=True,
-            )
+    with browser(server) as client:
+        signed_in = forged_sign_in(
+            server, forge, connection_id, id_token(forge, sub, f"l@{domain}"), client=client
         )
-        me = forge.callback(client, server.base_url, state=request["state"])
-        assert me.status_code == 303
+        assert signed_in.status_code == 303
         profile_id = client.get("/auth/session").json()["profile"]["metadata"]["id"]
-        cookie = {"cadenya_session": client.cookies["cadenya_session"]}
-        bearer = {
-            "Authorization": f"Bearer {forge.sign(forge.claims(audience='api://leavers', sub=sub))}"
-        }
-        own_jwt = {"Authorization": f"Bearer {jwt_for(server, profile_id, tenant.id)}"}
-        for credentials in (cookie, bearer, own_jwt):
-            for base in (client, second):
-                assert (
-                    base.get(
-                        "/v1/whoami",
-                        headers=credentials if "Authorization" in credentials else None,
-                        cookies=credentials if "cadenya_session" in credentials else None,
-                    ).status_code
-                    == 200
-                )
+        session = client.cookies["cadenya_session"]
+    credentials = {
+        "session cookie": ({}, {"cadenya_session": session}),
+        "IdP token": ({"Authorization": f"Bearer {access_token(forge, 'api://leavers', sub)}"}, {}),
+        "server's JWT": ({"Authorization": f"Bearer {jwt_for(server, profile_id, tenant.id)}"}, {}),
+    }
+
+    def answers(base_url: str) -> dict[str, int]:
+        found = {}
+        for name, (headers, cookies) in credentials.items():
+            with httpx.Client(base_url=base_url, cookies=cookies, timeout=30) as http:
+                found[name] = http.get("/v1/whoami", headers=headers).status_code
+        return found
+
+    everyone = dict.fromkeys(credentials, 200)
+    nobody = dict.fromkeys(credentials, 401)
+    with server_with(server) as second:
+        assert answers(server.base_url) == answers(second) == everyone
         with server.http(tenant.api_key) as admin:
             assert admin.delete(f"/v1/account/profiles/{profile_id}").status_code == 200
-        for credentials in (cookie, bearer, own_jwt):
-            for base in (second, client):
-                answer = base.get(
-                    "/v1/whoami",
-                    headers=credentials if "Authorization" in credentials else None,
-                    cookies=credentials if "cadenya_session" in credentials else None,
-                )
-                assert answer.status_code == 401, credentials
-    with server.runtime.db.transaction() as session:
-        assert (
-            session.scalars(
-                select(BrowserSession).where(BrowserSession.profile_id == profile_id)
-            ).all()
-            == []
-        )
+        assert answers(second) == answers(server.base_url) == nobody
+    with server.runtime.db.transaction() as db:
+        rows = db.scalars(select(BrowserSession).where(BrowserSession.profile_id == profile_id))
+        assert rows.all() == []

@@ -44,18 +44,23 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-def signed_in_profile(session: Session, *, profile_id: str, account_id: str) -> Row[Any]:
+def signed_in_profile(
+    session: Session, *, profile_id: str, account_id: str, read: Row[Any] | None = None
+) -> Row[Any]:
     """The person a credential speaks for, if they may act now (their id, account, type
-    and role); else Unauthenticated.
+    and role: repository.PERSON_COLUMNS); else Unauthenticated.
 
     Every way a request becomes a person (the server's JWT, a session cookie, an IdP's
     token) and every sign-in goes through here, on every request: a profile deleted,
-    moved to another account, or not a person (an API key's) stops at once. A plain row,
-    not the ORM's object: this runs on every request (bench/README.md).
+    moved to another account, or not a person (an API key's) stops at once. `read`: the
+    person's PERSON_COLUMNS when the credential's own query joined them (an IdP token's
+    does, saving a round trip); the rule is the same. A plain row, not the ORM's object:
+    this runs on every request (bench/README.md).
     """
-    profile = repository.profile_by_id(session, profile_id)
+    profile = read if read is not None else repository.profile_by_id(session, profile_id)
     if (
         profile is None
+        or profile.id != profile_id
         or profile.account_id != account_id
         or profile.type not in PROFILE_TYPES_WITH_JWT
     ):
@@ -143,9 +148,14 @@ def _idp_caller(*, session: Session, runtime: Runtime, token: str, issuer: objec
     except idp_tokens.InvalidIdpToken as exc:
         log.info("idp token rejected", reason=str(exc))
         raise Unauthenticated("invalid token") from exc
-    if found.profile_id is None:
+    if found.linked_profile_id is None:
         raise Unauthenticated("this person has not signed in to this server yet")
-    profile = signed_in_profile(session, profile_id=found.profile_id, account_id=found.account_id)
+    profile = signed_in_profile(
+        session,
+        profile_id=found.linked_profile_id,
+        account_id=found.connection_account_id,
+        read=found,
+    )
     return Caller.for_user(account_id=profile.account_id, profile_id=profile.id, role=profile.role)
 
 
