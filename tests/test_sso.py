@@ -318,7 +318,9 @@ def test_role_mapping_applies_at_every_sign_in_and_keeps_the_last_administrator(
     sub, email = random_sub(), f"ada@{domain}"
     start = f"/auth/sso/start?email={email}"
     set_person(idp, sub, email=email, email_verified=True, groups=["staff", "cadenya-admins"])
+    receiver = Receiver().start()
     with browser(server) as client:
+        webhook_endpoint(server, tenant, receiver.url, eventTypes=["profile.updated"])
         assert (
             sign_in_at_real_provider(client, start, sub).json()["profile"]["spec"]["role"]
             == "admin"
@@ -348,6 +350,13 @@ def test_role_mapping_applies_at_every_sign_in_and_keeps_the_last_administrator(
     ]
     # Newest first: admin (again), member; the refused demotion is no change.
     assert role_changes == ["admin", "member"]
+    # The same events as an administrator's PATCH of the role would send.
+    updated = [m["data"] for m in messages(server, tenant) if m["type"] == "profile.updated"]
+    assert [(d["metadata"]["id"], d["spec"]["role"]) for d in updated] == [
+        (me["metadata"]["id"], "admin"),
+        (me["metadata"]["id"], "member"),
+    ]
+    receiver.stop()
 
 
 # --- ID token attacks ----------------------------------------------------------------------

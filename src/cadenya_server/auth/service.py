@@ -74,13 +74,14 @@ def authenticate(*, session: Session, runtime: Runtime, token: str) -> Caller:
     if token.startswith(api_key_tokens.PREFIX):
         return _api_key_caller(session=session, runtime=runtime, token=token)
     try:
-        issuer = idp_tokens.unverified_claims(token).get("iss")
+        claims = idp_tokens.unverified_claims(token)
     except idp_tokens.InvalidIdpToken as exc:
         log.info("jwt rejected", reason=str(exc))
         raise Unauthenticated("invalid token") from exc
-    if issuer == runtime.jwt.issuer:
+    # Only to choose whose keys verify it: the server's own, or an IdP's.
+    if claims.get("iss") == runtime.jwt.issuer:
         return _jwt_caller(session=session, runtime=runtime, token=token)
-    return _idp_caller(session=session, runtime=runtime, token=token, issuer=issuer)
+    return _idp_caller(session=session, runtime=runtime, token=token, claims=claims)
 
 
 def _api_key_caller(*, session: Session, runtime: Runtime, token: str) -> Caller:
@@ -125,11 +126,13 @@ def _jwt_caller(*, session: Session, runtime: Runtime, token: str) -> Caller:
     return Caller.for_user(account_id=profile.account_id, profile_id=profile.id, role=profile.role)
 
 
-def _idp_caller(*, session: Session, runtime: Runtime, token: str, issuer: object) -> Caller:
-    """An access token of an account's IdP, for a person who signed in through it before."""
+def _idp_caller(
+    *, session: Session, runtime: Runtime, token: str, claims: dict[str, Any]
+) -> Caller:
+    """An access token of an account's IdP, for a person who signed in through it before;
+    `claims` are its claims, not yet verified."""
     try:
-        claims = idp_tokens.unverified_claims(token)
-        subject = claims.get("sub")
+        issuer, subject = claims.get("iss"), claims.get("sub")
         if not isinstance(issuer, str) or not isinstance(subject, str):
             raise idp_tokens.InvalidIdpToken("iss and sub must be strings")
         keys = [f"{issuer} {audience}" for audience in idp_tokens.audiences(claims)]

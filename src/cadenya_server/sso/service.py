@@ -48,6 +48,7 @@ from cadenya_server.sso.schemas import (
 )
 
 ID_PREFIX = "ssoconn"
+USER = "user"
 SIGN_IN_TTL = timedelta(minutes=10)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -385,11 +386,13 @@ def complete_sign_in(
                 role=role or ROLE_MEMBER,
                 max_profiles=max_profiles,
             )
+        elif profile.type != USER:
+            # A system profile's email names a service, not a person who signs in.
+            raise PermissionDenied("only a user profile signs in through an identity provider")
         elif repository.subject_of(session, connection_id=connection.id, profile_id=profile.id):
             # Another person at the IdP already signs in as this profile.
             raise PermissionDenied("this profile is linked to another identity of this provider")
         profile_id = profile.id
-        auth.signed_in_profile(session, profile_id=profile_id, account_id=account_id)
         repository.link(
             session,
             connection_id=connection.id,
