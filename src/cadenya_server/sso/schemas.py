@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from cadenya_server.kit import update_mask
 from cadenya_server.kit.clock import rfc3339
@@ -189,6 +189,13 @@ class UpdateSsoConnectionSpec(RequestModel):
 
 
 class UpdateSsoConnectionRequest(RequestModel):
+    # These cannot be cleared: a mask that names one comes with its value.
+    model_config = ConfigDict(
+        json_schema_extra=update_mask.named_means_given(
+            "spec.issuer", "spec.clientId", "spec.clientSecret", "spec.allowedEmailDomains"
+        )
+    )
+
     metadata: UpdateAccountResourceMetadata | None = None
     spec: UpdateSsoConnectionSpec | None = None
     update_mask: ConnectionMask = ""
