@@ -653,3 +653,21 @@ def test_deleting_a_profile_ends_its_session_idp_tokens_and_jwts_on_every_server
     with server.runtime.db.transaction() as db:
         rows = db.scalars(select(BrowserSession).where(BrowserSession.profile_id == profile_id))
         assert rows.all() == []
+
+
+def test_a_session_has_a_request_budget_as_a_token_does(
+    server: Server, forge: ForgingProvider, forged_account: tuple[str, str]
+) -> None:
+    domain, connection_id = forged_account
+    sub = random_sub()
+    with browser(server) as client:
+        token = id_token(forge, sub, f"{sub}@{domain}")
+        signed_in = forged_sign_in(server, forge, connection_id, token, client=client)
+        assert signed_in.status_code == 303
+        cookies = {"cadenya_session": client.cookies["cadenya_session"]}
+    with (
+        server_with(server, rate_limit_per_credential="3/minute") as limited,
+        httpx.Client(base_url=limited, cookies=cookies, timeout=30) as http,
+    ):
+        answers = [http.get("/v1/whoami").status_code for _ in range(4)]
+    assert answers == [200, 200, 200, 429]

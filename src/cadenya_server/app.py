@@ -21,13 +21,13 @@ from cadenya_server.api_keys.endpoints import router as api_keys_router
 from cadenya_server.audit.endpoints import router as audit_router
 from cadenya_server.auth.dependencies import Public
 from cadenya_server.auth.endpoints import router as auth_router
-from cadenya_server.auth.service import SESSION_COOKIE
 from cadenya_server.config import get_settings
 from cadenya_server.kit import logging as kit_logging
 from cadenya_server.kit import metrics
 from cadenya_server.kit import migrate as migrations
 from cadenya_server.kit.errors import Unavailable
 from cadenya_server.kit.http import (
+    SESSION_COOKIE,
     BodyLimit,
     Observability,
     error_response,

@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session
 from cadenya_server.auth import scopes
 from cadenya_server.auth.caller import Caller
 from cadenya_server.auth.service import (
-    SESSION_COOKIE,
     authenticate,
     bearer_token,
     csrf_token,
     session_caller,
 )
 from cadenya_server.kit.errors import PermissionDenied, Unauthenticated
+from cadenya_server.kit.http import SESSION_COOKIE
 from cadenya_server.kit.runtime import AppRuntime, DbSession, Runtime
 
 AUTH_RULE_ATTRIBUTE = "__auth_rule__"

@@ -30,7 +30,6 @@ from cadenya_server.models import BrowserSession, Profile
 log = structlog.get_logger(__name__)
 
 PROFILE_TYPES_WITH_JWT = ("user", "system")
-SESSION_COOKIE = "cadenya_session"
 SESSION_TOKEN_PREFIX = "cdys_"
 
 

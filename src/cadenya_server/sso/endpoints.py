@@ -26,6 +26,7 @@ from cadenya_server.auth.dependencies import (
 )
 from cadenya_server.kit.clock import rfc3339
 from cadenya_server.kit.errors import Unauthenticated
+from cadenya_server.kit.http import SESSION_COOKIE
 from cadenya_server.kit.params import Page, path_id
 from cadenya_server.kit.runtime import AppRuntime, DbSession, Runtime
 from cadenya_server.kit.schemas import Empty
@@ -295,7 +296,7 @@ async def finish_sign_in(
     response = RedirectResponse(pending.return_to, status_code=303)
     # Host-only (no Domain), the whole site, never readable by scripts.
     response.set_cookie(
-        auth.SESSION_COOKIE,
+        SESSION_COOKIE,
         token,
         max_age=runtime.settings.session_ttl_seconds,
         path="/",
@@ -335,7 +336,7 @@ def logout(
     are checked)."""
     auth.end_session(session, keyring=runtime.keyring, token=token)
     response.delete_cookie(
-        auth.SESSION_COOKIE,
+        SESSION_COOKIE,
         path="/",
         httponly=True,
         secure=_secure(runtime, request),
