@@ -38,14 +38,12 @@ from bench.measure import serving
 from bench.throughput import (
     SETTINGS,
     _cli,
-    environment,
     footer,
     heading,
     load,
     main_of,
-    summarize,
+    report,
     target_result,
-    wrk_path,
 )
 from cadenya_server.kit.crypto import Keyring
 from cadenya_server.kit.db import Database
@@ -179,15 +177,15 @@ def run(
                 )
             progress(f"{target.kind} round {number + 1}: {figures}")
             measured.append(figures)
-    summary = summarize(measured)
-    result = {
-        "database": target.kind,
-        "load_generator": wrk_path() or "python asyncio client (bench.throughput)",
-        "seconds_per_measurement": seconds,
-        "connections": connections,
-        "rounds": measured,
-        "summary": summary,
-        "targets": [
+    return report(
+        name="idp-tokens",
+        kind=target.kind,
+        rounds=measured,
+        seconds=seconds,
+        connections=connections,
+        load_before=load_before,
+        results_dir=results_dir,
+        targets=lambda summary: [
             target_result(
                 f"GET {path} with an IdP access token ≥ {RATIO_TARGET}× with an API key",
                 summary[f"{call}_ratio"]["median"],
@@ -195,12 +193,7 @@ def run(
             )
             for call, path in CALLS.items()
         ],
-        "environment": environment(load_before),
-    }
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"idp-tokens-{target.kind}.json"
-    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return result
+    )
 
 
 def markdown(result: dict[str, Any]) -> str:

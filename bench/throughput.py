@@ -166,15 +166,15 @@ def run(
             )
             progress(f"{target.kind} round {number + 1}: {figures}")
             measured.append(figures)
-    summary = summarize(measured)
-    result = {
-        "database": target.kind,
-        "load_generator": wrk_path() or "python asyncio client (bench.throughput)",
-        "seconds_per_measurement": seconds,
-        "connections": connections,
-        "rounds": measured,
-        "summary": summary,
-        "targets": [
+    return report(
+        name="throughput",
+        kind=target.kind,
+        rounds=measured,
+        seconds=seconds,
+        connections=connections,
+        load_before=load_before,
+        results_dir=results_dir,
+        targets=lambda summary: [
             target_result(
                 "GET /v1/account ≥ 0.5× the cheapest route, one worker",
                 summary["account_ratio_1w"]["median"],
@@ -186,10 +186,34 @@ def run(
                 TWO_WORKERS_TARGET,
             ),
         ],
+    )
+
+
+def report(
+    *,
+    name: str,
+    kind: str,
+    rounds: list[dict[str, Any]],
+    seconds: float,
+    connections: int,
+    load_before: tuple[float, float, float],
+    results_dir: Path,
+    targets: Callable[[dict[str, dict[str, float]]], list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """A load benchmark's result, written to results_dir/<name>-<database>.json."""
+    summary = summarize(rounds)
+    result = {
+        "database": kind,
+        "load_generator": wrk_path() or "python asyncio client (bench.throughput)",
+        "seconds_per_measurement": seconds,
+        "connections": connections,
+        "rounds": rounds,
+        "summary": summary,
+        "targets": targets(summary),
         "environment": environment(load_before),
     }
     results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"throughput-{target.kind}.json"
+    path = results_dir / f"{name}-{kind}.json"
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return result
 
