@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,9 +19,9 @@ import pytest
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import RSAKey
 from playwright.sync_api import sync_playwright
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from cadenya_server.models import BrowserSession, SsoConnection
+from cadenya_server.models import BrowserSession, SsoConnection, SsoLogin
 from conftest import Server, Tenant, jwt_for, make_account, make_profile
 from helpers import server_with
 from oidc_providers import (
@@ -671,3 +672,34 @@ def test_a_session_has_a_request_budget_as_a_token_does(
     ):
         answers = [http.get("/v1/whoami").status_code for _ in range(4)]
     assert answers == [200, 200, 200, 429]
+
+
+def test_an_expired_session_or_sign_in_is_refused(
+    server: Server, forge: ForgingProvider, forged_account: tuple[str, str]
+) -> None:
+    domain, connection_id = forged_account
+    sub = random_sub()
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    with browser(server) as client:
+        request = forge.start(client, server.base_url, connection_id)
+        forge.next_id_token = id_token(forge, sub, f"{sub}@{domain}")(request)
+        with server.runtime.db.transaction() as db:
+            db.execute(
+                update(SsoLogin)
+                .where(SsoLogin.connection_id == connection_id)
+                .values(expires_at=past)
+            )
+        assert forge.callback(client, server.base_url, state=request["state"]).status_code == 401
+        token = id_token(forge, sub, f"{sub}@{domain}")
+        assert forged_sign_in(server, forge, connection_id, token, client=client).status_code == 303
+        me = client.get("/v1/whoami")
+        assert me.status_code == 200
+        profile_id = me.json()["profile"]["metadata"]["id"]
+        with server.runtime.db.transaction() as db:
+            db.execute(
+                update(BrowserSession)
+                .where(BrowserSession.profile_id == profile_id)
+                .values(expires_at=past)
+            )
+        assert client.get("/v1/whoami").status_code == 401
+        assert client.get("/auth/session").status_code == 401
