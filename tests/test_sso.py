@@ -161,6 +161,10 @@ def test_a_connection_needs_a_reachable_https_issuer_and_an_administrator(
         body["spec"]["issuer"] = "http://127.0.0.1:9"
         unreachable = http.post("/v1/account/sso_connections", json=body)
         assert unreachable.status_code == 400 and unreachable.json()["code"] == 9
+        for issuer in ("https://\u00deJx\u00ad", "https://a@idp.example", "https://[zz"):
+            body["spec"]["issuer"] = issuer
+            refused = http.post("/v1/account/sso_connections", json=body)
+            assert refused.status_code == 400, (issuer, refused.text)
         body["spec"]["allowedEmailDomains"] = ["not a domain"]
         assert http.post("/v1/account/sso_connections", json=body).status_code == 400
 

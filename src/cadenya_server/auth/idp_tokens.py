@@ -70,7 +70,7 @@ def _fetch(jwks_uri: str) -> dict[str, Key]:
         if len(response.content) > MAX_KEY_SET_BYTES:
             raise InvalidIdpToken("the IdP's key set is too large")
         document = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         raise InvalidIdpToken(f"cannot read the IdP's key set: {exc}") from exc
     keys: dict[str, Key] = {}
     for entry in document.get("keys", []) if isinstance(document, dict) else []:

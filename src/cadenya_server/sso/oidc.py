@@ -69,7 +69,8 @@ async def discover(issuer: str) -> Provider:
         if len(response.content) > MAX_DOCUMENT_BYTES:
             raise ValueError("the document is too large")
         document = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+        # ValueError: not JSON, too large, or a URL that does not encode (UnicodeError).
         raise FailedPrecondition(
             f"cannot read the issuer's discovery document {url}: {exc}"
         ) from exc
@@ -143,7 +144,7 @@ async def exchange_code(
                 redirect_uri=redirect_uri,
                 code_verifier=code_verifier,
             )
-    except (OAuthError, httpx.HTTPError, ValueError) as exc:
+    except (OAuthError, httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         raise Unauthenticated(f"the identity provider refused the sign-in: {exc}") from exc
     id_token = token.get("id_token")
     if not isinstance(id_token, str):

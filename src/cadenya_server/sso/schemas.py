@@ -114,7 +114,8 @@ class SsoConnectionList(WireModel):
 
 # https, or http to a provider on this machine (loopback); sso.oidc.check_issuer says why.
 ISSUER_PATTERN = (
-    r"^(https://[^\s/?#@]+|http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?)"
+    r"^(https://[\x21-\x22\x24-\x2e\x30-\x3e\x41-\x7e]+"
+    r"|http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?)"
     r"(/[\x21-\x22\x24-\x3e\x40-\x7e]*)?$"
 )
 Url = Annotated[
