@@ -41,10 +41,14 @@ def is_loopback(host: str) -> bool:
 def check_issuer(issuer: str, *, field: str = "spec.issuer") -> str:
     """An issuer as OpenID Connect allows it: an https URL without query or fragment (http
     only on loopback, for a provider on the same machine)."""
-    parts = urlsplit(issuer)
-    if parts.query or parts.fragment or not parts.hostname:
+    try:
+        parts = urlsplit(issuer)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        host = None
+    if host is None or parts.query or parts.fragment:
         raise InvalidArgument.field(field, "must be an https URL without query or fragment")
-    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(host)):
         raise InvalidArgument.field(field, "must be an https URL (http only on loopback)")
     return issuer
 
