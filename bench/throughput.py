@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,46 +166,106 @@ def run(
             )
             progress(f"{target.kind} round {number + 1}: {figures}")
             measured.append(figures)
-    summary = {
-        key: {
-            "median": round(statistics.median(r[key] for r in measured), 3),
-            "min": min(r[key] for r in measured),
-            "max": max(r[key] for r in measured),
-        }
-        for key in measured[0]
-    }
-    result = {
-        "database": target.kind,
-        "load_generator": wrk_path() or "python asyncio client (bench.throughput)",
-        "seconds_per_measurement": seconds,
-        "connections": connections,
-        "rounds": measured,
-        "summary": summary,
-        "targets": [
-            _target(
+    return report(
+        name="throughput",
+        kind=target.kind,
+        rounds=measured,
+        seconds=seconds,
+        connections=connections,
+        load_before=load_before,
+        results_dir=results_dir,
+        targets=lambda summary: [
+            target_result(
                 "GET /v1/account ≥ 0.5× the cheapest route, one worker",
                 summary["account_ratio_1w"]["median"],
                 ACCOUNT_RATIO_TARGET,
             ),
-            _target(
+            target_result(
                 "GET /v1/account on two workers ≥ 1.5× one worker",
                 summary["two_workers_account"]["median"],
                 TWO_WORKERS_TARGET,
             ),
         ],
-        "environment": {
-            "cpus": os.cpu_count(),
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        },
+    )
+
+
+def report(
+    *,
+    name: str,
+    kind: str,
+    rounds: list[dict[str, Any]],
+    seconds: float,
+    connections: int,
+    load_before: tuple[float, float, float],
+    results_dir: Path,
+    targets: Callable[[dict[str, dict[str, float]]], list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """A load benchmark's result, written to results_dir/<name>-<database>.json."""
+    summary = summarize(rounds)
+    result = {
+        "database": kind,
+        "load_generator": wrk_path() or "python asyncio client (bench.throughput)",
+        "seconds_per_measurement": seconds,
+        "connections": connections,
+        "rounds": rounds,
+        "summary": summary,
+        "targets": targets(summary),
+        "environment": environment(load_before),
     }
     results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"throughput-{target.kind}.json"
+    path = results_dir / f"{name}-{kind}.json"
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return result
 
 
-def _target(title: str, measured: float, wanted: float) -> dict[str, Any]:
+def summarize(rounds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each measure's median over the rounds, and its spread."""
+    return {
+        key: {
+            "median": round(statistics.median(r[key] for r in rounds), 3),
+            "min": min(r[key] for r in rounds),
+            "max": max(r[key] for r in rounds),
+        }
+        for key in rounds[0]
+    }
+
+
+def environment(load_before: tuple[float, float, float]) -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def heading(result: dict[str, Any]) -> list[str]:
+    """The first lines of a load benchmark's Markdown report."""
+    return [
+        f"### {result['database']}: {len(result['rounds'])} rounds of "
+        f"{result['seconds_per_measurement']} s, {result['connections']} connections, "
+        f"{Path(result['load_generator']).name}",
+        "",
+        "| measure | median | min | max |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+
+
+def footer(result: dict[str, Any]) -> list[str]:
+    """The targets and the machine, under a load benchmark's table."""
+    lines = [""]
+    lines += [
+        f"- {t['title']}: {t['median']} ({'met' if t['met'] else 'missed'})"
+        for t in result["targets"]
+    ]
+    machine = result["environment"]
+    lines.append(
+        f"- {machine['cpus']} CPUs; load average {machine['load_average_before'][0]} "
+        f"before, {machine['load_average_after'][0]} after"
+    )
+    return lines
+
+
+def target_result(title: str, measured: float, wanted: float) -> dict[str, Any]:
     return {"title": title, "median": measured, "target": wanted, "met": measured >= wanted}
 
 
@@ -220,33 +281,25 @@ def markdown(result: dict[str, Any]) -> str:
         ("2 workers ÷ 1, GET /v1/account", "two_workers_account"),
         ("2 workers ÷ 1, cheapest route", "two_workers_cheapest"),
     ]
-    lines = [
-        f"### {result['database']}: {len(result['rounds'])} rounds of "
-        f"{result['seconds_per_measurement']} s, {result['connections']} connections, "
-        f"{Path(result['load_generator']).name}",
-        "",
-        "| measure | median | min | max |",
-        "| --- | ---: | ---: | ---: |",
-    ]
+    lines = heading(result)
     lines += [
         f"| {title} | {summary[key]['median']} | {summary[key]['min']} | {summary[key]['max']} |"
         for title, key in rows
     ]
-    lines.append("")
-    lines += [
-        f"- {t['title']}: {t['median']} ({'met' if t['met'] else 'missed'})"
-        for t in result["targets"]
-    ]
-    environment = result["environment"]
-    lines.append(
-        f"- {environment['cpus']} CPUs; load average {environment['load_average_before'][0]} "
-        f"before, {environment['load_average_after'][0]} after"
-    )
-    return "\n".join(lines)
+    return "\n".join(lines + footer(result))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__)
+def main_of(
+    argv: list[str] | None,
+    *,
+    module: str,
+    doc: str,
+    name: str,
+    run: Callable[..., dict[str, Any]],
+    markdown: Callable[[dict[str, Any]], str],
+) -> int:
+    """The command line of a load benchmark: its databases, rounds, seconds, connections."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc)
     add_common_arguments(parser)
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
     parser.add_argument("--rounds", type=int, default=5)
@@ -254,14 +307,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=HERE / "data")
     parser.add_argument(
         "--postgres-database",
-        default="cadenya_bench_throughput",
+        default=f"cadenya_bench_{name.replace('-', '_')}",
         help="the benchmark's database, dropped and created again",
     )
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.connections < 1 or args.seconds <= 0:
         parser.error("--rounds, --connections and --seconds must be positive")
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    sqlite = Target("sqlite", f"sqlite:///{args.data_dir / 'throughput-sqlite.db'}", Path())
+    sqlite = Target("sqlite", f"sqlite:///{args.data_dir / f'{name}-sqlite.db'}", Path())
     postgresql = Target.postgresql(args.data_dir, args.postgres_url, args.postgres_database)
 
     def one(target: Target) -> str:
@@ -275,6 +328,12 @@ def main(argv: list[str] | None = None) -> int:
         return markdown(result)
 
     return each_target(args.database, sqlite, postgresql, one)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return main_of(
+        argv, module="bench.throughput", doc=__doc__, name="throughput", run=run, markdown=markdown
+    )
 
 
 if __name__ == "__main__":

@@ -62,8 +62,25 @@ def test_the_document_describes_the_calls(openapi: dict[str, Any]) -> None:
     for path, method in OPERATIONS:
         operation = openapi["paths"][path][method]
         assert operation["operationId"] and operation["summary"]
-        assert operation["security"] == [{"bearer": []}]
+        assert operation["security"] == [{"bearer": []}, {"session": []}]
     assert openapi["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert openapi["components"]["securitySchemes"]["session"]["in"] == "cookie"
+
+
+def test_the_document_describes_sign_in(openapi: dict[str, Any]) -> None:
+    paths = openapi["paths"]
+    for path, method in (
+        ("/v1/account/sso_connections", "post"),
+        ("/v1/account/sso_connections/{id}", "patch"),
+        ("/auth/sso/start", "get"),
+        ("/auth/sso/callback", "get"),
+        ("/auth/session", "get"),
+        ("/auth/logout", "post"),
+    ):
+        assert paths[path][method]["operationId"], (path, method)
+    assert paths["/auth/session"]["get"]["security"] == [{"session": []}]
+    assert "security" not in paths["/auth/sso/start"]["get"]
+    assert {"sso_connection.created", "profile.created"} <= set(openapi["webhooks"])
 
 
 def test_responses_have_camel_case_fields_all_required(openapi: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from cadenya_server.app import create_app
 from cadenya_server.kit.ids import new_id
+from cadenya_server.models import SsoConnection
 from conftest import (
     NO_RATE_LIMITS,
     Server,
@@ -41,8 +42,8 @@ from conftest import (
 ID_PATTERN = re.compile(r"^\^\(?([a-z]+)_\[0-9A-HJKMNP-TV-Z\]\{26\}\)?\??\$$")
 BODY_METHODS = {"POST", "PATCH", "PUT"}
 # Names of this API's ids: `id`, `workspaceId`, `profileId`, … (an externalId is the
-# caller's own).
-ID_NAME = re.compile(r"^(id|(?!external).*Id)$")
+# caller's own, an SSO connection's clientId the identity provider's).
+ID_NAME = re.compile(r"^(id|(?!external|client).*Id)$")
 
 
 def bad_ids(prefix: str) -> list[str]:
@@ -141,7 +142,20 @@ def real_ids(server: Server, tenant: Tenant, http: httpx.Client) -> dict[str, st
     ).json()
     message = http.post("/v1/account/webhook_messages", json={"type": "edge.x", "data": {}})
     deliveries = http.get(f"/v1/account/webhook_endpoints/{hook['metadata']['id']}/deliveries")
+    with server.runtime.db.transaction() as session:
+        # Added directly: creating one through the API reads a live discovery document.
+        connection = SsoConnection(
+            id=new_id("ssoconn"),
+            account_id=tenant.id,
+            issuer="https://idp.edge.example",
+            client_id="edge",
+            authorization_endpoint="https://idp.edge.example/authorize",
+            token_endpoint="https://idp.edge.example/token",
+            jwks_uri="https://idp.edge.example/jwks",
+        )
+        session.add(connection)
     return {
+        "ssoconn": connection.id,
         "whep": hook["metadata"]["id"],
         "msg": message.json()["id"],
         "whdel": deliveries.json()["items"][0]["metadata"]["id"],

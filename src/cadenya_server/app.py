@@ -27,6 +27,7 @@ from cadenya_server.kit import metrics
 from cadenya_server.kit import migrate as migrations
 from cadenya_server.kit.errors import Unavailable
 from cadenya_server.kit.http import (
+    SESSION_COOKIE,
     BodyLimit,
     Observability,
     error_response,
@@ -38,6 +39,8 @@ from cadenya_server.members.endpoints import router as members_router
 from cadenya_server.profiles.endpoints import router as profiles_router
 from cadenya_server.scim import schemas as scim_schemas
 from cadenya_server.scim.endpoints import router as scim_router
+from cadenya_server.sso.endpoints import browser_router as sign_in_router
+from cadenya_server.sso.endpoints import router as sso_router
 from cadenya_server.trusted_endpoints.endpoints import router as trusted_endpoints_router
 from cadenya_server.webhooks import events
 from cadenya_server.webhooks import metrics as webhook_metrics
@@ -109,6 +112,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         trusted_endpoints_router,
         webhooks_router,
         scim_router,
+        sso_router,
+        sign_in_router,
     ):
         app.include_router(router)
     _install_operations(app)
@@ -244,8 +249,18 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         "bearer": {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API key issued by this server (cdy_…) or a JWT it signed.",
-        }
+            "description": "An API key issued by this server (cdy_…), a JWT it signed, or an "
+            "access token of the account's identity provider (an SSO connection with "
+            "acceptBearerTokens) for a person who signed in through it.",
+        },
+        "session": {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": SESSION_COOKIE,
+            "description": "A browser's session, started by GET /auth/sso/callback. A change "
+            "made with it must come from this server's Origin and send the session's "
+            "csrfToken (GET /auth/session) in the X-CSRF-Token header.",
+        },
     }
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
@@ -258,7 +273,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 },
             }
             if path.startswith("/v1/"):
-                operation["security"] = [{"bearer": []}]
+                operation["security"] = [{"bearer": []}, {"session": []}]
+            elif path in ("/auth/session", "/auth/logout"):
+                operation["security"] = [{"session": []}]
     for name in ("HTTPValidationError", "ValidationError"):
         schema["components"]["schemas"].pop(name, None)
     schema["webhooks"] = _webhooks(schema["components"]["schemas"])

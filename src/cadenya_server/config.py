@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     max_webhook_endpoints_per_account: int = Field(100, gt=0)
     # A page of a listing stops before the item that would take it past this many bytes.
     max_page_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    # The server's address as browsers reach it (https://cadenya.example.com): the SSO
+    # callback URL and the Origin that cookie-authenticated changes must come from.
+    # "" takes them from each request.
+    public_url: str = ""
+    # How long a browser session lasts after sign-in.
+    session_ttl_seconds: int = Field(8 * 3600, ge=60, le=30 * 24 * 3600)
     # Webhooks (read as one WebhookSettings: `settings.webhooks`).
     webhook_concurrency: int = Field(64, gt=0)
     webhook_retry_schedule: str = DEFAULT_RETRY_SCHEDULE
@@ -112,6 +118,14 @@ class Settings(BaseSettings):
             raise ValueError("must be comma-separated seconds, e.g. 5,300,1800") from None
         if any(delay < 0 for delay in delays):
             raise ValueError("must not hold negative delays")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not (value.startswith(("https://", "http://")) and "?" not in value):
+            raise ValueError("must be the server's base URL, e.g. https://cadenya.example.com")
         return value
 
     @field_validator("webhook_allowed_networks")

@@ -447,3 +447,97 @@ class WebhookAttempt(Base):
     http_status_code: Mapped[int] = mapped_column(Integer, default=0)
     error_message: Mapped[str] = mapped_column(Text, default="")
     latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SsoConnection(Base):
+    """An account's OpenID Provider: where its people sign in, and whose tokens it accepts."""
+
+    __tablename__ = "sso_connections"
+    __table_args__ = (Index(None, "account_id", "id"), Index(None, "issuer"))
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    account_id: Mapped[str] = mapped_column(IdType, ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    external_id: Mapped[str] = mapped_column(String(200), default="")
+    labels: Mapped[dict[str, str]] = mapped_column(LabelsType, default=dict)
+    creator_profile_id: Mapped[str] = mapped_column(IdType, default="")
+    issuer: Mapped[str] = mapped_column(String(2000))
+    client_id: Mapped[str] = mapped_column(String(500))
+    # Opened only to redeem a code at the token endpoint; never shown again.
+    client_secret_ciphertext: Mapped[str] = mapped_column(Text, default="")
+    client_secret_hint: Mapped[str] = mapped_column(String(8), default="")
+    # From the issuer's discovery document, read when the issuer is set.
+    authorization_endpoint: Mapped[str] = mapped_column(String(2000))
+    token_endpoint: Mapped[str] = mapped_column(String(2000))
+    jwks_uri: Mapped[str] = mapped_column(String(2000))
+    allowed_email_domains: Mapped[list[str]] = mapped_column(JSON, default=list)
+    role_claim: Mapped[str] = mapped_column(String(200), default="")
+    admin_values: Mapped[list[str]] = mapped_column(JSON, default=list)
+    create_profiles: Mapped[bool] = mapped_column(Boolean, default=False)
+    accept_bearer_tokens: Mapped[bool] = mapped_column(Boolean, default=False)
+    audience: Mapped[str] = mapped_column(String(500), default="")
+    # "issuer audience" while accept_bearer_tokens, else NULL: one connection on the whole
+    # server accepts a given issuer's tokens for a given audience, so a token names its
+    # account without doubt.
+    bearer_key: Mapped[str | None] = mapped_column(KeyText, nullable=True, unique=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=now, onupdate=now)
+
+
+class SsoDomain(Base):
+    """An email domain and the one connection whose sign-in it starts (server-wide)."""
+
+    __tablename__ = "sso_domains"
+    __table_args__ = (Index(None, "connection_id"),)
+
+    domain: Mapped[str] = mapped_column(KeyText, primary_key=True)
+    connection_id: Mapped[str] = mapped_column(
+        IdType, ForeignKey("sso_connections.id", ondelete="CASCADE")
+    )
+    account_id: Mapped[str] = mapped_column(IdType)
+
+
+class SsoIdentity(Base):
+    """A person at an IdP (its `sub`) linked to a profile at their first sign-in."""
+
+    __tablename__ = "sso_identities"
+    __table_args__ = (Index(None, "profile_id"),)
+
+    connection_id: Mapped[str] = mapped_column(
+        IdType, ForeignKey("sso_connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    subject: Mapped[str] = mapped_column(KeyText, primary_key=True)
+    account_id: Mapped[str] = mapped_column(IdType)
+    profile_id: Mapped[str] = mapped_column(IdType, ForeignKey("profiles.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
+
+
+class SsoLogin(Base):
+    """A sign-in under way: its state (by hash), nonce and PKCE verifier; used once."""
+
+    __tablename__ = "sso_logins"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    connection_id: Mapped[str] = mapped_column(
+        IdType, ForeignKey("sso_connections.id", ondelete="CASCADE")
+    )
+    nonce: Mapped[str] = mapped_column(String(100))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    redirect_uri: Mapped[str] = mapped_column(String(2000))
+    return_to: Mapped[str] = mapped_column(String(2000), default="")
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class BrowserSession(Base):
+    """A signed-in browser: the cookie holds the token, this row only its keyed hash."""
+
+    __tablename__ = "browser_sessions"
+    __table_args__ = (Index(None, "profile_id"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(IdType, ForeignKey("accounts.id", ondelete="CASCADE"))
+    # Deleting the profile deletes its sessions; each request checks the profile too.
+    profile_id: Mapped[str] = mapped_column(IdType, ForeignKey("profiles.id", ondelete="CASCADE"))
+    connection_id: Mapped[str] = mapped_column(IdType, default="")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)

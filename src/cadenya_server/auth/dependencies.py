@@ -7,6 +7,7 @@ application and find any route that declares none.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Annotated, TypeVar
@@ -16,11 +17,19 @@ from sqlalchemy.orm import Session
 
 from cadenya_server.auth import scopes
 from cadenya_server.auth.caller import Caller
-from cadenya_server.auth.service import authenticate, bearer_token
-from cadenya_server.kit.errors import PermissionDenied
+from cadenya_server.auth.service import (
+    authenticate,
+    bearer_token,
+    csrf_token,
+    session_caller,
+)
+from cadenya_server.kit.errors import PermissionDenied, Unauthenticated
+from cadenya_server.kit.http import SESSION_COOKIE
 from cadenya_server.kit.runtime import AppRuntime, DbSession, Runtime
 
 AUTH_RULE_ATTRIBUTE = "__auth_rule__"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 T = TypeVar("T")
 
 
@@ -32,10 +41,15 @@ class Credentials:
     request_id: str
     # The permission the route needs (None: any caller).
     scope: str | None
+    # A browser's session cookie, when it sent no Authorization header.
+    session_token: str = ""
 
     def caller(self, *, session: Session, runtime: Runtime) -> Caller:
         """The caller, or Unauthenticated; PermissionDenied unless it holds the scope."""
-        caller = authenticate(session=session, runtime=runtime, token=self.token)
+        if self.session_token:
+            caller = session_caller(session=session, runtime=runtime, token=self.session_token)
+        else:
+            caller = authenticate(session=session, runtime=runtime, token=self.token)
         if self.scope is not None and not caller.can(self.scope):
             raise PermissionDenied(f"this call needs the {self.scope!r} permission")
         return replace(caller, request_id=self.request_id)
@@ -52,15 +66,44 @@ def credentials(scope: str | None) -> Callable[..., Credentials]:
         request: Request,
         authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> Credentials:
+        request_id = getattr(request.state, "request_id", "")
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if authorization is None and cookie:
+            refuse_cross_site(request, cookie)
+            return Credentials(token="", request_id=request_id, scope=scope, session_token=cookie)
         # A missing or malformed header is refused here, before the route's parameters
         # are checked, as the routes that resolve their caller in a dependency refuse it.
-        return Credentials(
-            token=bearer_token(authorization),
-            request_id=getattr(request.state, "request_id", ""),
-            scope=scope,
-        )
+        return Credentials(token=bearer_token(authorization), request_id=request_id, scope=scope)
 
     return _marked(dependency, scope)
+
+
+def origin_of(request: Request) -> str:
+    """This server's origin as the browser sees it: the configured public URL's, else the
+    request's own."""
+    runtime: Runtime = request.app.state.runtime
+    if runtime.settings.public_url:
+        scheme, _, rest = runtime.settings.public_url.partition("://")
+        return f"{scheme}://{rest.split('/', 1)[0]}"
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def refuse_cross_site(request: Request, session_token: str) -> None:
+    """A change made with the session cookie must come from this server's own pages: the
+    browser's Origin header names this server, and the request echoes the session's CSRF
+    token in a header (which another site can neither read nor set)."""
+    if request.method in SAFE_METHODS:
+        return
+    runtime: Runtime = request.app.state.runtime
+    if request.headers.get("origin") != origin_of(request):
+        raise PermissionDenied("cross-site request refused: the Origin is not this server")
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not secrets.compare_digest(
+        sent.encode(), csrf_token(runtime.keyring, session_token).encode()
+    ):
+        raise PermissionDenied(
+            f"cross-site request refused: send the {CSRF_HEADER} header GET /auth/session gives"
+        )
 
 
 def rule(scope: str | None) -> Callable[..., Caller]:
@@ -78,11 +121,36 @@ def rule(scope: str | None) -> Callable[..., Caller]:
     return _marked(dependency, scope)
 
 
+def rule_outside_transaction(scope: str | None) -> Callable[..., Caller]:
+    """`rule()` for a route that calls out (to an identity provider) before it writes: the
+    caller is authenticated in a read transaction of its own, so the request holds none
+    while it waits, and before the server fetches anything on the caller's behalf."""
+    presented_by_request = Depends(credentials(scope))
+
+    async def dependency(
+        runtime: AppRuntime, presented: Credentials = presented_by_request
+    ) -> Caller:
+        return await runtime.db.run(
+            lambda session: presented.caller(session=session, runtime=runtime), write=False
+        )
+
+    return _marked(dependency, scope)
+
+
 def _marked(dependency: Callable[..., T], scope: str | None) -> Callable[..., T]:
     """Marked, so a test can walk the application and find any route that declares no rule."""
     setattr(dependency, AUTH_RULE_ATTRIBUTE, scope or "authenticated")
     dependency.__name__ = f"requires_{(scope or 'authentication').replace(':', '_')}"
     return dependency
+
+
+async def _session_cookie(request: Request) -> str:
+    """The session cookie of a browser's request, its changes checked for cross-site origin."""
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    if not cookie:
+        raise Unauthenticated("not signed in: no session cookie")
+    refuse_cross_site(request, cookie)
+    return cookie
 
 
 def public() -> None:
@@ -93,6 +161,11 @@ setattr(public, AUTH_RULE_ATTRIBUTE, "public")
 
 AnyCaller = Annotated[Caller, Depends(rule(None))]
 AdminCaller = Annotated[Caller, Depends(rule(scopes.ACCOUNT_MANAGE))]
+AdminCallerOutsideTransaction = Annotated[
+    Caller, Depends(rule_outside_transaction(scopes.ACCOUNT_MANAGE))
+]
 AnyCredentials = Annotated[Credentials, Depends(credentials(None))]
 AdminCredentials = Annotated[Credentials, Depends(credentials(scopes.ACCOUNT_MANAGE))]
 Public = Depends(public)
+# A signed-in browser's session token (from its cookie), for the /auth/session routes.
+SessionCookie = Annotated[str, Depends(_marked(_session_cookie, None))]

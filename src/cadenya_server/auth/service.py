@@ -1,8 +1,14 @@
-"""From a bearer token to a Caller, or Unauthenticated."""
+"""From a bearer token or a session cookie to a Caller, or Unauthenticated.
+
+Whatever the credential (the server's JWT, a browser session, an IdP's access token), the
+person behind it is looked up afresh on every request by `signed_in_profile`, the one
+place that decides whether a profile may act: no role is cached across requests.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import secrets
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -11,17 +17,20 @@ from sqlalchemy import Row
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from cadenya_server.auth import api_key_tokens, repository
+from cadenya_server.auth import api_key_tokens, idp_tokens, repository
 from cadenya_server.auth.caller import Caller
 from cadenya_server.kit.clock import as_utc, now
+from cadenya_server.kit.crypto import Keyring, b64url
 from cadenya_server.kit.db import Database, after_transaction
 from cadenya_server.kit.errors import Unauthenticated
 from cadenya_server.kit.jwt_tokens import InvalidToken
 from cadenya_server.kit.runtime import Runtime
+from cadenya_server.models import BrowserSession, Profile
 
 log = structlog.get_logger(__name__)
 
 PROFILE_TYPES_WITH_JWT = ("user", "system")
+SESSION_TOKEN_PREFIX = "cdys_"
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -34,11 +43,45 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
+def signed_in_profile(
+    session: Session, *, profile_id: str, account_id: str, read: Row[Any] | None = None
+) -> Row[Any]:
+    """The person a credential speaks for, if they may act now (their id, account, type,
+    role and deactivation: repository.PERSON_COLUMNS); else Unauthenticated.
+
+    Every way a request becomes a person (the server's JWT, a session cookie, an IdP's
+    token) and every sign-in goes through here, on every request: a profile deleted,
+    moved to another account, deactivated, or not a person (an API key's) stops at once.
+    `read`: the person's PERSON_COLUMNS when the credential's own query joined them (an
+    IdP token's does, saving a round trip); the rule is the same. A plain row, not the
+    ORM's object: this runs on every request (bench/README.md).
+    """
+    profile = read if read is not None else repository.profile_by_id(session, profile_id)
+    if (
+        profile is None
+        or profile.id != profile_id
+        or profile.account_id != account_id
+        or profile.type not in PROFILE_TYPES_WITH_JWT
+        # Deprovisioned (SCIM's `active: false`): refused on the very next request.
+        or profile.deactivated_at is not None
+    ):
+        raise Unauthenticated("invalid token")
+    return profile
+
+
 def authenticate(*, session: Session, runtime: Runtime, token: str) -> Caller:
     """The caller this token speaks for."""
     if token.startswith(api_key_tokens.PREFIX):
         return _api_key_caller(session=session, runtime=runtime, token=token)
-    return _jwt_caller(session=session, runtime=runtime, token=token)
+    try:
+        claims = idp_tokens.unverified_claims(token)
+    except idp_tokens.InvalidIdpToken as exc:
+        log.info("jwt rejected", reason=str(exc))
+        raise Unauthenticated("invalid token") from exc
+    # Only to choose whose keys verify it: the server's own, or an IdP's.
+    if claims.get("iss") == runtime.jwt.issuer:
+        return _jwt_caller(session=session, runtime=runtime, token=token)
+    return _idp_caller(session=session, runtime=runtime, token=token, claims=claims)
 
 
 def _api_key_caller(*, session: Session, runtime: Runtime, token: str) -> Caller:
@@ -86,20 +129,102 @@ def _jwt_caller(*, session: Session, runtime: Runtime, token: str) -> Caller:
     return Caller.for_user(account_id=profile.account_id, profile_id=profile.id, role=profile.role)
 
 
-def signed_in_profile(session: Session, *, profile_id: str, account_id: str) -> Row[Any]:
-    """The person a credential speaks for (the server's JWT, a session, an IdP token): their
-    profile's id, account, type, role and deactivation, as a plain row.
+def _idp_caller(
+    *, session: Session, runtime: Runtime, token: str, claims: dict[str, Any]
+) -> Caller:
+    """An access token of an account's IdP, for a person who signed in through it before;
+    `claims` are its claims, not yet verified."""
+    try:
+        issuer, subject = claims.get("iss"), claims.get("sub")
+        if not isinstance(issuer, str) or not isinstance(subject, str):
+            raise idp_tokens.InvalidIdpToken("iss and sub must be strings")
+        keys = [f"{issuer} {audience}" for audience in idp_tokens.audiences(claims)]
+        found = repository.bearer_connection(session, bearer_keys=keys, subject=subject)
+        if found is None:
+            raise idp_tokens.InvalidIdpToken("no connection accepts this issuer and audience")
+        # The same token: its verified sub is the one looked up above.
+        idp_tokens.verify(
+            token,
+            issuer=found.issuer,
+            audience=found.audience,
+            jwks_uri=found.jwks_uri,
+            leeway_seconds=runtime.settings.jwt_leeway_seconds,
+            remember=True,
+        )
+    except idp_tokens.InvalidIdpToken as exc:
+        log.info("idp token rejected", reason=str(exc))
+        raise Unauthenticated("invalid token") from exc
+    if found.linked_profile_id is None:
+        raise Unauthenticated("this person has not signed in to this server yet")
+    profile = signed_in_profile(
+        session,
+        profile_id=found.linked_profile_id,
+        account_id=found.connection_account_id,
+        read=found,
+    )
+    return Caller.for_user(account_id=profile.account_id, profile_id=profile.id, role=profile.role)
 
-    The one place that decides whether a person may act: every way a request becomes a
-    person goes through it. A credential outlives nothing: a deleted profile, one of another
-    account, one that is not a person, or a deactivated one is Unauthenticated.
-    """
-    profile = repository.profile_by_id(session, profile_id)
-    if (
-        profile is None
-        or profile.account_id != account_id
-        or profile.type not in PROFILE_TYPES_WITH_JWT
-        or profile.deactivated_at is not None
-    ):
-        raise Unauthenticated("invalid token")
-    return profile
+
+# --- Browser sessions ------------------------------------------------------------------
+
+
+def start_session(
+    session: Session,
+    *,
+    keyring: Keyring,
+    profile: Profile,
+    connection_id: str,
+    ttl_seconds: int,
+) -> str:
+    """A new session for a person who just signed in; its token, for the cookie only."""
+    token = SESSION_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    started = now()
+    repository.add_browser_session(
+        session,
+        BrowserSession(
+            token_hash=keyring.token_hash(token),
+            account_id=profile.account_id,
+            profile_id=profile.id,
+            connection_id=connection_id,
+            created_at=started,
+            expires_at=started + timedelta(seconds=ttl_seconds),
+        ),
+    )
+    return token
+
+
+def end_session(session: Session, *, keyring: Keyring, token: str) -> None:
+    repository.remove_browser_session(session, keyring.token_hash(token))
+
+
+def _session(session: Session, keyring: Keyring, token: str) -> tuple[Row[Any], datetime]:
+    found = (
+        repository.browser_session(session, keyring.token_hash(token))
+        if token.startswith(SESSION_TOKEN_PREFIX)
+        else None
+    )
+    if found is None or as_utc(found.expires_at) <= now():
+        raise Unauthenticated("no session: sign in again")
+    profile = signed_in_profile(session, profile_id=found.profile_id, account_id=found.account_id)
+    return profile, as_utc(found.expires_at)
+
+
+def session_profile(*, session: Session, keyring: Keyring, token: str) -> tuple[Profile, datetime]:
+    """The person a session cookie speaks for, whole, and when the session ends."""
+    signed_in, expires_at = _session(session, keyring, token)
+    profile = repository.profile(session, signed_in.id)
+    if profile is None:
+        raise Unauthenticated("no session: sign in again")
+    return profile, expires_at
+
+
+def session_caller(*, session: Session, runtime: Runtime, token: str) -> Caller:
+    """The caller a session cookie speaks for."""
+    profile, _ = _session(session, runtime.keyring, token)
+    return Caller.for_user(account_id=profile.account_id, profile_id=profile.id, role=profile.role)
+
+
+def csrf_token(keyring: Keyring, session_token: str) -> str:
+    """The token a cookie-authenticated change must echo in a header: bound to the session,
+    and unreadable to another site (it is given only in GET /auth/session's body)."""
+    return b64url(keyring.sign(b"csrf\x00" + session_token.encode()))

@@ -34,6 +34,10 @@ from cadenya_server.kit.errors import (
 )
 from cadenya_server.kit.metrics import LATENCY, REQUESTS
 
+# The browser session's cookie (set at sign-in, read by auth; the rate limits count
+# its requests as a bearer token's).
+SESSION_COOKIE = "cadenya_session"
+
 log = structlog.get_logger("cadenya_server.http")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")

@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cadenya_server.config import Settings
 from cadenya_server.kit.errors import ResourceExhausted
-from cadenya_server.kit.http import error_response
+from cadenya_server.kit.http import SESSION_COOKIE, error_response
 
 log = structlog.get_logger(__name__)
 Limiter = SlidingWindowCounterRateLimiter
@@ -179,12 +179,20 @@ def client_of(scope: Scope) -> str:
     return str(address)
 
 
-def _bearer_token(scope: Scope) -> str:
-    """The token of the request's `Authorization: Bearer` header, or ""."""
+def _credential(scope: Scope) -> str:
+    """The token of the request's `Authorization: Bearer` header, else its session
+    cookie's (a browser's requests have a budget too), or ""."""
+    cookies = ""
     for name, value in scope["headers"]:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").strip().partition(" ")
             return token.strip() if scheme.lower() == "bearer" else ""
+        if name == b"cookie":
+            cookies = value.decode("latin-1")
+    for cookie in cookies.split(";"):
+        name, _, token = cookie.strip().partition("=")
+        if name == SESSION_COOKIE:
+            return token
     return ""
 
 
@@ -206,7 +214,7 @@ class RateLimit:
             return
         address = client_of(scope)
         refusal = await self.limits.refuse_client(address)
-        token = _bearer_token(scope)
+        token = _credential(scope)
         if refusal is None and token:
             refusal = await self.limits.refuse_credential(token)
         if refusal is not None:

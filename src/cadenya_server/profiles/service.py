@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
+import structlog
 from sqlalchemy.orm import Session
 
 from cadenya_server.audit import service as audit
@@ -39,6 +41,8 @@ from cadenya_server.profiles.schemas import (
 from cadenya_server.profiles.search import index, planner
 from cadenya_server.workspaces import service as workspaces
 from cadenya_server.workspaces.schemas import Workspace
+
+log = structlog.get_logger(__name__)
 
 
 def search(
@@ -457,6 +461,61 @@ def add_row(
         labels=labels,
         external_id=external_id,
         creator_profile_id=creator_profile_id,
+    )
+
+
+def find_user_by_email(*, session: Session, account_id: str, email: str) -> ProfileRow | None:
+    """The account's profile with this email (compared case-insensitively), or None."""
+    return repository.by_email(session, account_id=account_id, email=email)
+
+
+def add_at_sign_in(
+    *, session: Session, caller: Caller, email: str, name: str, role: str, max_profiles: int
+) -> ProfileRow:
+    """A user profile for a person signing in for the first time, audited and announced as
+    an administrator's POST /v1/account/profiles is; `caller` names the account and the
+    request (its profile is empty: no one is signed in yet)."""
+    _require_room(session, caller, max_profiles)
+    row = repository.add_user(
+        session,
+        account_id=caller.account_id,
+        name=name,
+        email=email,
+        role=role,
+        creator_profile_id="",
+    )
+    if row is None:
+        raise _taken(email)
+    audit.record(
+        session,
+        caller=replace(caller, profile_id=row.id),
+        action="profile.create",
+        resource_id=row.id,
+        details={"role": row.role, "signIn": True},
+        resource=UserProfile.of(row),
+    )
+    return row
+
+
+def set_role_at_sign_in(*, session: Session, caller: Caller, row: ProfileRow, role: str) -> None:
+    """The role the identity provider's claims give, applied at sign-in and audited and
+    announced as an administrator's change is; the account's last administrator stays one."""
+    if row.role == role:
+        return
+    if role != ROLE_ADMIN:
+        try:
+            _keep_an_administrator(session, row)
+        except FailedPrecondition:
+            log.warning("kept the last administrator's role at sign-in", profile_id=row.id)
+            return
+    row.role = role
+    audit.record(
+        session,
+        caller=caller,
+        action="profile.update",
+        resource_id=row.id,
+        details={"fields": ["spec.role"], "role": role, "signIn": True},
+        resource=UserProfile.of(row),
     )
 
 

@@ -11,6 +11,7 @@ from cadenya_server.api_keys.schemas import ApiKey
 from cadenya_server.kit.schemas import WireModel
 from cadenya_server.members.schemas import WorkspaceMemberEvent
 from cadenya_server.profiles.schemas import UserProfile
+from cadenya_server.sso.schemas import SsoConnection
 from cadenya_server.trusted_endpoints.schemas import TrustedEndpoint
 from cadenya_server.webhooks.schemas import WebhookEndpoint
 from cadenya_server.workspaces.schemas import Workspace
@@ -35,6 +36,7 @@ _DATA_BY_RESOURCE: dict[str, type[BaseModel]] = {
     "api_key": ApiKey,
     "trusted_endpoint": TrustedEndpoint,
     "webhook_endpoint": WebhookEndpoint,
+    "sso_connection": SsoConnection,
     # With its secrets blank: an event never carries one.
     "account": Account,
 }

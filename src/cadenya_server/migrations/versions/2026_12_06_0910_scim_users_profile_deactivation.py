@@ -1,7 +1,7 @@
 """profiles.deactivated_at; profiles by external id; scim_users (what SCIM keeps of a person)
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-06 09:00:00.000000
 
 SCIM (issue 18) deactivates a profile (`active: false`): a nullable timestamp, NULL for
@@ -14,8 +14,8 @@ profile's email.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
