@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -161,12 +162,15 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with its connection pool on the guarded backend."""
 
-    def __init__(self, guard: AddressGuard, *, limits: httpx.Limits) -> None:
-        super().__init__(limits=limits, trust_env=False)
+    def __init__(
+        self, guard: AddressGuard, *, limits: httpx.Limits, ssl_context: ssl.SSLContext
+    ) -> None:
+        # Building an SSL context loads the CA bundle: the caller's one is shared.
+        super().__init__(verify=ssl_context, limits=limits, trust_env=False)
         # httpx does not take a network backend; its pool (httpx pinned) is rebuilt with
         # the same settings and ours.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -160,9 +160,10 @@ class Sender:
         pools = math.ceil(settings.concurrency / POOL_SIZE)
         size = math.ceil(settings.concurrency / pools)
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        ssl_context = httpx.create_ssl_context(trust_env=False)
         self.clients = [
             httpx.AsyncClient(
-                transport=GuardedTransport(guard, limits=limits),
+                transport=GuardedTransport(guard, limits=limits, ssl_context=ssl_context),
                 timeout=httpx.Timeout(settings.timeout_seconds),
                 follow_redirects=False,
                 headers={"user-agent": USER_AGENT},
