@@ -42,6 +42,24 @@ def _documented(pattern: str) -> Any:
     return Field(json_schema_extra={"pattern": pattern})
 
 
+# A URL's host and optional port, as the API accepts them: an ASCII DNS name (IDN hosts
+# in their A-label form), an IPv4 address or a bracketed IPv6 one. Stated in the
+# document, so that a generator of valid requests makes only hosts the server can read.
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_PORT = (
+    r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+)
+_HEX = r"[0-9A-Fa-f]{1,4}"
+_IPV6 = (
+    rf"({_HEX}:){{7}}{_HEX}|::(ffff:{_OCTET}(\.{_OCTET}){{3}}|({_HEX}:){{0,5}}{_HEX})?"
+    rf"|({_HEX}:){{1,6}}:({_HEX})?"
+)
+HOST_AND_PORT_PATTERN = (
+    rf"(({_LABEL}\.)*[A-Za-z]([A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?"
+    rf"|{_OCTET}(\.{_OCTET}){{3}}|\[({_IPV6})\]){_PORT}"
+)
+
 SINGLE_LINE = rf"^[^{_CONTROL}]*$"
 MULTI_LINE = rf"^[^{_CONTROL_BUT_LINE_BREAKS}]*$"
 NOT_BLANK = rf"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 from cadenya_server.kit import update_mask
 from cadenya_server.kit.clock import rfc3339
 from cadenya_server.kit.schemas import (
+    HOST_AND_PORT_PATTERN,
     AccountResourceMetadata,
     CreateAccountResourceMetadata,
     Pagination,
@@ -114,7 +115,7 @@ class SsoConnectionList(WireModel):
 
 # https, or http to a provider on this machine (loopback); sso.oidc.check_issuer says why.
 ISSUER_PATTERN = (
-    r"^(https://[\x21-\x22\x24-\x2e\x30-\x3e\x41-\x7e]+"
+    rf"^(https://{HOST_AND_PORT_PATTERN}"
     r"|http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?)"
     r"(/[\x21-\x22\x24-\x3e\x40-\x7e]*)?$"
 )

@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints
 
 from cadenya_server.kit.clock import rfc3339
 from cadenya_server.kit.schemas import (
+    HOST_AND_PORT_PATTERN,
     ZERO_TIME,
     AccountResourceMetadata,
     CreateAccountResourceMetadata,
@@ -97,20 +98,7 @@ class WebhookEndpointList(WireModel):
 
 # An absolute http(s) URL whose host is an ASCII DNS name or an IPv4 address (IDN hosts
 # in their A-label form); the service checks the rest and that the host is trusted.
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
-_PORT = (
-    r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
-)
-_HEX = r"[0-9A-Fa-f]{1,4}"
-_IPV6 = (
-    rf"({_HEX}:){{7}}{_HEX}|::(ffff:{_OCTET}(\.{_OCTET}){{3}}|({_HEX}:){{0,5}}{_HEX})?"
-    rf"|({_HEX}:){{1,6}}:({_HEX})?"
-)
-URL_PATTERN = (
-    rf"^https?://(({_LABEL}\.)*[A-Za-z]([A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?"
-    rf"|{_OCTET}(\.{_OCTET}){{3}}|\[({_IPV6})\]){_PORT}([/?#][!-~]*)?$"
-)
+URL_PATTERN = rf"^https?://{HOST_AND_PORT_PATTERN}([/?#][!-~]*)?$"
 _MASK_PATH = (
     r"(metadata\.(name|externalId|labels)"
     r"|spec\.(url|description|eventTypes|ordered|rateLimitPerSecond))"
