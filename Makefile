@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 POSTGRES_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test lint test-sqlite test-postgres bench clean
+.PHONY: run test lint console console-check test-sqlite test-postgres bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,23 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# The console (console/, Preact + TypeScript, built by Vite) is committed built, inside the
+# package (src/cadenya_server/console/static/). `make console` rebuilds it after a change;
+# `make console-check` (run by `make test`) type-checks, rebuilds, and fails when the
+# committed build is not the build of the sources.
+CONSOLE_BUILD := src/cadenya_server/console/static
+
+console:
+	cd console && npm ci --no-audit --no-fund --loglevel=error && npx vite build --logLevel warn
+
+console-check: console
+	cd console && npx tsc --noEmit
+	@if [ -n "$$(git status --porcelain -- $(CONSOLE_BUILD))" ]; then \
+		git status --short -- $(CONSOLE_BUILD); \
+		echo "the committed console build is not the build of console/: run make console and commit" >&2; \
+		exit 1; \
+	fi
+
 test-sqlite: $(BIN)/.installed
 	@echo "== the suite on SQLite =="
 	CADENYA_TEST_DATABASE_URL= $(BIN)/pytest -q
@@ -42,7 +59,7 @@ test-postgres: $(BIN)/.installed
 
 # The two databases' runs go side by side: most of a run waits on server processes and
 # the network, not on the processor. Each run's output is printed whole when it ends.
-test: lint ## Lint, then every test on SQLite and PostgreSQL
+test: lint console-check ## Lint, check the console's build, then every test on SQLite and PostgreSQL
 	@$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 # 1M profiles on SQLite, then on PostgreSQL; e.g. BENCH_ARGS="--database sqlite --reuse".

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -22,11 +25,13 @@ from cadenya_server.audit.endpoints import router as audit_router
 from cadenya_server.auth.dependencies import Public
 from cadenya_server.auth.endpoints import router as auth_router
 from cadenya_server.config import get_settings
+from cadenya_server.console.endpoints import router as console_router
 from cadenya_server.kit import logging as kit_logging
 from cadenya_server.kit import metrics
 from cadenya_server.kit import migrate as migrations
 from cadenya_server.kit.errors import Unavailable
 from cadenya_server.kit.http import (
+    CONTENT_SECURITY_POLICY,
     SESSION_COOKIE,
     BodyLimit,
     Observability,
@@ -114,6 +119,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         scim_router,
         sso_router,
         sign_in_router,
+        console_router,
     ):
         app.include_router(router)
     _install_operations(app)
@@ -172,15 +178,26 @@ def _install_docs(app: FastAPI) -> None:
     def openapi_document() -> JSONResponse:
         return JSONResponse(app.openapi())
 
+    page = get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="Cadenya Account API",
+        swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+        swagger_css_url="/docs/assets/swagger-ui.css",
+        swagger_favicon_url="/docs/assets/favicon-32x32.png",
+    ).body
+    # The page configures Swagger UI in an inline script: its policy allows that one script
+    # by its hash, and inline styles, which Swagger UI sets as it renders.
+    inline = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'"
+        for script in re.findall(rb"<script>(.*?)</script>", page, re.DOTALL)
+    ]
+    policy = CONTENT_SECURITY_POLICY.replace(
+        "script-src 'self'", "script-src 'self' " + " ".join(inline)
+    ).replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+
     @app.get("/docs", dependencies=[Public], include_in_schema=False)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="Cadenya Account API",
-            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
-            swagger_css_url="/docs/assets/swagger-ui.css",
-            swagger_favicon_url="/docs/assets/favicon-32x32.png",
-        )
+        return HTMLResponse(page, headers={"Content-Security-Policy": policy})
 
 
 WEBHOOK_HEADERS = {

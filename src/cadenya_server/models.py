@@ -539,5 +539,8 @@ class BrowserSession(Base):
     # Deleting the profile deletes its sessions; each request checks the profile too.
     profile_id: Mapped[str] = mapped_column(IdType, ForeignKey("profiles.id", ondelete="CASCADE"))
     connection_id: Mapped[str] = mapped_column(IdType, default="")
+    # A session started with a pasted API key: its token's keyed hash (never the token).
+    # The session acts as that key and ends when the key is disabled, rotated or deleted.
+    api_key_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=now)
     expires_at: Mapped[datetime] = mapped_column(Timestamp)

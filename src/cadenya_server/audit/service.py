@@ -55,20 +55,27 @@ def record(
         )
 
 
-def list_events(*, session: Session, caller: Caller, page: PageRequest) -> AuditEventList:
-    """One page of the account's audit trail, newest first."""
-    scope = scope_of("audit.list", caller.account_id)
+def list_events(
+    *,
+    session: Session,
+    caller: Caller,
+    page: PageRequest,
+    action: str = "",
+    actor_profile_id: str = "",
+) -> AuditEventList:
+    """One page of the account's audit trail, newest first; `action`, `actor_profile_id`
+    ("" for any) narrow it."""
+    where = repository.AuditFilter(
+        account_id=caller.account_id, action=action, actor_profile_id=actor_profile_id
+    )
+    scope = scope_of("audit.list", caller.account_id, action, actor_profile_id)
     # Newest first: the page continues before the cursor's id.
     rows, next_cursor = id_page(
         page,
         scope=scope,
-        fetch=lambda before, n: repository.page(
-            session, account_id=caller.account_id, before=before, limit=n
-        ),
+        fetch=lambda before, n: repository.page(session, where, before=before, limit=n),
     )
     return AuditEventList(
         items=[AuditEvent.of(row) for row in rows],
-        pagination=Pagination(
-            next_cursor=next_cursor, total=repository.count(session, account_id=caller.account_id)
-        ),
+        pagination=Pagination(next_cursor=next_cursor, total=repository.count(session, where)),
     )

@@ -88,6 +88,12 @@ def origin_of(request: Request) -> str:
     return f"{request.url.scheme}://{request.url.netloc}"
 
 
+def refuse_foreign_origin(request: Request) -> None:
+    """A browser's request must come from this server's own pages (its Origin header)."""
+    if request.headers.get("origin") != origin_of(request):
+        raise PermissionDenied("cross-site request refused: the Origin is not this server")
+
+
 def refuse_cross_site(request: Request, session_token: str) -> None:
     """A change made with the session cookie must come from this server's own pages: the
     browser's Origin header names this server, and the request echoes the session's CSRF
@@ -95,8 +101,7 @@ def refuse_cross_site(request: Request, session_token: str) -> None:
     if request.method in SAFE_METHODS:
         return
     runtime: Runtime = request.app.state.runtime
-    if request.headers.get("origin") != origin_of(request):
-        raise PermissionDenied("cross-site request refused: the Origin is not this server")
+    refuse_foreign_origin(request)
     sent = request.headers.get(CSRF_HEADER, "")
     if not secrets.compare_digest(
         sent.encode(), csrf_token(runtime.keyring, session_token).encode()

@@ -52,9 +52,9 @@ PERSON_COLUMNS = (
 )
 _PROFILE_BY_ID = select(*PERSON_COLUMNS).where(_PROFILES.id == bindparam("profile_id"))
 _SESSIONS = BrowserSession.__table__.c
-_SESSION_BY_HASH = select(_SESSIONS.account_id, _SESSIONS.profile_id, _SESSIONS.expires_at).where(
-    _SESSIONS.token_hash == bindparam("token_hash")
-)
+_SESSION_BY_HASH = select(
+    _SESSIONS.account_id, _SESSIONS.profile_id, _SESSIONS.expires_at, _SESSIONS.api_key_hash
+).where(_SESSIONS.token_hash == bindparam("token_hash"))
 _CONNECTIONS = SsoConnection.__table__.c
 _IDENTITIES = SsoIdentity.__table__.c
 # The connection that accepts an issuer's tokens for one of the token's audiences, and the
@@ -99,7 +99,8 @@ def profile(session: Session, profile_id: str) -> Profile | None:
 
 
 def browser_session(session: Session, token_hash: str) -> Row[Any] | None:
-    """The session whose token has this hash (account, profile, expiry), or None."""
+    """The session whose token has this hash (account, profile, expiry, and the hash of the
+    API key it was started with, if it was), or None."""
     return session.execute(_SESSION_BY_HASH, {"token_hash": token_hash}).one_or_none()
 
 

@@ -87,7 +87,15 @@ def authenticate(*, session: Session, runtime: Runtime, token: str) -> Caller:
 def _api_key_caller(*, session: Session, runtime: Runtime, token: str) -> Caller:
     if not api_key_tokens.well_formed(token):
         raise Unauthenticated("malformed API key")
-    key = repository.key_by_hash(session, runtime.keyring.token_hash(token))
+    return _key_caller(
+        session=session, runtime=runtime, token_hash=runtime.keyring.token_hash(token)
+    )
+
+
+def _key_caller(*, session: Session, runtime: Runtime, token_hash: str) -> Caller:
+    """The caller of the key whose token has this hash: a bearer key, or the key a console
+    session was started with (which thus ends when the key is disabled, rotated or deleted)."""
+    key = repository.key_by_hash(session, token_hash)
     if key is None:
         raise Unauthenticated("unknown API key")
     if not key.enabled:
@@ -193,35 +201,71 @@ def start_session(
     return token
 
 
+def start_api_key_session(
+    session: Session, *, runtime: Runtime, api_key: str, ttl_seconds: int
+) -> str:
+    """A console session for a pasted API key, which must be valid now; the session's token,
+    for the cookie only. The row keeps the key's hash, never the key."""
+    caller = _api_key_caller(session=session, runtime=runtime, token=api_key)
+    token = SESSION_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    started = now()
+    repository.add_browser_session(
+        session,
+        BrowserSession(
+            token_hash=runtime.keyring.token_hash(token),
+            account_id=caller.account_id,
+            profile_id=caller.profile_id,
+            connection_id="",
+            api_key_hash=runtime.keyring.token_hash(api_key),
+            created_at=started,
+            expires_at=started + timedelta(seconds=ttl_seconds),
+        ),
+    )
+    return token
+
+
 def end_session(session: Session, *, keyring: Keyring, token: str) -> None:
     repository.remove_browser_session(session, keyring.token_hash(token))
 
 
-def _session(session: Session, keyring: Keyring, token: str) -> tuple[Row[Any], datetime]:
+def _session(session: Session, runtime: Runtime, token: str) -> tuple[Caller, datetime]:
+    """The caller a session speaks for (a person, or the API key it was started with), and
+    when it ends; else Unauthenticated."""
     found = (
-        repository.browser_session(session, keyring.token_hash(token))
+        repository.browser_session(session, runtime.keyring.token_hash(token))
         if token.startswith(SESSION_TOKEN_PREFIX)
         else None
     )
     if found is None or as_utc(found.expires_at) <= now():
         raise Unauthenticated("no session: sign in again")
+    if found.api_key_hash is not None:
+        caller = _key_caller(session=session, runtime=runtime, token_hash=found.api_key_hash)
+        if caller.account_id != found.account_id or caller.profile_id != found.profile_id:
+            raise Unauthenticated("no session: sign in again")
+        return caller, as_utc(found.expires_at)
     profile = signed_in_profile(session, profile_id=found.profile_id, account_id=found.account_id)
-    return profile, as_utc(found.expires_at)
+    caller = Caller.for_user(
+        account_id=profile.account_id, profile_id=profile.id, role=profile.role
+    )
+    return caller, as_utc(found.expires_at)
 
 
-def session_profile(*, session: Session, keyring: Keyring, token: str) -> tuple[Profile, datetime]:
-    """The person a session cookie speaks for, whole, and when the session ends."""
-    signed_in, expires_at = _session(session, keyring, token)
-    profile = repository.profile(session, signed_in.id)
+def session_profile(
+    *, session: Session, runtime: Runtime, token: str
+) -> tuple[Profile, Caller, datetime]:
+    """The profile a session cookie speaks for (a person's, or an API key's), whole; its
+    caller; and when the session ends."""
+    caller, expires_at = _session(session, runtime, token)
+    profile = repository.profile(session, caller.profile_id)
     if profile is None:
         raise Unauthenticated("no session: sign in again")
-    return profile, expires_at
+    return profile, caller, expires_at
 
 
 def session_caller(*, session: Session, runtime: Runtime, token: str) -> Caller:
     """The caller a session cookie speaks for."""
-    profile, _ = _session(session, runtime.keyring, token)
-    return Caller.for_user(account_id=profile.account_id, profile_id=profile.id, role=profile.role)
+    caller, _ = _session(session, runtime, token)
+    return caller
 
 
 def csrf_token(keyring: Keyring, session_token: str) -> str:

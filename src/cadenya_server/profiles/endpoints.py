@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from cadenya_server.auth.dependencies import AdminCaller, AdminCredentials, AnyCaller
-from cadenya_server.kit.params import Cursor, LabelFilter, Limit, path_id
+from cadenya_server.kit.params import Cursor, LabelFilter, Limit, Page, path_id
 from cadenya_server.kit.runtime import AppRuntime, DbSession
 from cadenya_server.kit.schemas import Empty
 from cadenya_server.profiles import service
@@ -20,6 +20,7 @@ from cadenya_server.profiles.schemas import (
     UserProfile,
     WhoamiResponse,
 )
+from cadenya_server.workspaces.schemas import WorkspaceList
 
 router = APIRouter(prefix="/v1", tags=["Profiles"])
 
@@ -107,6 +108,19 @@ def get_profile(caller: AdminCaller, session: DbSession, profile_id: ProfileId) 
     Administrators only.
     """
     return service.get(session=session, caller=caller, profile_id=profile_id)
+
+
+@router.get(
+    "/account/profiles/{profileId}/workspaces",
+    operation_id="accountProfiles.listWorkspaces",
+    summary="List a profile's workspaces",
+)
+def list_profile_workspaces(
+    caller: AdminCaller, session: DbSession, profile_id: ProfileId, page: Page
+) -> WorkspaceList:
+    """Lists the active workspaces a profile is a member of, oldest first (an API key's
+    workspaces are its assignments: GET /v1/account/api_keys/{id}). Administrators only."""
+    return service.workspaces_of(session=session, caller=caller, profile_id=profile_id, page=page)
 
 
 @router.patch(

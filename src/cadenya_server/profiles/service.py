@@ -21,7 +21,7 @@ from cadenya_server.kit.errors import (
     Unavailable,
 )
 from cadenya_server.kit.labels import parse_filter
-from cadenya_server.kit.pagination import Cursors, page_size, scope_of
+from cadenya_server.kit.pagination import Cursors, PageRequest, page_size, scope_of
 from cadenya_server.kit.schemas import AccountResourceMetadata
 from cadenya_server.models import Profile as ProfileRow
 from cadenya_server.profiles import repository, text
@@ -40,7 +40,7 @@ from cadenya_server.profiles.schemas import (
 )
 from cadenya_server.profiles.search import index, planner
 from cadenya_server.workspaces import service as workspaces
-from cadenya_server.workspaces.schemas import Workspace
+from cadenya_server.workspaces.schemas import Workspace, WorkspaceList
 
 log = structlog.get_logger(__name__)
 
@@ -288,6 +288,15 @@ def _not_the_callers_own(caller: Caller, profile_id: str, *, what: str) -> None:
 def get(*, session: Session, caller: Caller, profile_id: str) -> UserProfile:
     """Any profile of the account (users, API keys, system), with its role."""
     return UserProfile.of(_find(session, caller, profile_id))
+
+
+def workspaces_of(
+    *, session: Session, caller: Caller, profile_id: str, page: PageRequest
+) -> WorkspaceList:
+    """The active workspaces a profile of the account is a member of (an API key's are its
+    assignments, under /v1/account/api_keys)."""
+    row = _find(session, caller, profile_id)
+    return workspaces.list_member_of(session=session, caller=caller, profile_id=row.id, page=page)
 
 
 def update(

@@ -23,6 +23,7 @@ from cadenya_server.auth.dependencies import (
     AdminCallerOutsideTransaction,
     Public,
     SessionCookie,
+    refuse_foreign_origin,
 )
 from cadenya_server.kit.clock import rfc3339
 from cadenya_server.kit.errors import Unauthenticated
@@ -33,6 +34,7 @@ from cadenya_server.kit.schemas import Empty
 from cadenya_server.profiles.schemas import UserProfile
 from cadenya_server.sso import oidc, service
 from cadenya_server.sso.schemas import (
+    ApiKeySignInRequest,
     BrowserSessionInfo,
     CreateSsoConnectionRequest,
     SsoConnection,
@@ -65,6 +67,31 @@ def _secure(runtime: Runtime, request: Request) -> bool:
     """Cookies are Secure except on loopback, where development runs over plain http."""
     host = urlsplit(_base_url(runtime, request)).hostname or ""
     return not oidc.is_loopback(host)
+
+
+def _set_session_cookie(response: Response, runtime: Runtime, request: Request, token: str) -> None:
+    # Host-only (no Domain), the whole site, never readable by scripts.
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=runtime.settings.session_ttl_seconds,
+        path="/",
+        httponly=True,
+        secure=_secure(runtime, request),
+        samesite="lax",
+    )
+
+
+def _session_info(session: Session, runtime: Runtime, token: str) -> BrowserSessionInfo:
+    profile, caller, expires_at = auth.session_profile(
+        session=session, runtime=runtime, token=token
+    )
+    return BrowserSessionInfo(
+        profile=UserProfile.of(profile),
+        permissions=sorted(caller.scopes),
+        csrf_token=auth.csrf_token(runtime.keyring, token),
+        expires_at=rfc3339(expires_at),
+    )
 
 
 # --- Connections -------------------------------------------------------------------------
@@ -294,16 +321,7 @@ async def finish_sign_in(
 
     token = await runtime.db.run(complete, write=True)
     response = RedirectResponse(pending.return_to, status_code=303)
-    # Host-only (no Domain), the whole site, never readable by scripts.
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=runtime.settings.session_ttl_seconds,
-        path="/",
-        httponly=True,
-        secure=_secure(runtime, request),
-        samesite="lax",
-    )
+    _set_session_cookie(response, runtime, request, token)
     response.delete_cookie(STATE_COOKIE, path="/auth/sso")
     return response
 
@@ -314,14 +332,30 @@ def current_session(
 ) -> BrowserSessionInfo:
     """Who is signed in with this browser's session cookie, and the CSRF token its changes
     must send in the `X-CSRF-Token` header (with an `Origin` of this server)."""
-    profile, expires_at = auth.session_profile(
-        session=session, keyring=runtime.keyring, token=token
+    return _session_info(session, runtime, token)
+
+
+@browser_router.post("/api_key", dependencies=[Public], operation_id="auth.apiKeySignIn")
+def sign_in_with_api_key(
+    session: DbSession,
+    runtime: AppRuntime,
+    request: Request,
+    response: Response,
+    body: ApiKeySignInRequest,
+) -> BrowserSessionInfo:
+    """Signs a browser in with an API key pasted once (the console's other way in): the
+    key is exchanged for a session cookie and not kept; the session acts with the key's
+    scopes and ends when the key is disabled, rotated or deleted. Only from this server's
+    own pages (the `Origin` is checked); 401 for a key that is not valid now."""
+    refuse_foreign_origin(request)
+    token = auth.start_api_key_session(
+        session,
+        runtime=runtime,
+        api_key=body.api_key,
+        ttl_seconds=runtime.settings.session_ttl_seconds,
     )
-    return BrowserSessionInfo(
-        profile=UserProfile.of(profile),
-        csrf_token=auth.csrf_token(runtime.keyring, token),
-        expires_at=rfc3339(expires_at),
-    )
+    _set_session_cookie(response, runtime, request, token)
+    return _session_info(session, runtime, token)
 
 
 @browser_router.post("/logout", operation_id="auth.logout")

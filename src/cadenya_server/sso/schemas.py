@@ -204,8 +204,24 @@ class UpdateSsoConnectionRequest(RequestModel):
 
 
 class BrowserSessionInfo(WireModel):
-    profile: UserProfile
+    profile: UserProfile = Field(
+        description="The person signed in, or the API key's profile for a session started "
+        "with one (POST /auth/api_key)"
+    )
+    permissions: list[str] = Field(
+        description="What the session may do: `*` for an administrator, `workspaces:read` "
+        "for a member, the key's scopes for an API key's session"
+    )
     csrf_token: str = Field(
         description="Echo it in the X-CSRF-Token header of every change made with the cookie."
     )
     expires_at: str
+
+
+class ApiKeySignInRequest(RequestModel):
+    api_key: str = Field(
+        min_length=1,
+        max_length=200,
+        description="An API key (cdy_…), exchanged for a session: it is not kept, only its "
+        "hash, and the session ends when the key is disabled, rotated or deleted",
+    )

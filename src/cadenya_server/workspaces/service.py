@@ -109,6 +109,16 @@ def list_reachable(
     )
 
 
+def list_member_of(
+    *, session: Session, caller: Caller, profile_id: str, page: PageRequest
+) -> WorkspaceList:
+    """One page of the active workspaces a profile of the caller's account is a member of,
+    oldest first (the profile is the caller's to check)."""
+    where = repository.WorkspaceFilter(account_id=caller.account_id, member_profile_id=profile_id)
+    scope = scope_of("workspaces.member_of", caller.account_id, profile_id)
+    return _page(session=session, page=page, where=where, scope=scope)
+
+
 def _reachable_by(
     session: Session, caller: Caller, *, labels: dict[str, str]
 ) -> repository.WorkspaceFilter:
