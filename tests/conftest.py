@@ -228,6 +228,15 @@ def make_account(server: Server, *, name: str = "Acme", domain: str = "acme.io")
     )
 
 
+@pytest.fixture(scope="module")
+def idp() -> Iterator[str]:
+    """A real OpenID Provider on loopback (oidc-provider-mock); its issuer URL."""
+    from oidc_providers import real_provider
+
+    with real_provider() as issuer:
+        yield issuer
+
+
 @pytest.fixture
 def account(server: Server) -> Tenant:
     return make_account(server)

@@ -128,3 +128,64 @@ def test_administrators_only_and_per_account(server: Server, account: Tenant) ->
     assert server.http().get("/v1/account/audit_events").status_code == 401
     other = make_account(server, name="Other", domain="other.io")
     assert events(server, other.api_key) == []
+
+
+def test_filters_by_action_and_actor_with_their_own_total_and_cursor(
+    server: Server, account: Tenant
+) -> None:
+    admin = make_profile(server, account.id, name="Ann", email="ann@acme.io", role="admin")
+    as_ann = server.client(jwt_for(server, admin, account.id))
+    as_key = server.client(account.api_key)
+    for n in range(3):
+        as_ann.workspace_admin.create(metadata={"name": f"Ann {n}"}, spec={})
+    created = as_key.workspace_admin.create(metadata={"name": "Key's"}, spec={})
+    http = server.http(account.api_key)
+    renamed = http.patch(
+        f"/v1/account/workspaces/{created.metadata.id}", json={"metadata": {"name": "Renamed"}}
+    )
+    assert renamed.status_code == 200, renamed.text
+
+    def listed(**params: object) -> dict:
+        response = http.get("/v1/account/audit_events", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    by_action = listed(action="workspace.create")
+    assert [e["action"] for e in by_action["items"]] == ["workspace.create"] * 4
+    assert by_action["pagination"]["total"] == 4
+    by_ann = listed(actorProfileId=admin)
+    assert {e["actorProfileId"] for e in by_ann["items"]} == {admin}
+    assert by_ann["pagination"]["total"] == 3
+    (update,) = listed(action="workspace.update")["items"]
+    key_profile = update["actorProfileId"]
+    assert key_profile != admin
+    both = listed(action="workspace.create", actorProfileId=key_profile)
+    assert [e["resourceId"] for e in both["items"]] == [created.metadata.id]
+    assert listed(action="workspace.archive")["pagination"]["total"] == 0
+    # Pages of a filter hold only its events; its cursor is no other filter's.
+    first = listed(action="workspace.create", limit=3)
+    rest = listed(action="workspace.create", limit=3, cursor=first["pagination"]["nextCursor"])
+    assert [e["id"] for e in first["items"] + rest["items"]] == [
+        e["id"] for e in by_action["items"]
+    ]
+    elsewhere = http.get(
+        "/v1/account/audit_events",
+        params={"action": "workspace.update", "cursor": first["pagination"]["nextCursor"]},
+    )
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (400, 3)
+
+
+def test_bad_filters_are_refused_before_the_database(server: Server, account: Tenant) -> None:
+    http = server.http(account.api_key)
+    for params in (
+        {"action": "workspace.create\x00"},
+        {"action": "\x00"},
+        {"action": "Workspace Create"},
+        {"action": "x" * 65},
+        {"actorProfileId": "profile_nope"},
+        {"actorProfileId": "workspace_01HZZZZZZZZZZZZZZZZZZZZZZZ"},
+        {"actorProfileId": "\x00"},
+    ):
+        response = http.get("/v1/account/audit_events", params=params)
+        assert (response.status_code, response.json()["code"]) == (400, 3), params
+        assert response.json()["message"]

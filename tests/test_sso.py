@@ -27,7 +27,6 @@ from helpers import server_with
 from oidc_providers import (
     ForgingProvider,
     random_sub,
-    real_provider,
     set_person,
     sign_in_at_real_provider,
 )
@@ -36,12 +35,6 @@ from test_webhooks import messages
 from webhook_receiver import Receiver, webhook_endpoint
 
 AUDIENCE = "api://cadenya"
-
-
-@pytest.fixture(scope="module")
-def idp() -> Iterator[str]:
-    with real_provider() as issuer:
-        yield issuer
 
 
 @pytest.fixture(scope="module")

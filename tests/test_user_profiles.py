@@ -308,3 +308,34 @@ def test_another_accounts_profiles_are_not_found(server: Server, account: Tenant
         server.http(other.api_key).get(f"/v1/account/profiles/{other.admin_profile_id}").status_code
         == 200
     )
+
+
+def test_a_profiles_workspaces_are_its_active_memberships(server: Server, account: Tenant) -> None:
+    person = make_profile(server, account.id, name="Wes", email="wes@acme.io")
+    http = server.http(account.api_key)
+    ids = []
+    for name in ("One", "Two", "Gone"):
+        made = http.post("/v1/account/workspaces", json={"metadata": {"name": name}}).json()
+        ids.append(made["metadata"]["id"])
+        added = http.post(
+            f"/v1/account/workspaces/{made['metadata']['id']}/members", json={"profileId": person}
+        )
+        assert added.status_code == 200, added.text
+    assert http.delete(f"/v1/account/workspaces/{ids[2]}").status_code == 200
+    listed = http.get(f"/v1/account/profiles/{person}/workspaces")
+    assert listed.status_code == 200, listed.text
+    assert [w["metadata"]["name"] for w in listed.json()["items"]] == ["One", "Two"]
+    assert listed.json()["pagination"]["total"] == 2
+    first = http.get(f"/v1/account/profiles/{person}/workspaces", params={"limit": 1}).json()
+    rest = http.get(
+        f"/v1/account/profiles/{person}/workspaces",
+        params={"limit": 1, "cursor": first["pagination"]["nextCursor"]},
+    ).json()
+    assert [w["metadata"]["id"] for w in first["items"] + rest["items"]] == ids[:2]
+    # Administrators only; another account's profile does not exist here.
+    as_person = server.http(jwt_for(server, person, account.id))
+    refused = as_person.get(f"/v1/account/profiles/{person}/workspaces")
+    assert (refused.status_code, refused.json()["code"]) == (403, 7)
+    other = make_account(server, name="Other", domain="other.io")
+    foreign = server.http(other.api_key).get(f"/v1/account/profiles/{person}/workspaces")
+    assert (foreign.status_code, foreign.json()["code"]) == (404, 5)

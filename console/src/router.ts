@@ -6,7 +6,7 @@ export const BASE = "/console";
 const listeners = new Set<() => void>();
 
 export function navigate(path: string): void {
-  history.pushState(null, "", BASE + path);
+  history.pushState(null, "", BASE + (path === "/" ? "" : path));
   listeners.forEach((listener) => listener());
 }
 

@@ -12,7 +12,7 @@ export function Link(props: {
 }) {
   return (
     <a
-      href={BASE + props.to}
+      href={BASE + (props.to === "/" ? "" : props.to)}
       onClick={onLink}
       class={props.class}
       aria-current={props.current ? "page" : undefined}

@@ -27,6 +27,7 @@ from cadenya_server.api_keys.schemas import (
 )
 from cadenya_server.audit import service as audit
 from cadenya_server.auth import api_key_tokens, scopes
+from cadenya_server.auth import service as auth
 from cadenya_server.auth.caller import Caller
 from cadenya_server.kit import labels as label_rules
 from cadenya_server.kit import quotas, update_mask
@@ -116,14 +117,17 @@ def issue(
         is_default=is_default,
         creator_profile_id=creator_profile_id,
     )
-    token = set_token(key, keyring=keyring)
+    token = set_token(session, key, keyring=keyring)
     session.add(key)
     session.flush()
     return IssuedKey(key=key, token=token)
 
 
-def set_token(key: ApiKeyRow, *, keyring: Keyring) -> str:
-    """Give the key a fresh token; the old one stops working when this commits."""
+def set_token(session: Session, key: ApiKeyRow, *, keyring: Keyring) -> str:
+    """Give the key a fresh token; the old one stops working when this commits, and so do
+    the console sessions started with it."""
+    if key.token_hash:
+        auth.end_key_sessions(session, api_key_hash=key.token_hash)
     token = api_key_tokens.generate()
     key.token_hash = keyring.token_hash(token)
     key.token_ciphertext = keyring.encrypt(token, context=key.id)
@@ -478,6 +482,7 @@ def delete(*, session: Session, caller: Caller, api_key_id: str) -> None:
         resource=_one(session, caller, key),
     )
     profile_id = key.profile_id
+    auth.end_key_sessions(session, api_key_hash=key.token_hash)
     repository.remove(session, key)
     # The profile it acted as goes with it (and its labels).
     profiles.remove_row(session=session, profile_id=profile_id)
@@ -486,7 +491,7 @@ def delete(*, session: Session, caller: Caller, api_key_id: str) -> None:
 def rotate(*, session: Session, keyring: Keyring, caller: Caller, api_key_id: str) -> ApiKey:
     """A new token for the key, in clear this once; the old one stops working at commit."""
     key, _ = _manageable(session, caller, api_key_id)
-    token = set_token(key, keyring=keyring)
+    token = set_token(session, key, keyring=keyring)
     audit.record(
         session,
         caller=caller,
@@ -512,6 +517,8 @@ def set_enabled(*, session: Session, caller: Caller, api_key_id: str, enabled: b
     key, _ = _manageable(session, caller, api_key_id)
     if key.enabled != enabled:
         key.enabled = enabled
+        if not enabled:
+            auth.end_key_sessions(session, api_key_hash=key.token_hash)
         audit.record(
             session,
             caller=caller,

@@ -112,6 +112,10 @@ def remove_browser_session(session: Session, token_hash: str) -> None:
     session.execute(delete(BrowserSession).where(BrowserSession.token_hash == token_hash))
 
 
+def remove_key_sessions(session: Session, api_key_hash: str) -> None:
+    session.execute(delete(BrowserSession).where(BrowserSession.api_key_hash == api_key_hash))
+
+
 def bearer_connection(session: Session, *, bearer_keys: list[str], subject: str) -> Row[Any] | None:
     """The connection accepting tokens under one of `bearer_keys`, with the person linked
     to `subject` (`linked_profile_id` None when they never signed in), or None."""

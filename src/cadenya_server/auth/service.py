@@ -228,6 +228,12 @@ def end_session(session: Session, *, keyring: Keyring, token: str) -> None:
     repository.remove_browser_session(session, keyring.token_hash(token))
 
 
+def end_key_sessions(session: Session, *, api_key_hash: str) -> None:
+    """End every console session started with the key whose token has this hash: the key
+    is being disabled, rotated or deleted (re-enabling it does not bring them back)."""
+    repository.remove_key_sessions(session, api_key_hash)
+
+
 def _session(session: Session, runtime: Runtime, token: str) -> tuple[Caller, datetime]:
     """The caller a session speaks for (a person, or the API key it was started with), and
     when it ends; else Unauthenticated."""
