@@ -357,6 +357,7 @@ Cadenya Account API demo
   account    {account_id}
   API key    {api_key}
   docs       {base_url}/docs
+  console    {base_url}/console (sign in with the API key)
 
 Try it with the official client (pip install cadenya==1.8.0):
 
