@@ -54,23 +54,37 @@ export function Picker(props: {
   const list = useRef<HTMLDivElement>(null);
   const sentinel = useRef<HTMLDivElement>(null);
 
+  // What the list shows: later pages continue that search, whatever is typed since.
+  const painted = useRef({ needle: "", type: "", labels: "" });
+  const searching = useRef(false);
+
   async function load(fresh: boolean, after = ""): Promise<void> {
-    if (!fresh && loadingMore.current) return;
+    // A new search outranks a next page: no page of the old list is fetched meanwhile.
+    if (!fresh && (loadingMore.current || searching.current)) return;
+    const wanted = fresh ? { needle, type, labels } : painted.current;
     inFlight.current?.abort();
     const controller = new AbortController();
     inFlight.current = controller;
     const mine = ++sequence.current;
+    searching.current = fresh;
     loadingMore.current = !fresh;
     const url =
       "/v1/account/profiles" +
-      queryString({ query: needle, type, labels, cursor: after, limit: PAGE_SIZE });
+      queryString({
+        query: wanted.needle,
+        type: wanted.type,
+        labels: wanted.labels,
+        cursor: after,
+        limit: PAGE_SIZE,
+      });
     try {
       const page = await api<Page<Profile>>("GET", url, undefined, controller.signal);
       if (mine !== sequence.current) return; // a newer search owns the list now
       setError("");
       setItems((previous) => (fresh ? page.items : [...previous, ...page.items]));
-      setShownNeedle(needle);
       if (fresh) {
+        painted.current = wanted;
+        setShownNeedle(wanted.needle);
         setTotal(page.pagination.total);
         setActive(page.items.length ? 0 : -1);
         list.current?.scrollTo?.(0, 0);
@@ -80,7 +94,10 @@ export function Picker(props: {
       if (controller.signal.aborted || mine !== sequence.current) return;
       setError(errorText(failure));
     } finally {
-      if (mine === sequence.current) loadingMore.current = false;
+      if (mine === sequence.current) {
+        searching.current = false;
+        loadingMore.current = false;
+      }
     }
   }
 
