@@ -11,6 +11,7 @@ start and its pages, no server of its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -21,7 +22,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Response, Route, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from cadenya_server.kit.http import CONTENT_SECURITY_POLICY
 from conftest import Server, Tenant, make_account, make_profile
@@ -313,6 +315,45 @@ def test_typing_zo_shows_the_matches_highlighted_and_the_exact_total(
     box.press("Enter")
     expect(page.get_by_role("heading", name="Zoë Quinn")).to_be_visible()
     console.check_traffic()
+
+
+def test_a_stale_answer_is_cancelled_and_never_painted_over_a_newer_one(
+    console: Console, tenant: ConsoleAccount
+) -> None:
+    sign_in_with_key(console, tenant.tenant.api_key)
+    console.goto("/profiles")
+    page = console.page
+    held: list[Route] = []
+    failed: list[str] = []
+    page.on("requestfailed", lambda request: failed.append(request.url))
+
+    def hold_zo(route: Route) -> None:
+        # The answer for `zo` is held back until the one for `zol` has been painted.
+        if "query=zo&" in route.request.url:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/v1/account/profiles?*", hold_zo)
+    box = page.get_by_role("combobox", name="Search profiles")
+    box.press_sequentially("zo", delay=30)
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1
+    box.press("l")
+    listbox = page.get_by_role("listbox")
+    expect(listbox).to_have_attribute("data-query", "zol")
+    for route in held:
+        with contextlib.suppress(PlaywrightError):
+            route.continue_()
+    page.wait_for_timeout(500)
+    expect(listbox).to_have_attribute("data-query", "zol")
+    names = listbox.get_by_role("option").all_inner_texts()
+    assert names and all("zol" in name.lower() for name in names), names
+    # The browser was told to drop the stale request.
+    assert any("query=zo&" in url for url in failed), failed
 
 
 def test_a_member_is_added_through_the_picker_with_the_keyboard_alone(
