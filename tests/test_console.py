@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -487,6 +489,12 @@ def test_a_failed_delivery_is_seen_and_retried(
         receiver.wait_count(seen + 1)
         retried = wait_for_delivery(server, tenant.tenant, endpoint_id, "FAILED", attempts + 1)
         assert retried["metadata"]["id"] == delivery["metadata"]["id"]
+        # Recover: every failed delivery since a time, queued again (the browser's local time).
+        since = (datetime.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+        page.get_by_label("Recover failed deliveries since").fill(since)
+        page.get_by_role("button", name="Recover").click()
+        expect(page.get_by_role("status").first).to_contain_text("failed deliveries were queued")
+        wait_for_delivery(server, tenant.tenant, endpoint_id, "FAILED", attempts + 2)
     finally:
         receiver.stop()
     console.check_traffic()
@@ -496,8 +504,6 @@ def wait_for_delivery(
     server: Server, tenant: Tenant, endpoint_id: str, status: str, attempts: int = 1
 ) -> dict[str, Any]:
     """The endpoint's test event's delivery once it has `status` and `attempts`."""
-    import time
-
     deadline = time.monotonic() + 60
     with server.http(tenant.api_key) as http:
         while time.monotonic() < deadline:
@@ -528,10 +534,14 @@ def test_a_member_sees_no_administrative_action_and_is_refused_if_forced(
     expect(page.get_by_text("(workspaces:read)")).to_be_visible()
     nav = page.get_by_role("navigation", name="Console")
     assert nav.get_by_role("link").all_inner_texts() == ["Account", "Workspaces"]
-    for path in ("/", "/workspaces", f"/workspaces/{tenant.workspace_id}"):
+    for path, name in (
+        ("/", "account"),
+        ("/workspaces", "workspaces"),
+        (f"/workspaces/{tenant.workspace_id}", "workspace"),
+    ):
         console.goto(path)
         expect(page.get_by_role("heading", level=1)).to_be_visible()
-        shot(page, f"member{path.replace('/', '-') if path != '/' else '-account'}"[:60])
+        shot(page, f"member-{name}")
         check_accessibility(page, f"member {path}")
         shown = page.get_by_role("button").all_inner_texts()
         assert not set(shown) & set(ADMIN_ACTIONS), (path, shown)
