@@ -198,7 +198,12 @@ def run(
     debounce = debounce_ms()
     load_before = os.getloadavg()[0]
     with (
-        serving(target.url, loaded.secret_key) as base_url,
+        # Room for the Smiths beside the million (the default quota is a million).
+        serving(
+            target.url,
+            loaded.secret_key,
+            settings={"CADENYA_SERVER_MAX_PROFILES_PER_ACCOUNT": str(spec.profiles + 10 * SMITHS)},
+        ) as base_url,
         httpx.Client(
             base_url=base_url,
             headers={"Authorization": f"Bearer {loaded.api_key}"},
