@@ -4,7 +4,7 @@ profiles, measured with the browser's Performance API.
     python -m bench.console [--database sqlite|postgresql|both] [--runs 50] [--reuse]
 
 Loads the profile search benchmark's data set (bench.dataset; `--reuse` takes the one it
-kept), adds SMITHS people named Smith to the main account (the data set's names have no
+kept), adds `--smiths` (700) people named Smith to the main account (the data set's names have no
 `smi`; they are removed again at the end), starts the real server, signs in to /console
 with the data set's API key in Debian's Chromium (Playwright), and on the Profiles page:
 
@@ -142,9 +142,9 @@ def sizes() -> dict[str, int]:
     return {"raw_bytes": raw, "gzip_bytes": compressed}
 
 
-def add_smiths(http: httpx.Client) -> list[str]:
+def add_smiths(http: httpx.Client, count: int) -> list[str]:
     ids = []
-    for n in range(SMITHS):
+    for n in range(count):
         response = http.post(
             "/v1/account/profiles",
             json={
@@ -187,7 +187,15 @@ def keystrokes(page: Page, runs: int) -> list[dict[str, Any]]:
 
 
 def run(
-    target: Target, spec: DataSpec, *, reuse: bool, runs: int, data_dir: Path, results_dir: Path
+    target: Target,
+    spec: DataSpec,
+    *,
+    reuse: bool,
+    runs: int,
+    data_dir: Path,
+    results_dir: Path,
+    smiths_count: int = SMITHS,
+    scroll_to: int = SCROLL_TO,
 ) -> dict[str, Any]:
     commit = _commit()
     speed_before = yardstick()
@@ -202,7 +210,9 @@ def run(
         serving(
             target.url,
             loaded.secret_key,
-            settings={"CADENYA_SERVER_MAX_PROFILES_PER_ACCOUNT": str(spec.profiles + 10 * SMITHS)},
+            settings={
+                "CADENYA_SERVER_MAX_PROFILES_PER_ACCOUNT": str(spec.profiles + 10 * smiths_count)
+            },
         ) as base_url,
         httpx.Client(
             base_url=base_url,
@@ -210,12 +220,12 @@ def run(
             timeout=60,
         ) as http,
     ):
-        progress(f"{target.kind}: adding {SMITHS} Smiths")
-        smiths = add_smiths(http)
+        progress(f"{target.kind}: adding {smiths_count} Smiths")
+        smiths = add_smiths(http, smiths_count)
         try:
             total = http.get("/v1/account/profiles", params={"query": "smi"}).json()
             total = total["pagination"]["total"]
-            if total < SCROLL_TO:
+            if total < scroll_to:
                 raise BenchError(f"smi matches only {total}")
             progress(f"{target.kind}: measuring in Chromium")
             with sync_playwright() as playwright:
@@ -227,7 +237,7 @@ def run(
                     page.get_by_role("button", name="Sign in with the key").click()
                     page.get_by_role("combobox", name="Search profiles").wait_for()
                     samples = keystrokes(page, runs)
-                    scrolled = page.evaluate(SCROLL, [SCROLL_TO, 120])
+                    scrolled = page.evaluate(SCROLL, [scroll_to, 120])
                 finally:
                     browser.close()
         finally:
@@ -263,7 +273,7 @@ def run(
             "sent_after_p50_ms": round(statistics.median(sent), 1) if sent else None,
         },
         "scroll": {
-            "to_row": SCROLL_TO,
+            "to_row": scroll_to,
             "rows_loaded": scrolled["rows"],
             "ms": round(scrolled["ms"], 1),
             "frames": len(frames),
@@ -286,7 +296,7 @@ def run(
             f"p95 {keystroke['request_p95_ms']} ms",
         },
         {
-            "target": f"scroll to the {SCROLL_TO}th result: no long task (> {LONG_TASK_MS:g} ms)",
+            "target": f"scroll to the {scroll_to}th result: no long task (> {LONG_TASK_MS:g} ms)",
             "met": scrolled["ms"] >= 0 and not scrolled["longTasks"],
             "detail": f"{len(scrolled['longTasks'])} long tasks "
             f"{result['scroll']['long_tasks_ms']}; frames p50 "
@@ -329,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     add_common_arguments(parser)
     add_data_set_arguments(parser, HERE / "data")
     parser.add_argument("--runs", type=int, default=50, help="keystrokes measured")
+    parser.add_argument("--smiths", type=int, default=SMITHS, help="people named Smith added")
+    parser.add_argument("--scroll-to", type=int, default=SCROLL_TO, help="the row to scroll to")
     args = parser.parse_args(argv)
     spec = DataSpec(args.profiles, args.other_accounts, args.per_account)
     args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -341,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             runs=args.runs,
             data_dir=args.data_dir,
             results_dir=args.results_dir,
+            smiths_count=args.smiths,
+            scroll_to=args.scroll_to,
         )
         return markdown(result)
 
