@@ -35,7 +35,7 @@ const MEMBER_PAGES: [string, string][] = [
 function SignIn({ onSignedIn }: { onSignedIn: (session: Session) => void }) {
   const [email, setEmail] = useState("");
   const [key, setKey] = useState("");
-  const [error, setError] = useState(new URLSearchParams(location.search).get("error") ?? "");
+  const [error, setError] = useState("");
   return (
     <main id="main" class="sign-in">
       <h1>Cadenya console</h1>
