@@ -523,6 +523,40 @@ def wait_for_delivery(
     raise AssertionError(f"no {status} delivery with {attempts} attempts: {items}")
 
 
+def test_an_sso_connection_and_a_scim_key_are_made_from_their_page(
+    console: Console, server: Server, idp: str, tenant: ConsoleAccount
+) -> None:
+    sign_in_with_key(console, tenant.tenant.api_key)
+    console.goto("/sso")
+    page = console.page
+    domain = f"s{secrets.token_hex(4)}.example"
+    form = page.locator("form", has=page.get_by_role("heading", name="New connection"))
+    form.get_by_label("Name").fill("Second IdP")
+    form.get_by_label("Issuer URL").fill(idp)
+    form.get_by_label("Client id").fill("second-client")
+    form.get_by_label("Client secret").fill("second-secret-0123456789")
+    form.get_by_label("Allowed email domains").fill(domain)
+    form.get_by_role("button", name="Connect").click()
+    expect(page.get_by_role("status").first).to_contain_text("connection was created")
+    connections = page.get_by_role("list", name="SSO connections")
+    expect(connections).to_contain_text("Second IdP")
+    expect(connections).to_contain_text(f"{server.base_url}/auth/sso/callback")
+    # A refusal shows the server's message: the domain belongs to a connection already.
+    form.get_by_role("button", name="Connect").click()
+    expect(page.get_by_role("alert").first).to_contain_text("already belongs")
+    keys = page.locator("form", has=page.get_by_role("heading", name="New SCIM key"))
+    keys.get_by_label("Name").fill("okta provisioning")
+    keys.get_by_label("All workspaces").check()
+    keys.get_by_role("button", name="Create key").click()
+    token = page.get_by_test_id("token").first
+    expect(token).to_contain_text("cdy_")
+    expect(page.get_by_role("list", name="SCIM keys")).to_contain_text("okta provisioning")
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        scim = http.get("/scim/v2/Users", headers={"Authorization": f"Bearer {token.inner_text()}"})
+    assert scim.status_code == 200, scim.text
+    console.check_traffic()
+
+
 # --- A member ----------------------------------------------------------------------------
 
 

@@ -76,10 +76,12 @@ def test_the_document_describes_sign_in(openapi: dict[str, Any]) -> None:
         ("/auth/sso/callback", "get"),
         ("/auth/session", "get"),
         ("/auth/logout", "post"),
+        ("/auth/api_key", "post"),
     ):
         assert paths[path][method]["operationId"], (path, method)
     assert paths["/auth/session"]["get"]["security"] == [{"session": []}]
     assert "security" not in paths["/auth/sso/start"]["get"]
+    assert "security" not in paths["/auth/api_key"]["post"]
     assert {"sso_connection.created", "profile.created"} <= set(openapi["webhooks"])
 
 
