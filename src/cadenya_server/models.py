@@ -532,7 +532,7 @@ class BrowserSession(Base):
     """A signed-in browser: the cookie holds the token, this row only its keyed hash."""
 
     __tablename__ = "browser_sessions"
-    __table_args__ = (Index(None, "profile_id"),)
+    __table_args__ = (Index(None, "profile_id"), Index(None, "api_key_hash"))
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     account_id: Mapped[str] = mapped_column(IdType, ForeignKey("accounts.id", ondelete="CASCADE"))

@@ -21,8 +21,11 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("browser_sessions") as batch:
         batch.add_column(sa.Column("api_key_hash", sa.String(length=64), nullable=True))
+    # Disabling, rotating or deleting a key ends its sessions: found by this column.
+    op.create_index(op.f("ix_browser_sessions_api_key_hash"), "browser_sessions", ["api_key_hash"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_browser_sessions_api_key_hash"), table_name="browser_sessions")
     with op.batch_alter_table("browser_sessions") as batch:
         batch.drop_column("api_key_hash")
