@@ -7,6 +7,7 @@
 //   scrolls (an IntersectionObserver on a sentinel below the last row).
 // - Arrows move the active option (aria-activedescendant), Enter picks it, Escape
 //   clears the search.
+import { Component } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, errorText, query as queryString, type Page, type Profile } from "./api";
 import { PROFILE_TYPES } from "./ui";
@@ -32,6 +33,52 @@ export function Highlight({ text, needle }: { text: string; needle: string }) {
   return <>{parts}</>;
 }
 
+type RowProps = {
+  id: string;
+  profile: Profile;
+  needle: string;
+  active: boolean;
+  onPick: () => void;
+};
+
+/** One option. A row re-renders only when what it shows changes: appending a page of 50
+ * to a list of hundreds renders the 50, not the whole list (bench/README.md: scrolling). */
+class OptionRow extends Component<RowProps> {
+  shouldComponentUpdate(next: RowProps): boolean {
+    const now = this.props;
+    return (
+      next.profile !== now.profile ||
+      next.needle !== now.needle ||
+      next.active !== now.active ||
+      next.id !== now.id
+    );
+  }
+
+  render({ id, profile, needle, active, onPick }: RowProps) {
+    return (
+      <li
+        id={id}
+        role="option"
+        aria-selected={active}
+        class={active ? "option active" : "option"}
+        onMouseDown={(event) => event.preventDefault()}
+        onClick={() => onPick()}
+      >
+        <span class="option-name">
+          <Highlight text={profile.spec.name || "(no name)"} needle={needle} />
+        </span>
+        <span class="option-email">
+          <Highlight text={profile.spec.email} needle={needle} />
+        </span>
+        <span class="badges">
+          <span class="badge">{PROFILE_TYPES[profile.spec.type] ?? profile.spec.type}</span>
+          {profile.info.deactivated && <span class="badge warn">Deactivated</span>}
+        </span>
+      </li>
+    );
+  }
+}
+
 export function Picker(props: {
   label: string;
   onPick: (profile: Profile) => void;
@@ -53,6 +100,9 @@ export function Picker(props: {
   const loadingMore = useRef(false);
   const list = useRef<HTMLDivElement>(null);
   const sentinel = useRef<HTMLDivElement>(null);
+  // The latest onPick: a row that did not re-render still calls the current one.
+  const onPick = useRef(props.onPick);
+  onPick.current = props.onPick;
 
   // What the list shows: later pages continue that search, whatever is typed since.
   const painted = useRef({ needle: "", type: "", labels: "" });
@@ -155,7 +205,7 @@ export function Picker(props: {
       case "Enter":
         if (active >= 0 && items[active]) {
           event.preventDefault();
-          props.onPick(items[active]);
+          onPick.current(items[active]);
         }
         break;
       case "Escape":
@@ -224,29 +274,17 @@ export function Picker(props: {
         data-query={shownNeedle}
       >
         {items.map((profile, index) => (
-          <li
+          <OptionRow
             key={profile.metadata.id}
             id={`${id}-option-${index}`}
-            role="option"
-            aria-selected={index === active}
-            class={index === active ? "option active" : "option"}
-            onMouseDown={(event) => event.preventDefault()}
-            onClick={() => {
+            profile={profile}
+            needle={shownNeedle}
+            active={index === active}
+            onPick={() => {
               setActive(index);
-              props.onPick(profile);
+              onPick.current(profile);
             }}
-          >
-            <span class="option-name">
-              <Highlight text={profile.spec.name || "(no name)"} needle={shownNeedle} />
-            </span>
-            <span class="option-email">
-              <Highlight text={profile.spec.email} needle={shownNeedle} />
-            </span>
-            <span class="badges">
-              <span class="badge">{PROFILE_TYPES[profile.spec.type] ?? profile.spec.type}</span>
-              {profile.info.deactivated && <span class="badge warn">Deactivated</span>}
-            </span>
-          </li>
+          />
         ))}
       </ul>
       {cursor && (
