@@ -389,6 +389,36 @@ def test_a_member_is_added_through_the_picker_with_the_keyboard_alone(
     console.check_traffic()
 
 
+def test_a_workspace_is_created_renamed_archived_and_found_in_the_audit_log(
+    console: Console, tenant: ConsoleAccount
+) -> None:
+    sign_in_with_key(console, tenant.tenant.api_key)
+    console.goto("/workspaces")
+    page = console.page
+    form = page.locator("form", has=page.get_by_role("heading", name="New workspace"))
+    form.get_by_label("Name").fill("Scratch")
+    form.get_by_role("button", name="Create workspace").click()
+    page.get_by_role("link", name="Scratch", exact=True).click()
+    expect(page.get_by_role("heading", level=1, name="Scratch")).to_be_visible()
+    workspace_id = page.url.rsplit("/", 1)[1]
+    page.get_by_label("Name", exact=True).fill("Scratch 2")
+    page.get_by_role("button", name="Rename").click()
+    expect(page.get_by_role("heading", level=1, name="Scratch 2")).to_be_visible()
+    page.get_by_role("button", name="Archive…").click()
+    page.get_by_role("button", name="Archive", exact=True).click()
+    expect(page.get_by_role("status").first).to_contain_text("archived")
+    expect(page.get_by_role("button", name="Rename")).to_have_count(0)
+    # The audit log, filtered by action: the archive, with the workspace it touched.
+    page.get_by_role("navigation", name="Console").get_by_role("link", name="Audit log").click()
+    page.get_by_label("Action").fill("workspace.archive")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator(".count")).to_have_text("1 events")
+    rows = page.get_by_role("region", name="Audit events").locator("tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text(workspace_id)
+    console.check_traffic()
+
+
 # --- Account, keys, webhooks -------------------------------------------------------------
 
 
