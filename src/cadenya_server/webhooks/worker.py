@@ -488,9 +488,10 @@ class Worker:
 
     def _prepare(self, handed: list[tuple[Reservation, list[Handed]]]) -> list[Job]:
         """Jobs of deliveries handed over by commits: their accounts' signing secrets are
-        read (one read transaction), the rest came with them."""
+        read (a statement each, outside a transaction on PostgreSQL), the rest came with
+        them."""
         accounts_of = {h.account_id for _, batch in handed for h in batch}
-        with self.db.transaction(write=False) as session:
+        with self.db.transaction(write=False, statements_alone=True) as session:
             secrets = {
                 account_id: accounts.signing_secrets(
                     session=session, keyring=self.keyring, account_id=account_id
