@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from cadenya_server import outbox
 from cadenya_server.kit.clock import now
-from cadenya_server.kit.db import Database, _writer_lock, on_commit
+from cadenya_server.kit.db import Database, _writer_lock, on_commit, responding
 from cadenya_server.kit.ids import new_id
 from cadenya_server.models import WebhookDelivery, WebhookEndpoint
 from conftest import cli, new_database
@@ -157,6 +157,17 @@ def test_a_commit_hands_its_deliveries_to_the_worker_leased_to_it(plane: Plane) 
     assert rows[plane.ordered_id].lease_token == ""
     assert rows[plane.ordered_id].leased_until is None
     assert plane.wakes == [1]
+
+
+def test_in_a_request_the_hand_off_waits_for_the_response(plane: Plane) -> None:
+    # kit.http's Observability wraps every request in `responding()`: the caller does not
+    # wait for the worker to start on what its commit handed over.
+    with responding():
+        with plane.db.transaction() as session:
+            plane.publish(session)
+        assert plane.taker.taken == [] and plane.wakes == []
+        assert len(plane.taker.reserved) == 1
+    assert len(plane.taker.taken) == 1 and plane.wakes == [1]
 
 
 def test_a_rollback_hands_nothing_and_gives_the_room_back(plane: Plane) -> None:

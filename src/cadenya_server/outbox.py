@@ -6,17 +6,11 @@ that committed. Workers (`webhooks.worker`) send what is written here.
 
 The worker of the process that writes (the one `serve` runs) is handed the new
 deliveries it has room for: they are written already leased to it, and given to it
-when the transaction commits (`kit.db.on_commit`; a rollback gives it nothing), so it
-sends them without a claim. What it is not handed (ordered or rate-limited endpoints,
-more than it has room for, no worker in this process) waits for a claim: a commit
-wakes the workers at once, through PostgreSQL's NOTIFY (delivered only on commit, to
-every process) and the in-process signal.
-
-The server's own events (those the audit trail records) are written only when at
-least one enabled endpoint of the account takes their type: an account without
-webhooks pays one indexed read per change, and a million-row import with no
-endpoint writes no messages at all. Messages published through the API are
-always kept.
+when the transaction commits (`kit.db.on_commit`; a rollback gives it nothing; in a
+request, once its response is sent), so it sends them without a claim. What it is not
+handed (ordered or rate-limited endpoints, more than it has room for, no worker in this
+process) waits for a claim: a commit wakes the workers at once, through PostgreSQL's
+NOTIFY (delivered only on commit, to every process) and the in-process signal.
 """
 
 from __future__ import annotations
@@ -31,6 +25,7 @@ from sqlalchemy import Engine, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from cadenya_server.kit.clock import now
+from cadenya_server.kit.db import after_response
 from cadenya_server.kit.db import on_commit as after_commit
 from cadenya_server.kit.ids import new_id, new_ids
 from cadenya_server.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
@@ -105,7 +100,7 @@ def _wake_after(session: Session) -> None:
         # workers of every process.
         session.info[_NOTIFIED] = True
         session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-    after_commit(session, _wake)
+    after_commit(session, lambda: after_response(_wake))
 
 
 @dataclass(frozen=True)
@@ -193,9 +188,11 @@ def _hand(session: Session, deliveries: list[dict[str, Any]], handable: list[boo
                 created_at=row["created_at"],
             )
         )
+    # Once the response is sent, when in a request: the caller does not wait for it, and
+    # response → receipt stays a matter of milliseconds (bench/README.md).
     after_commit(
         session,
-        lambda: taker.take(reservation, handed),
+        lambda: after_response(lambda: taker.take(reservation, handed)),
         otherwise=lambda: taker.unreserve(reservation),
     )
     return len(handed) == len(deliveries)

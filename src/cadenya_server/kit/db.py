@@ -176,6 +176,61 @@ def on_commit(
     hooks.append(_CommitHook(work, otherwise, session.get_nested_transaction()))
 
 
+class _AfterResponse:
+    """Work a request's commit set off that its caller need not wait for."""
+
+    def __init__(self) -> None:
+        self.works: list[Callable[[], None]] = []
+        self.sent = False
+        self.lock = threading.Lock()
+
+    def add(self, work: Callable[[], None]) -> bool:
+        """Keep `work` for later; False if the response was sent already."""
+        with self.lock:
+            if not self.sent:
+                self.works.append(work)
+            return not self.sent
+
+    def close(self) -> list[Callable[[], None]]:
+        with self.lock:
+            self.sent = True
+            return self.works
+
+
+# The current request's (`responding`, in kit.http's Observability); None outside one.
+_after_response: contextvars.ContextVar[_AfterResponse | None] = contextvars.ContextVar(
+    "after_response", default=None
+)
+
+
+def after_response(work: Callable[[], None]) -> None:
+    """Run `work` once the current request's response is sent; outside a request, or after
+    its response (a task it left behind), now.
+
+    For what a commit hands on (webhook deliveries to the process's worker): started
+    before the response, it would share the interpreter with the request's last steps,
+    and the caller would wait for it."""
+    pending = _after_response.get()
+    if pending is None or not pending.add(work):
+        work()
+
+
+@contextmanager
+def responding() -> Iterator[None]:
+    """A request's span: what `after_response` is given within it runs when it ends."""
+    pending = _AfterResponse()
+    token = _after_response.set(pending)
+    try:
+        yield
+    finally:
+        _after_response.reset(token)
+        for work in pending.close():
+            try:
+                work()
+            except Exception:
+                log.exception("work after a response failed")
+
+
 def _run_hooks(hooks: list[_CommitHook], committed: bool) -> None:
     for hook in hooks:
         work = hook.work if committed else hook.otherwise
