@@ -423,28 +423,34 @@ class Worker:
     ) -> None:
         """Send a run one after another; an unordered delivery is a run of one. A
         delivery goes only after the one before it succeeded; after one that did not,
-        or when the lease is running out, the rest are given back unsent. The end of
-        an ordered run wakes the loop once it is recorded, for the endpoint's next."""
+        or when the lease is running out, the rest are given back unsent.
+
+        A run's outcomes go to the recorder together when it ends: recorded while the
+        run goes on, the recorder's thread would hold the interpreter while each next
+        response arrives (an ordered run sends one at a time). The end of an ordered
+        run wakes the loop once it is recorded, for the endpoint's next."""
+        results: list[Outcome | Unsent] = []
         try:
-            await self._send_each(sender, run, outcomes)
+            await self._send_each(sender, run, results)
         finally:
+            for result in results:
+                outcomes.put_nowait(result)
             if run and run[0].ordered:
                 outcomes.put_nowait(RunOver())
 
     async def _send_each(
-        self, sender: Sender, run: list[Job], outcomes: asyncio.Queue[Outcome | Unsent | RunOver]
+        self, sender: Sender, run: list[Job], results: list[Outcome | Unsent]
     ) -> None:
         for n, job in enumerate(run):
             if job.lease_ends - time.monotonic() < self.settings.timeout_seconds + (
                 LEASE_MARGIN_SECONDS
             ):
-                outcomes.put_nowait(Unsent(job))
+                results.append(Unsent(job))
                 continue
             outcome = await sender.send(job)
-            outcomes.put_nowait(outcome)
+            results.append(outcome)
             if not outcome.succeeded:
-                for rest in run[n + 1 :]:
-                    outcomes.put_nowait(Unsent(rest))
+                results.extend(Unsent(rest) for rest in run[n + 1 :])
                 return
 
     async def _record_loop(self, outcomes: asyncio.Queue[Outcome | Unsent | RunOver]) -> None:
