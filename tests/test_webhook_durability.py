@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -186,8 +187,18 @@ def test_two_servers_and_two_workers_never_send_a_message_twice(plane: Plane) ->
                 if d.path == path and json.loads(d.body)["type"] == "burst.item"
             ]
             assert len(ids) == len(set(ids)) == BURST, path
+        # The servers' own workers were handed what their commits wrote (the unordered
+        # endpoint's), while the other workers claimed beside them: both paths ran.
+        assert sum(handed(base_url) for base_url in servers) > 0
     finally:
         receiver.stop()
+
+
+def handed(base_url: str) -> float:
+    """The deliveries a server's commits handed to its own worker, from its metrics."""
+    exposition = httpx.get(f"{base_url}/metrics", timeout=30).text
+    match = re.search(r"^cadenya_webhook_handed_deliveries_total (\S+)$", exposition, re.M)
+    return float(match.group(1)) if match else 0.0
 
 
 def secret_of_plane(base_url: str, api_key: str) -> str:

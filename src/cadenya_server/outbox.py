@@ -2,15 +2,15 @@
 
 A change on the account plane and the event that tells of it commit together or
 not at all: nothing is sent for a change that rolled back, nothing is lost for one
-that committed. Workers (`webhooks.worker`) send what is written here; a commit
-wakes them at once, through PostgreSQL's NOTIFY (delivered only on commit), or on
-SQLite an in-process signal for a worker in the same process.
+that committed. Workers (`webhooks.worker`) send what is written here.
 
-The server's own events (those the audit trail records) are written only when at
-least one enabled endpoint of the account takes their type: an account without
-webhooks pays one indexed read per change, and a million-row import with no
-endpoint writes no messages at all. Messages published through the API are
-always kept.
+The worker of the process that writes (the one `serve` runs) is handed the new
+deliveries it has room for: they are written already leased to it, and given to it
+when the transaction commits (`kit.db.on_commit`; a rollback gives it nothing; in a
+request, once its response is sent), so it sends them without a claim. What it is not
+handed (ordered or rate-limited endpoints, more than it has room for, no worker in this
+process) waits for a claim: a commit wakes the workers at once, through PostgreSQL's
+NOTIFY (delivered only on commit, to every process) and the in-process signal.
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
-from sqlalchemy import insert, or_, select, text, update
+from sqlalchemy import Engine, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from cadenya_server.kit.clock import now
-from cadenya_server.kit.db import after_transaction
+from cadenya_server.kit.db import after_response
+from cadenya_server.kit.db import on_commit as after_commit
 from cadenya_server.kit.ids import new_id, new_ids
 from cadenya_server.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 
@@ -67,12 +69,12 @@ NOTIFY_CHANNEL = "cadenya_webhooks"
 
 _listeners: list[Callable[[], None]] = []
 _listeners_lock = threading.Lock()
-_WOKEN = "cadenya.outbox_wakes"
+_NOTIFIED = "cadenya.outbox_notified"
 
 
 def on_commit(listener: Callable[[], None]) -> Callable[[], None]:
-    """Call `listener` after every transaction of this process that wrote deliveries on
-    SQLite (PostgreSQL's NOTIFY wakes workers there); returns the function that stops it."""
+    """Call `listener` after every transaction of this process that wrote deliveries it did
+    not hand to a worker; returns the function that stops it."""
     with _listeners_lock:
         _listeners.append(listener)
 
@@ -92,16 +94,108 @@ def _wake() -> None:
 
 
 def _wake_after(session: Session) -> None:
-    """Wake the workers once this transaction is over (a wake for a rollback finds nothing)."""
-    if session.info.get(_WOKEN):
-        return
-    session.info[_WOKEN] = True
-    if session.get_bind().dialect.name == "postgresql":
+    """Wake the workers when this transaction commits (nothing for a rollback)."""
+    if session.get_bind().dialect.name == "postgresql" and not session.info.get(_NOTIFIED):
         # Queued by the transaction; PostgreSQL delivers it only if it commits, to the
         # workers of every process.
+        session.info[_NOTIFIED] = True
         session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-    else:
-        after_transaction(session, _wake)
+    after_commit(session, lambda: after_response(_wake))
+
+
+@dataclass(frozen=True)
+class Handed:
+    """A delivery handed to a worker at commit: what sending it takes."""
+
+    delivery_id: str
+    account_id: str
+    message_id: str
+    endpoint_id: str
+    url: str
+    type: str
+    data: Any
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Room a worker keeps for deliveries written leased to it: up to `count`."""
+
+    token: str
+    lease_until: datetime
+    count: int
+
+
+class Taker(Protocol):
+    """A worker that takes deliveries at commit (`webhooks.worker.Worker`)."""
+
+    def reserve(self, count: int) -> Reservation | None: ...
+
+    def take(self, reservation: Reservation, handed: list[Handed]) -> None: ...
+
+    def unreserve(self, reservation: Reservation) -> None: ...
+
+
+_takers: dict[Engine, Taker] = {}
+
+
+def hand_to(engine: Engine, taker: Taker) -> Callable[[], None]:
+    """Hand `taker` the deliveries this process writes to `engine`'s database, as far as it
+    has room; returns the function that stops it."""
+    with _listeners_lock:
+        _takers[engine] = taker
+
+    def stop() -> None:
+        with _listeners_lock:
+            if _takers.get(engine) is taker:
+                del _takers[engine]
+
+    return stop
+
+
+def _handable(endpoint: WebhookEndpoint) -> bool:
+    """Sent as soon as written: not an ordered endpoint's (first in line is decided by a
+    claim), nor a rate-limited one's (its send slot is booked by a claim)."""
+    return not endpoint.ordered and not endpoint.rate_limit_per_second
+
+
+def _hand(session: Session, deliveries: list[dict[str, Any]], handable: list[bool]) -> bool:
+    """Lease to this process's worker those of `deliveries` it has room for and that may be
+    handed, to be given to it at commit; whether all of them were."""
+    wanted = sum(handable)
+    if not wanted:
+        return False
+    with _listeners_lock:
+        taker = _takers.get(session.get_bind())
+    reservation = taker.reserve(wanted) if taker is not None else None
+    if taker is None or reservation is None:
+        return False
+    handed: list[Handed] = []
+    for row, may in zip(deliveries, handable, strict=True):
+        if not may or len(handed) == reservation.count:
+            continue
+        row["leased_until"] = reservation.lease_until
+        row["lease_token"] = reservation.token
+        handed.append(
+            Handed(
+                delivery_id=row["id"],
+                account_id=row["account_id"],
+                message_id=row["message_id"],
+                endpoint_id=row["endpoint_id"],
+                url=row.pop("_url"),
+                type=row["event_type"],
+                data=row.pop("_data"),
+                created_at=row["created_at"],
+            )
+        )
+    # Once the response is sent, when in a request: the caller does not wait for it, and
+    # response → receipt stays a matter of milliseconds (bench/README.md).
+    after_commit(
+        session,
+        lambda: after_response(lambda: taker.take(reservation, handed)),
+        otherwise=lambda: taker.unreserve(reservation),
+    )
+    return len(handed) == len(deliveries)
 
 
 @dataclass(frozen=True)
@@ -167,6 +261,7 @@ def _write(
         ],
     )
     deliveries: list[dict[str, Any]] = []
+    handable: list[bool] = []
     for endpoint in endpoints:
         taken = [
             (message_id, event)
@@ -189,6 +284,7 @@ def _write(
                     "status": "pending",
                     "attempt_count": 0,
                     "next_attempt_at": stamp,
+                    "leased_until": None,
                     "lease_token": "",
                     "http_status_code": 0,
                     "error_message": "",
@@ -196,11 +292,20 @@ def _write(
                     "response_headers": {},
                     "response_content_length": 0,
                     "created_at": stamp,
+                    # For a hand-off (_hand), not columns.
+                    "_url": endpoint.url,
+                    "_data": event.data,
                 }
             )
+            handable.append(_handable(endpoint))
     if deliveries:
+        all_handed = _hand(session, deliveries, handable)
+        for row in deliveries:
+            row.pop("_url", None)
+            row.pop("_data", None)
         session.execute(insert(WebhookDelivery), deliveries)
-        _wake_after(session)
+        if not all_handed:
+            _wake_after(session)
     return message_ids
 
 

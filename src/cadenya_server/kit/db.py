@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import structlog
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import InvalidatePoolError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from cadenya_server.kit.errors import Unavailable
+
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -133,6 +138,123 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 _AFTERWARDS = "cadenya.afterwards"
+_ON_COMMIT = "cadenya.on_commit"
+
+# One writer at a time per SQLite file in this process. SQLite lets one connection
+# write and makes the others retry in its busy handler, which sleeps between tries (up
+# to 100 ms a sleep): a commit waited for that sleep, not for the writer before it. Here
+# the writers of this process queue on a lock that hands over at once; only other
+# processes' writers still meet the busy handler.
+# A plain Lock: a request's transaction may begin and end in different threads.
+_sqlite_writers: dict[str, threading.Lock] = {}
+_sqlite_writers_lock = threading.Lock()
+
+
+def _writer_lock(database: str) -> threading.Lock:
+    with _sqlite_writers_lock:
+        return _sqlite_writers.setdefault(database, threading.Lock())
+
+
+@dataclass
+class _CommitHook:
+    work: Callable[[], None]
+    otherwise: Callable[[], None] | None
+    # The savepoint the hook was registered in (None: the transaction itself).
+    within: SessionTransaction | None
+
+
+def on_commit(
+    session: Session, work: Callable[[], None], otherwise: Callable[[], None] | None = None
+) -> None:
+    """Run `work` once this session's transaction has committed, or `otherwise` (if given)
+    once it has rolled back; registered in a savepoint, a rollback of that savepoint counts
+    as one. Both run in the thread that ended the transaction, before the request goes
+    on, and must not fail (they are logged and ignored if they do)."""
+    hooks: list[_CommitHook] | None = session.info.get(_ON_COMMIT)
+    if hooks is None:
+        raise RuntimeError("on_commit needs a transaction of Database.transaction or run")
+    hooks.append(_CommitHook(work, otherwise, session.get_nested_transaction()))
+
+
+class _AfterResponse:
+    """Work a request's commit set off that its caller need not wait for."""
+
+    def __init__(self) -> None:
+        self.works: list[Callable[[], None]] = []
+        self.sent = False
+        self.lock = threading.Lock()
+
+    def add(self, work: Callable[[], None]) -> bool:
+        """Keep `work` for later; False if the response was sent already."""
+        with self.lock:
+            if not self.sent:
+                self.works.append(work)
+            return not self.sent
+
+    def close(self) -> list[Callable[[], None]]:
+        with self.lock:
+            self.sent = True
+            return self.works
+
+
+# The current request's (`responding`, in kit.http's Observability); None outside one.
+_after_response: contextvars.ContextVar[_AfterResponse | None] = contextvars.ContextVar(
+    "after_response", default=None
+)
+
+
+def after_response(work: Callable[[], None]) -> None:
+    """Run `work` once the current request's response is sent; outside a request, or after
+    its response (a task it left behind), now.
+
+    For what a commit hands on (webhook deliveries to the process's worker): started
+    before the response, it would share the interpreter with the request's last steps,
+    and the caller would wait for it."""
+    pending = _after_response.get()
+    if pending is None or not pending.add(work):
+        work()
+
+
+@contextmanager
+def responding() -> Iterator[None]:
+    """A request's span: what `after_response` is given within it runs when it ends."""
+    pending = _AfterResponse()
+    token = _after_response.set(pending)
+    try:
+        yield
+    finally:
+        _after_response.reset(token)
+        for work in pending.close():
+            try:
+                work()
+            except Exception:
+                log.exception("work after a response failed")
+
+
+def _run_hooks(hooks: list[_CommitHook], committed: bool) -> None:
+    for hook in hooks:
+        work = hook.work if committed else hook.otherwise
+        if work is None:
+            continue
+        try:
+            work()
+        except Exception:
+            log.exception("a commit hook failed")
+
+
+def _forget_rolled_back(session: Session, previous: SessionTransaction) -> None:
+    """A savepoint rolled back: its hooks, and those of savepoints within it, are over."""
+    hooks: list[_CommitHook] | None = session.info.get(_ON_COMMIT)
+    if not hooks or not previous.nested:
+        return
+    kept, over = [], []
+    for hook in hooks:
+        within = hook.within
+        while within is not None and within is not previous:
+            within = within.parent
+        (kept if within is None else over).append(hook)
+    hooks[:] = kept
+    _run_hooks(over, committed=False)
 
 
 def after_transaction(session: Session, work: Callable[[], None]) -> None:
@@ -237,6 +359,11 @@ class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self._sessions, "after_soft_rollback", _forget_rolled_back)
+        parsed = self.engine.url
+        self._writer = (
+            _writer_lock(parsed.database or ":memory:") if self.dialect == "sqlite" else None
+        )
         self.admission = Admission(
             connections=CONCURRENT_TRANSACTIONS,
             writers=1 if self.dialect == "sqlite" else POSTGRES_WRITERS,
@@ -311,21 +438,44 @@ class Database:
     def _transaction(
         self, write: bool, statements_alone: bool, afterwards: list[Callable[[], None]]
     ) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
-            session.info[_AFTERWARDS] = afterwards
-            # Begin now, in this call, so the BEGIN sees the write intent.
-            token = _write_intent.set(write)
-            # Under READ COMMITTED every statement takes its own snapshot inside a
-            # transaction too; BEGIN and COMMIT are two round trips more than a lone
-            # statement takes (bench/README.md).
-            alone = statements_alone and self.dialect == "postgresql"
-            try:
-                session.connection(
-                    execution_options={"isolation_level": "AUTOCOMMIT"} if alone else None
-                )
-            finally:
-                _write_intent.reset(token)
-            yield session
+        hooks: list[_CommitHook] = []
+        writer = self._writer if write else None
+        if writer is not None and not writer.acquire(timeout=WAIT_SECONDS):
+            raise busy()
+        try:
+            with self._sessions() as session:
+                try:
+                    with session.begin():
+                        session.info[_AFTERWARDS] = afterwards
+                        session.info[_ON_COMMIT] = hooks
+                        # Begin now, in this call, so the BEGIN sees the write intent.
+                        token = _write_intent.set(write)
+                        # Under READ COMMITTED every statement takes its own snapshot
+                        # inside a transaction too; BEGIN and COMMIT are two round trips
+                        # more than a lone statement takes (bench/README.md).
+                        alone = statements_alone and self.dialect == "postgresql"
+                        try:
+                            session.connection(
+                                execution_options={"isolation_level": "AUTOCOMMIT"}
+                                if alone
+                                else None
+                            )
+                        finally:
+                            _write_intent.reset(token)
+                        yield session
+                except BaseException:
+                    if writer is not None:
+                        writer.release()
+                        writer = None
+                    _run_hooks(hooks, committed=False)
+                    raise
+                if writer is not None:
+                    writer.release()
+                    writer = None
+                _run_hooks(hooks, committed=True)
+        finally:
+            if writer is not None:
+                writer.release()
 
     def dispose(self) -> None:
         self.admission.close()

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cadenya_server.kit.db import busy
+from cadenya_server.kit.db import busy, responding
 from cadenya_server.kit.errors import (
     ApiError,
     FieldViolation,
@@ -255,7 +255,7 @@ class Observability:
 
         started = time.perf_counter()
         try:
-            with structlog.contextvars.bound_contextvars(request_id=request_id):
+            with structlog.contextvars.bound_contextvars(request_id=request_id), responding():
                 await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started

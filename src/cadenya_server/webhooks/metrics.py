@@ -15,6 +15,10 @@ ATTEMPTS = Counter(
     "Webhook delivery attempts by outcome: completed, retrying, failed (given up), gone (410)",
     ["outcome"],
 )
+HANDED = Counter(
+    "cadenya_webhook_handed_deliveries_total",
+    "Deliveries a commit handed to its own process's worker, sent without a claim",
+)
 ATTEMPT_SECONDS = Histogram(
     "cadenya_webhook_attempt_duration_seconds",
     "Time from sending a webhook to its response (or failure)",

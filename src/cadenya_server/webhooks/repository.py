@@ -418,6 +418,24 @@ def release_unsent(session: Session, leases: list[tuple[str, str]]) -> None:
         )
 
 
+_LOCK_ENDPOINTS = (
+    select(_E.c.id)
+    .where(_E.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_E.c.id)
+    .with_for_update(key_share=True)
+)
+
+
+def lock_endpoints(session: Session, endpoint_ids: set[str]) -> None:
+    """PostgreSQL: lock these endpoints' rows, in id order, before a recording locks their
+    deliveries. A change of an endpoint locks its row, then its deliveries (disabling or
+    deleting it); a recording that locked the deliveries first and then the endpoint (to
+    note its success) could wait for it while it waits for them. FOR NO KEY UPDATE: the
+    writers inserting deliveries (a key share) do not wait for it."""
+    if endpoint_ids and session.get_bind().dialect.name == "postgresql":
+        session.execute(_LOCK_ENDPOINTS, {"ids": sorted(endpoint_ids)})
+
+
 def record_attempts(
     session: Session, outcomes: list[tuple[str, dict[str, Any]]], attempts: list[dict[str, Any]]
 ) -> set[str]:

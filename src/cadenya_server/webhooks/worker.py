@@ -4,9 +4,15 @@ The loop: claim as many due deliveries as there are free slots (at most
 CADENYA_SERVER_WEBHOOK_CONCURRENCY in flight), send each in its own task, and
 hand the outcomes to a recorder that writes them in batches. Then wait for a
 wake-up (a commit that wrote deliveries: NOTIFY on PostgreSQL, an in-process
-signal on SQLite), the next retry's time, or the poll interval; with a backlog,
+signal on both), the next retry's time, or the poll interval; with a backlog,
 claim again once a quarter of the slots are free, so a claim is a batch, not a
 transaction per message.
+
+A worker also takes the deliveries its own process writes, as far as it has free
+slots (`outbox.hand_to`): the writing transaction leases them to it, and commits
+hand them over, so they are sent without a claim (the `serve` process's worker
+sends what its API writes within milliseconds). A lease is a lease however it was
+taken: another worker skips them, and they come back to any worker if this one dies.
 
 Claims are leases committed with the claim (`repository.claim`): any number of
 workers on one PostgreSQL take disjoint rows (FOR UPDATE SKIP LOCKED), and the
@@ -53,9 +59,10 @@ from cadenya_server.kit.clock import as_utc, now, rfc3339
 from cadenya_server.kit.crypto import Keyring
 from cadenya_server.kit.db import Database
 from cadenya_server.kit.ids import new_id
+from cadenya_server.outbox import Handed, Reservation
 from cadenya_server.webhooks import repository
 from cadenya_server.webhooks import service as webhooks
-from cadenya_server.webhooks.metrics import ATTEMPT_SECONDS, ATTEMPTS
+from cadenya_server.webhooks.metrics import ATTEMPT_SECONDS, ATTEMPTS, HANDED
 from cadenya_server.webhooks.network import AddressGuard, GuardedTransport, RefusedAddress
 
 log = structlog.get_logger(__name__)
@@ -92,6 +99,11 @@ class Job:
     ordered: bool = False
     # time.monotonic() when this worker's lease on the delivery passes.
     lease_ends: float = math.inf
+
+
+@dataclass
+class RunOver:
+    """An ordered run was sent: once recorded, its endpoint's next delivery is first in line."""
 
 
 @dataclass
@@ -251,6 +263,49 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stopping = False
+        # Slots in use: runs in flight, and room reserved for or handed by commits.
+        self._room = threading.Lock()
+        self._used = 0
+        self._accepting = False
+        # Handed over by commits, to be sent (touched on the loop only).
+        self._handed: list[tuple[Reservation, list[Handed]]] = []
+        # Set when a commit hands some over (apart from `_wake`, which means: claim).
+        self._arrived: asyncio.Event | None = None
+
+    # --- Hand-off from this process's commits (outbox.Taker; thread-safe) ---
+
+    def reserve(self, count: int) -> Reservation | None:
+        """Room for up to `count` deliveries a transaction is writing, leased to this worker."""
+        with self._room:
+            granted = min(count, self.concurrency - self._used)
+            if not self._accepting or granted <= 0:
+                return None
+            self._used += granted
+        at = now()
+        return Reservation(token=new_id("lease"), lease_until=at + self.lease, count=granted)
+
+    def unreserve(self, reservation: Reservation) -> None:
+        """The transaction rolled back: nothing comes."""
+        self._free(reservation.count)
+
+    def take(self, reservation: Reservation, handed: list[Handed]) -> None:
+        """The transaction committed these, leased to this worker: send them."""
+        self._free(reservation.count - len(handed))
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # their lease passes, and a claim takes them
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._accept, reservation, handed)
+
+    def _accept(self, reservation: Reservation, handed: list[Handed]) -> None:
+        self._handed.append((reservation, handed))
+        if self._arrived is not None:
+            self._arrived.set()
+
+    def _free(self, slots: int) -> None:
+        if slots:
+            with self._room:
+                self._used -= slots
 
     # --- Control (thread-safe) ---
 
@@ -270,36 +325,64 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         wake = self._wake = asyncio.Event()
         wake.set()
+        arrived = self._arrived = asyncio.Event()
         sender = sender or Sender(self.settings)
-        # A commit's wake-up: on PostgreSQL its NOTIFY, which reaches every worker (and
-        # comes first); on SQLite the signal of this process.
-        listener = unsubscribe = None
+        # A commit's wake-up: the signal of this process, at once; on PostgreSQL also its
+        # NOTIFY, which reaches the workers of every process.
+        listener = None
         if self.db.dialect == "postgresql":
             listener = asyncio.create_task(self._listen())
-        else:
-            unsubscribe = outbox.on_commit(self.wake)
-        outcomes: asyncio.Queue[Outcome | Unsent] = asyncio.Queue()
+        unsubscribe = outbox.on_commit(self.wake)
+        with self._room:
+            self._accepting = True
+        unhand = outbox.hand_to(self.db.engine, self)
+        outcomes: asyncio.Queue[Outcome | Unsent | RunOver] = asyncio.Queue()
         recorder = asyncio.create_task(self._record_loop(outcomes))
         in_flight: set[asyncio.Task[None]] = set()
+
+        def start(run: list[Job]) -> None:
+            """Send a run in a task of its own, in a slot already counted."""
+            task = asyncio.create_task(self._send_run(sender, run, outcomes))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            task.add_done_callback(lambda _: self._free(1))
+
         # The last claim took as many as it asked for: more may be due.
         backlog = False
         next_due: datetime | None = None
         try:
             while not self._stopping:
-                free = self.concurrency - len(in_flight)
-                if free > 0 and (wake.is_set() or (backlog and free >= self.refill)):
+                if self._handed:
+                    arrived.clear()
+                    handed, self._handed = self._handed, []
+                    try:
+                        jobs = await asyncio.to_thread(self._prepare, handed)
+                    except Exception:
+                        # Their leases pass, and a claim takes them.
+                        log.exception("preparing handed webhook deliveries failed")
+                        self._free(sum(len(h) for _, h in handed))
+                        continue
+                    for job in jobs:
+                        start([job])
+                    continue
+                with self._room:
+                    free = self.concurrency - self._used
+                    claiming = free > 0 and (wake.is_set() or (backlog and free >= self.refill))
+                    if claiming:
+                        self._used += free
+                if claiming:
                     wake.clear()
                     try:
                         runs, next_due = await asyncio.to_thread(self._claim, free)
                     except Exception:
+                        self._free(free)
                         log.exception("webhook claim failed")
                         await asyncio.sleep(self.settings.poll_seconds)
                         wake.set()
                         continue
+                    self._free(free - len(runs))
                     for run in runs:
-                        task = asyncio.create_task(self._send_run(sender, run, outcomes))
-                        in_flight.add(task)
-                        task.add_done_callback(in_flight.discard)
+                        start(run)
                     backlog = len(runs) == free
                     continue
                 # Wait for a wake-up (a commit, an ordered run's recording, stop), the
@@ -308,16 +391,25 @@ class Worker:
                 if next_due is not None:
                     timeout = max(min(timeout, (next_due - now()).total_seconds()), 0)
                 woken = asyncio.create_task(wake.wait())
-                waiting = {woken, *in_flight} if backlog else {woken}
+                handed_over = asyncio.create_task(arrived.wait())
+                waiting = {woken, handed_over, *in_flight} if backlog else {woken, handed_over}
                 done, _ = await asyncio.wait(
                     waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
                 )
                 woken.cancel()
+                handed_over.cancel()
                 if not done:
                     wake.set()
         finally:
-            if unsubscribe is not None:
-                unsubscribe()
+            unhand()
+            unsubscribe()
+            with self._room:
+                self._accepting = False
+            # Handed over but not started: given back, for any worker to claim.
+            for reservation, handed in self._handed:
+                for h in handed:
+                    outcomes.put_nowait(Unsent(_unsent_job(reservation, h)))
+            self._handed = []
             if in_flight:
                 await asyncio.wait(in_flight, timeout=self.settings.timeout_seconds + 1)
             await outcomes.join()
@@ -327,39 +419,57 @@ class Worker:
             await sender.close()
 
     async def _send_run(
-        self, sender: Sender, run: list[Job], outcomes: asyncio.Queue[Outcome | Unsent]
+        self, sender: Sender, run: list[Job], outcomes: asyncio.Queue[Outcome | Unsent | RunOver]
     ) -> None:
         """Send a run one after another; an unordered delivery is a run of one. A
         delivery goes only after the one before it succeeded; after one that did not,
-        or when the lease is running out, the rest are given back unsent."""
+        or when the lease is running out, the rest are given back unsent.
+
+        A run's outcomes go to the recorder together when it ends: recorded while the
+        run goes on, the recorder's thread would hold the interpreter while each next
+        response arrives (an ordered run sends one at a time). The end of an ordered
+        run wakes the loop once it is recorded, for the endpoint's next."""
+        results: list[Outcome | Unsent] = []
+        try:
+            await self._send_each(sender, run, results)
+        finally:
+            for result in results:
+                outcomes.put_nowait(result)
+            if run and run[0].ordered:
+                outcomes.put_nowait(RunOver())
+
+    async def _send_each(
+        self, sender: Sender, run: list[Job], results: list[Outcome | Unsent]
+    ) -> None:
         for n, job in enumerate(run):
             if job.lease_ends - time.monotonic() < self.settings.timeout_seconds + (
                 LEASE_MARGIN_SECONDS
             ):
-                outcomes.put_nowait(Unsent(job))
+                results.append(Unsent(job))
                 continue
             outcome = await sender.send(job)
-            outcomes.put_nowait(outcome)
+            results.append(outcome)
             if not outcome.succeeded:
-                for rest in run[n + 1 :]:
-                    outcomes.put_nowait(Unsent(rest))
+                results.extend(Unsent(rest) for rest in run[n + 1 :])
                 return
 
-    async def _record_loop(self, outcomes: asyncio.Queue[Outcome | Unsent]) -> None:
+    async def _record_loop(self, outcomes: asyncio.Queue[Outcome | Unsent | RunOver]) -> None:
         while True:
             batch = [await outcomes.get()]
             while not outcomes.empty():
                 batch.append(outcomes.get_nowait())
+            items = [item for item in batch if not isinstance(item, RunOver)]
             try:
-                await asyncio.to_thread(self._record, batch)
+                if items:
+                    await asyncio.to_thread(self._record, items)
             except Exception:
                 # The leases pass and the deliveries are attempted again: at least once.
-                log.exception("recording webhook attempts failed", count=len(batch))
+                log.exception("recording webhook attempts failed", count=len(items))
             finally:
                 for _ in batch:
                     outcomes.task_done()
-            # An ordered endpoint's next message may be due now.
-            if self._wake is not None and any(item.job.ordered for item in batch):
+            # An ordered run is recorded: its endpoint's next delivery is first in line.
+            if self._wake is not None and len(items) < len(batch):
                 self._wake.set()
 
     async def _listen(self) -> None:
@@ -381,6 +491,38 @@ class Worker:
                 await asyncio.sleep(1)
 
     # --- Database work (in a thread) ---
+
+    def _prepare(self, handed: list[tuple[Reservation, list[Handed]]]) -> list[Job]:
+        """Jobs of deliveries handed over by commits: their accounts' signing secrets are
+        read (a statement each, outside a transaction on PostgreSQL), the rest came with
+        them."""
+        accounts_of = {h.account_id for _, batch in handed for h in batch}
+        with self.db.transaction(write=False, statements_alone=True) as session:
+            secrets = {
+                account_id: accounts.signing_secrets(
+                    session=session, keyring=self.keyring, account_id=account_id
+                )
+                for account_id in accounts_of
+            }
+        at = now()
+        started = time.monotonic()
+        jobs = [
+            Job(
+                delivery_id=h.delivery_id,
+                token=reservation.token,
+                message_id=h.message_id,
+                endpoint_id=h.endpoint_id,
+                url=h.url,
+                body=body_of(h),
+                secrets=secrets[h.account_id],
+                attempt_count=0,
+                lease_ends=started + (reservation.lease_until - at).total_seconds(),
+            )
+            for reservation, batch in handed
+            for h in batch
+        ]
+        HANDED.inc(len(jobs))
+        return jobs
 
     def _claim(self, limit: int) -> tuple[list[list[Job]], datetime | None]:
         token = new_id("lease")
@@ -495,6 +637,7 @@ class Worker:
                 }
             )
         with self.db.transaction() as session:
+            repository.lock_endpoints(session, {item.job.endpoint_id for item in batch})
             repository.release_unsent(
                 session,
                 [(i.job.delivery_id, i.job.token) for i in batch if isinstance(i, Unsent)],
@@ -522,6 +665,20 @@ class Worker:
                 webhooks.disabled_by_worker(session=session, reasons=disabled)
         for delivery_id in recorded:
             ATTEMPTS.labels(results[delivery_id]).inc()
+
+
+def _unsent_job(reservation: Reservation, handed: Handed) -> Job:
+    """What giving a handed delivery back takes (its id and lease token)."""
+    return Job(
+        delivery_id=handed.delivery_id,
+        token=reservation.token,
+        message_id=handed.message_id,
+        endpoint_id=handed.endpoint_id,
+        url=handed.url,
+        body=b"",
+        secrets=[],
+        attempt_count=0,
+    )
 
 
 class BackgroundWorker:
