@@ -3,10 +3,11 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 POSTGRES_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
-# Each database's suite runs in this many pytest-xdist processes, each with its own
-# database and server; a test file stays in one process, in order. `TEST_WORKERS=0` runs
-# it in one process.
-TEST_WORKERS ?= 2
+# `make test TEST_WORKERS=2` runs each database's suite in that many pytest-xdist
+# processes, each with its own database and server, a test file whole in one of them.
+# Off by default: on two cores the suite is bound by the processor, the two databases'
+# runs side by side already keep both busy, and more processes made it slower.
+TEST_WORKERS ?= 0
 PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: run test lint test-sqlite test-postgres bench clean

@@ -96,6 +96,25 @@ def migrated_template(
         yield url
 
 
+# The longest files (by `pytest --durations`) start first: pytest-xdist hands out whole
+# files in collection order (`make test`), and one of these left for last would run alone
+# while the other processes sit idle. Only the order changes, never what runs.
+LONGEST_FILES = (
+    "test_webhook_durability.py",
+    "test_openapi_contract.py",
+    "test_throughput_bench_smoke.py",
+    "test_bench_smoke.py",
+    "test_cli.py",
+    "test_search_writers.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: n for n, name in enumerate(LONGEST_FILES)}
+    # A stable sort: the tests of a file keep their order.
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(scope="session")
 def server_env(database_url: str) -> dict[str, str]:
     return {
