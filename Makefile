@@ -3,6 +3,12 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 POSTGRES_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
+# `make test TEST_WORKERS=2` runs each database's suite in that many pytest-xdist
+# processes, each with its own database and server, a test file whole in one of them.
+# Off by default: on two cores the suite is bound by the processor, the two databases'
+# runs side by side already keep both busy, and more processes made it slower.
+TEST_WORKERS ?= 0
+PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: run test lint console console-check test-sqlite test-postgres bench clean
 
@@ -44,13 +50,13 @@ console-check: console
 
 test-sqlite: $(BIN)/.installed
 	@echo "== the suite on SQLite =="
-	CADENYA_TEST_DATABASE_URL= $(BIN)/pytest -q
+	CADENYA_TEST_DATABASE_URL= $(PYTEST)
 
 # Runs when PostgreSQL answers; under CI (CI=true) an unreachable server fails the run.
 test-postgres: $(BIN)/.installed
 	@echo "== the suite on PostgreSQL =="
 	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect('$(POSTGRES_TEST_URL)', connect_timeout=3).close()" 2>/dev/null; then \
-		CADENYA_TEST_DATABASE_URL=$(POSTGRES_TEST_URL) $(BIN)/pytest -q; \
+		CADENYA_TEST_DATABASE_URL=$(POSTGRES_TEST_URL) $(PYTEST); \
 	elif [ "$$CI" = "true" ]; then \
 		echo "PostgreSQL at $(POSTGRES_TEST_URL) is unreachable; CI requires it" >&2; exit 1; \
 	else \

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -47,16 +48,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def new_database(sqlite_dir: Path) -> Iterator[str]:
-    """The URL of an empty database of the suite's kind, dropped afterwards."""
+def new_database(sqlite_dir: Path, *, like: str | None = None) -> Iterator[str]:
+    """The URL of an empty database of the suite's kind, dropped afterwards; a copy of the
+    database at URL `like` when given (one that nothing is connected to)."""
     given = os.environ.get("CADENYA_TEST_DATABASE_URL", "")
     if not given.startswith("postgres"):
-        yield f"sqlite:///{sqlite_dir / 'cadenya.db'}"
+        path = sqlite_dir / "cadenya.db"
+        if like is not None:
+            copy_sqlite(Path(make_url(like).database or ""), path)
+        yield f"sqlite:///{path}"
         return
     name = f"cadenya_test_{secrets.token_hex(4)}"
+    template = f' TEMPLATE "{make_url(like).database}"' if like is not None else ""
     admin = create_engine(engine_url(given), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"{template}'))
     try:
         yield make_url(given).set(database=name).render_as_string(hide_password=False)
     finally:
@@ -65,10 +71,48 @@ def new_database(sqlite_dir: Path) -> Iterator[str]:
         admin.dispose()
 
 
+def copy_sqlite(source: Path, target: Path) -> None:
+    """A SQLite database file copied with its write-ahead log, if one is left."""
+    for suffix in ("", "-wal"):
+        if (found := source.with_name(source.name + suffix)).exists():
+            shutil.copyfile(found, target.with_name(target.name + suffix))
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with new_database(tmp_path_factory.mktemp("db")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def migrated_template(
+    server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database migrated once by the real CLI and never used: `new_database(dir,
+    like=migrated_template)` copies it for a test that needs a migrated database of its
+    own, cheaper than migrating one more."""
+    with new_database(tmp_path_factory.mktemp("template")) as url:
+        cli({**server_env, "CADENYA_SERVER_DATABASE_URL": url}, "migrate")
+        yield url
+
+
+# The longest files (by `pytest --durations`) start first: pytest-xdist hands out whole
+# files in collection order (`make test`), and one of these left for last would run alone
+# while the other processes sit idle. Only the order changes, never what runs.
+LONGEST_FILES = (
+    "test_webhook_durability.py",
+    "test_openapi_contract.py",
+    "test_throughput_bench_smoke.py",
+    "test_bench_smoke.py",
+    "test_cli.py",
+    "test_search_writers.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: n for n, name in enumerate(LONGEST_FILES)}
+    # A stable sort: the tests of a file keep their order.
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(scope="session")

@@ -25,9 +25,14 @@ from conftest import (
     stop_server,
 )
 
-# Bounded: examples per operation, and a time budget for the whole run.
+# One pass of every phase over every operation (coverage, then MAX_EXAMPLES fuzzed cases
+# each, then the stateful scenarios), with a fixed seed: the same cases on every run.
+# No --max-time: with a budget, schemathesis repeats fuzzing until the budget is spent,
+# and on a loaded machine cuts the coverage phase short to leave time for the others, so
+# what a run covered depended on the machine's load.
 MAX_EXAMPLES = 15
-MAX_SECONDS = 120
+# Only a hung run is stopped: a pass on a loaded machine takes a few minutes.
+TIMEOUT_SECONDS = 900
 TESTS = Path(__file__).resolve().parent
 
 
@@ -50,7 +55,6 @@ def test_schemathesis_finds_nothing(server: Server, tmp_path: Path) -> None:
                     "--exclude-checks=positive_data_acceptance",
                     "--mode=positive",
                     f"--max-examples={MAX_EXAMPLES}",
-                    f"--max-time={MAX_SECONDS}",
                     "--seed=1",
                     # The browser's sign-in and session routes take a cookie and a
                     # provider's redirect, not a bearer token (tests/test_sso.py).
@@ -67,7 +71,7 @@ def test_schemathesis_finds_nothing(server: Server, tmp_path: Path) -> None:
                 cwd=tmp_path,
                 capture_output=True,
                 text=True,
-                timeout=MAX_SECONDS + 120,
+                timeout=TIMEOUT_SECONDS,
             )
         finally:
             stop_server(process)

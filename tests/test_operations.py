@@ -77,12 +77,13 @@ def _answers(url: str) -> bool:
 
 
 @pytest.fixture
-def own_env(server_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
+def own_env(
+    server_env: dict[str, str], migrated_template: str, tmp_path: Path
+) -> Iterator[dict[str, str]]:
     """The suite's environment on a database of this test's own, migrated, logging at INFO."""
-    with new_database(tmp_path) as url:
+    with new_database(tmp_path, like=migrated_template) as url:
         env = {**server_env, "CADENYA_SERVER_DATABASE_URL": url, "CADENYA_SERVER_LOG_LEVEL": "INFO"}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        cli(env, "migrate")
         yield env
 
 

@@ -75,7 +75,8 @@ def widest_metadata(n: int) -> dict[str, object]:
 WIDEST_DESCRIPTION = "𝄞" * 4000
 
 
-@pytest.fixture
+# One process for the module: each test makes accounts of its own on it.
+@pytest.fixture(scope="module")
 def quota_server(server: Server) -> Iterator[str]:
     with server_with(server, **LIMITS) as base_url:
         yield base_url

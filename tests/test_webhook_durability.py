@@ -50,10 +50,9 @@ class Plane:
 
 
 @pytest.fixture
-def plane(server_env: dict[str, str], tmp_path: Path) -> Iterator[Plane]:
-    with new_database(tmp_path) as url:
+def plane(server_env: dict[str, str], migrated_template: str, tmp_path: Path) -> Iterator[Plane]:
+    with new_database(tmp_path, like=migrated_template) as url:
         env = {**server_env, "CADENYA_SERVER_DATABASE_URL": url}
-        cli(env, "migrate")
         created = json.loads(
             cli(
                 env,

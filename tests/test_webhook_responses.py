@@ -51,17 +51,16 @@ def test_429_and_503_honour_retry_after(server: Server, account: Tenant) -> None
 
 
 def test_an_endpoint_failing_too_long_is_disabled(
-    server_env: dict[str, str], tmp_path: Path
+    server_env: dict[str, str], migrated_template: str, tmp_path: Path
 ) -> None:
     receiver = Receiver(plan=lambda n, d: (500, {}, 0.0)).start()
-    with new_database(tmp_path) as url:
+    with new_database(tmp_path, like=migrated_template) as url:
         env = {
             **server_env,
             "CADENYA_SERVER_DATABASE_URL": url,
             "CADENYA_SERVER_WEBHOOK_DISABLE_AFTER_SECONDS": "1",
             "CADENYA_SERVER_WEBHOOK_RETRY_SCHEDULE": "1,1,1,1,1,1",
         }
-        cli(env, "migrate")
         created = json.loads(
             cli(
                 env,
