@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import os
 import statistics
 import sys
@@ -43,7 +42,14 @@ from playwright.sync_api import Page, sync_playwright
 
 from bench import dataset
 from bench.dataset import MAIN_SEED, BenchError, DataSpec, Target, add_data_set_arguments, progress
-from bench.measure import add_common_arguments, each_target, serving, yardstick
+from bench.measure import (
+    add_common_arguments,
+    each_target,
+    serving,
+    targets_table,
+    write_result,
+    yardstick,
+)
 from bench.search import _commit, _version
 
 HERE = Path(__file__).resolve().parent
@@ -310,9 +316,7 @@ def run(
             f"({size['raw_bytes'] / 1024:.1f} kB raw)",
         },
     ]
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / f"console-{target.kind}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (results_dir / f"console-{target.kind}.md").write_text(markdown(result))
+    write_result(results_dir, f"console-{target.kind}", result, markdown(result))
     return result
 
 
@@ -326,11 +330,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"{env['load_average'][1]}; yardstick {env['yardstick_seconds'][0]} and "
         f"{env['yardstick_seconds'][1]} s. Debounce {result['debounce_ms']:g} ms.",
         "",
-        "| target | result | detail |",
-        "| --- | --- | --- |",
+        *targets_table(result["targets"]),
     ]
-    for t in result["targets"]:
-        lines.append(f"| {t['target']} | {'met' if t['met'] else '**missed**'} | {t['detail']} |")
     return "\n".join(lines) + "\n"
 
 

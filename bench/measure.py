@@ -29,6 +29,21 @@ YARDSTICK_WORDS = 50_000
 BENCH_DIR = Path(__file__).resolve().parent
 
 
+def write_result(directory: Path, stem: str, result: dict[str, Any], markdown: str) -> None:
+    """`<stem>.json` and `<stem>.md` in `directory` (bench/results by default)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (directory / f"{stem}.md").write_text(markdown)
+
+
+def targets_table(targets: list[dict[str, Any]]) -> list[str]:
+    """A result's targets as Markdown rows: what, met or **missed**, and the detail."""
+    lines = ["| target | result | detail |", "| --- | --- | --- |"]
+    for t in targets:
+        lines.append(f"| {t['target']} | {'met' if t['met'] else '**missed**'} | {t['detail']} |")
+    return lines
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """What every benchmark takes: the databases to run on, where results go, PostgreSQL's URL."""
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")

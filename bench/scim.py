@@ -45,7 +45,16 @@ from bench.dataset import (
     add_data_set_arguments,
     progress,
 )
-from bench.measure import Api, Sampling, add_common_arguments, each_target, serving, yardstick
+from bench.measure import (
+    Api,
+    Sampling,
+    add_common_arguments,
+    each_target,
+    serving,
+    targets_table,
+    write_result,
+    yardstick,
+)
 from bench.search import _commit, _version
 from cadenya_server import demo_data
 
@@ -173,9 +182,7 @@ def run(
             f"{by_user_name.p50_ms / healthz.p50_ms:.1f}× GET /healthz at p50",
         }
     ]
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / f"scim-{target.kind}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (results_dir / f"scim-{target.kind}.md").write_text(markdown(result))
+    write_result(results_dir, f"scim-{target.kind}", result, markdown(result))
     return result
 
 
@@ -203,9 +210,7 @@ def markdown(result: dict[str, Any]) -> str:
     for key, title in titles.items():
         s = result["shapes"][key]
         lines.append(f"| {title} | {s['samples']} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} |")
-    lines += ["", "| target | result | detail |", "| --- | --- | --- |"]
-    for t in result["targets"]:
-        lines.append(f"| {t['target']} | {'met' if t['met'] else '**missed**'} | {t['detail']} |")
+    lines += ["", *targets_table(result["targets"])]
     return "\n".join(lines) + "\n"
 
 
