@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pyroaring import BitMap
 from sqlalchemy import func, select
+from sqlalchemy import text as sql
 
 from cadenya_server.models import (
     Profile,
@@ -24,7 +26,7 @@ from cadenya_server.models import (
     ProfileSearchLabelGram,
 )
 from cadenya_server.profiles.schemas import STORED_TYPES, WIRE_TYPES, ProfileType
-from cadenya_server.profiles.search import grams, planner
+from cadenya_server.profiles.search import bitmaps, grams, planner
 from conftest import Server
 
 PATH = "/v1/account/profiles"
@@ -250,3 +252,55 @@ def assert_index_matches(server: Server, account_id: str, monkeypatch: pytest.Mo
                 )
                 want = expected(rows, query=query, type=type_, labels=wanted_labels)
                 assert planner_pages(server, search) == (want, len(want)), (plan, search)
+    if keeps_bitmaps(server, account_id):
+        # Whatever dirt was pending, folded in: the base equals a rebuild from scratch.
+        bitmaps.compact_all(server.runtime.db)
+        assert stored_bitmaps(server, account_id) == rebuilt_bitmaps(server, account_id)
+
+
+def keeps_bitmaps(server: Server, account_id: str) -> bool:
+    with server.runtime.db.transaction(write=False) as session:
+        return bitmaps.kept(session, account_id)
+
+
+def stored_bitmaps(server: Server, account_id: str) -> dict[tuple[str, int], list[int]]:
+    """The account's base, with no dirt left."""
+    with server.runtime.db.transaction(write=False) as session:
+        no = session.scalar(
+            select(ProfileSearchAccount.no).where(ProfileSearchAccount.account_id == account_id)
+        )
+        dirt = session.execute(
+            sql("SELECT count(*) FROM profile_search_dirt WHERE account_no = :no"), {"no": no}
+        ).scalar()
+        assert dirt == 0
+        rows = session.execute(
+            sql("SELECT key, chunk, bits FROM profile_search_bitmaps WHERE account_no = :no"),
+            {"no": no},
+        )
+        return {(key, chunk): list(BitMap.deserialize(bytes(bits))) for key, chunk, bits in rows}
+
+
+def rebuilt_bitmaps(server: Server, account_id: str) -> dict[tuple[str, int], list[int]]:
+    """The account's bitmaps as its profiles make them now, every place counted in plain
+    Python (bitmaps.bitmaps_of finds them with numpy)."""
+    with server.runtime.db.transaction(write=False) as session:
+        no = session.scalar(
+            select(ProfileSearchAccount.no).where(ProfileSearchAccount.account_id == account_id)
+        )
+        states = [
+            state
+            for part in bitmaps._account_states(session, account_id, no)
+            for state in part
+        ]
+    found: dict[tuple[str, int], set[int]] = {}
+    for doc, text, type_, labels in states:
+        chunk = doc >> bitmaps.CHUNK_BITS
+        for pos in range(len(text) - grams.MAX_GRAM + 1):
+            gram = text[pos : pos + grams.MAX_GRAM]
+            if "\n" not in gram:
+                found.setdefault((gram, chunk), set()).add(pos << bitmaps.DOC_BITS | doc)
+        facets = [bitmaps.type_key(type_)]
+        facets += [bitmaps.label_key(key, value) for key, value in labels.items()]
+        for facet in facets:
+            found.setdefault((facet, chunk), set()).add(doc)
+    return {slot: sorted(values) for slot, values in found.items()}

@@ -42,6 +42,7 @@ from cadenya_server.kit.rate_limits import RateLimit, RateLimits
 from cadenya_server.kit.runtime import AppRuntime, Runtime
 from cadenya_server.members.endpoints import router as members_router
 from cadenya_server.profiles.endpoints import router as profiles_router
+from cadenya_server.profiles.search import bitmaps
 from cadenya_server.scim import schemas as scim_schemas
 from cadenya_server.scim.endpoints import router as scim_router
 from cadenya_server.sso.endpoints import browser_router as sign_in_router
@@ -81,7 +82,10 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
                 Worker(db=current.db, keyring=current.keyring, settings=current.settings.webhooks)
             )
             worker.start()
+        compactor = bitmaps.Compactor(current.db)
+        compactor.start()
         yield
+        compactor.stop()
         if worker is not None:
             worker.stop()
         current.db.dispose()

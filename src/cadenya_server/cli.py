@@ -319,6 +319,20 @@ def profiles_count_labels(
     print("label gram counts started" if started else "label gram counts were already kept")
 
 
+@profiles_app.command("index-long-needles")
+def profiles_index_long_needles(
+    account: Annotated[str, typer.Option(help="The account whose long needles to speed up")],
+) -> None:
+    """Keep bitmaps that count needles of four or more characters exactly for a large
+    account (imports past 50,000 profiles do)."""
+    runtime = _runtime()
+    try:
+        started = importer.keep_bitmaps(db=runtime.db, account_id=account)
+    except importer.ImportAborted as exc:
+        raise _fail(str(exc)) from exc
+    print("long-needle bitmaps started" if started else "long-needle bitmaps were already kept")
+
+
 @app.command()
 def token(
     profile: Annotated[str, typer.Option(help="The profile the token speaks for")],

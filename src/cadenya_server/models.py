@@ -184,6 +184,11 @@ class ProfileSearchAccount(Base):
     account_id: Mapped[str] = mapped_column(IdType, unique=True)
     # Whether profile_search_label_grams counts this account's profiles (large accounts).
     label_grams: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
+    # Whether profile_search_bitmaps holds this account's profiles (large accounts; see
+    # profiles.search.bitmaps). Its documents are numbered on PostgreSQL by
+    # profiles.search_doc (migration 0013), left out of the Profile model: only
+    # triggers, the importer and the bitmaps' SQL read or write it.
+    bitmaps: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
 
 
 class ProfileSearchGram(Base):

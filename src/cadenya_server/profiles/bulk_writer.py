@@ -72,8 +72,16 @@ class BulkWriter:
         }
 
     def insert_profiles(
-        self, rows: list[Record], *, account_id: str, creator: str, stamp: Any
+        self,
+        rows: list[Record],
+        *,
+        account_id: str,
+        creator: str,
+        stamp: Any,
+        docs: list[int] | None = None,
     ) -> None:
+        """`docs`: the rows' document numbers, for an account that keeps bitmaps
+        (PostgreSQL's profiles.search_doc, migration 0013)."""
         if self._sqlite:
             stamp = self._bind("created_at", stamp)
         values = [
@@ -101,9 +109,15 @@ class BulkWriter:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 values,
             )
-        else:
+        elif docs is None:
             index.copy_rows(
                 self._connection, f"COPY profiles ({_PROFILE_COLUMNS}) FROM STDIN", values
+            )
+        else:
+            index.copy_rows(
+                self._connection,
+                f"COPY profiles ({_PROFILE_COLUMNS}, search_doc) FROM STDIN",
+                ((*row, doc) for row, doc in zip(values, docs, strict=True)),
             )
 
     def update_profiles(self, rows: list[Record], *, stamp: Any) -> None:

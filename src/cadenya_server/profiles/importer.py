@@ -36,7 +36,7 @@ from cadenya_server.kit.labels import validate as validate_labels
 from cadenya_server.models import Account, Profile
 from cadenya_server.profiles import bulk_writer, text
 from cadenya_server.profiles.schemas import WIRE_TYPES, UserProfile
-from cadenya_server.profiles.search import index
+from cadenya_server.profiles.search import bitmaps, index
 
 BATCH = 100_000
 # A batch's webhook events are written this many profiles at a time.
@@ -44,6 +44,9 @@ EVENT_CHUNK = 5_000
 # An import that takes an account to this many profiles starts its label gram
 # counts (index.mark_label_grams): below it, counting a search's candidates is cheap.
 LABEL_GRAMS_FROM = 50_000
+# An import that takes an account to this many profiles starts its bitmaps
+# (search.bitmaps.keep): below it, counting a long needle's candidates is cheap.
+BITMAPS_FROM = 50_000
 # Batches at least this large have their grams counted in a worker process.
 PARALLEL_MIN = 5_000
 # on_read is told every this many rows: a bar that moves, at a negligible cost per row.
@@ -193,6 +196,7 @@ def import_records(
             raise ImportAborted(f"no account {account_id}")
         creator = account.creator_profile_id
         label_grams = index.label_grams_marked(session, account_id)
+        kept = bitmaps.kept(session, account_id)
         size = session.scalar(
             select(func.count()).select_from(Profile).where(Profile.account_id == account_id)
         )
@@ -215,8 +219,9 @@ def import_records(
             # The batch that takes the account past the threshold marks it (counting every
             # record, new or not: an estimate that errs on the large side).
             label_grams = label_grams or size >= LABEL_GRAMS_FROM
+            kept = kept or size >= BITMAPS_FROM
             counting = counter.count(batch, label_grams=label_grams)
-            pipeline.put(_Job(batch, counting, number, label_grams))
+            pipeline.put(_Job(batch, counting, number, label_grams, kept))
     return report
 
 
@@ -235,6 +240,18 @@ def count_labels(*, db: Database, account_id: str) -> bool:
         return True
 
 
+def keep_bitmaps(*, db: Database, account_id: str) -> bool:
+    """Start keeping the account's bitmaps; False if it already keeps them.
+
+    What an import that takes an account past BITMAPS_FROM does by itself, for an
+    account that grew through the API.
+    """
+    with db.transaction() as session, index.bulk_index(session, account_id=account_id):
+        if session.get(Account, account_id) is None:
+            raise ImportAborted(f"no account {account_id}")
+        return bitmaps.keep(session, account_id)
+
+
 @dataclass(frozen=True)
 class _Job:
     """A batch on its way to the database."""
@@ -244,6 +261,8 @@ class _Job:
     number: int
     # Whether the account's label grams are counted (index.mark_label_grams).
     label_grams: bool
+    # Whether the account keeps bitmaps (search.bitmaps.keep).
+    bitmaps: bool
 
 
 class _Pipeline:
@@ -397,58 +416,85 @@ def _die_with(parent_pid: int) -> None:
 def _write_batch(
     db: Database, account_id: str, creator: str, job: _Job, report: ImportReport
 ) -> None:
+    with db.transaction() as session:
+        with index.bulk_index(session, account_id=account_id, label_grams=job.label_grams) as bulk:
+            replaced, written = _write_rows(session, account_id, creator, job, bulk, report)
+        if job.bitmaps:
+            # After the block: on SQLite it numbers the batch's documents as it ends.
+            bitmaps.index_batch(session, account_id, replaced=replaced, written=written)
+
+
+def _write_rows(
+    session: Session,
+    account_id: str,
+    creator: str,
+    job: _Job,
+    bulk: index.BulkIndex,
+    report: ImportReport,
+) -> tuple[list[index.IndexedRow], list[index.IndexedRow]]:
+    """A batch's profiles and labels written inside a bulk_index block: the profiles it
+    replaced as they were, and every profile it wrote as it is now."""
     batch, counting = job.batch, job.counting
-    with (
-        db.transaction() as session,
-        index.bulk_index(session, account_id=account_id, label_grams=job.label_grams) as bulk,
-    ):
-        if job.label_grams and not index.label_grams_marked(session, account_id):
-            index.mark_label_grams(session, account_id)
-        writer = bulk_writer.BulkWriter(session)
-        # By email: (id, type, name_key, search_text, labels), what the search index holds of it.
-        existing = writer.existing(account_id, list(batch))
-        new_rows, changed_rows = [], []
-        for key, row in batch.items():
-            old = existing.get(key)
-            if old is None:
-                row.setdefault("type", "user")
-                row.setdefault("role", ROLE_MEMBER)
-                new_rows.append(row)
-            else:
-                row["id"] = old[0]
-                if "type" not in row and old[1] != "user":
-                    # Counted as a user: the counts are not this batch's.
-                    counting = None
-                row.setdefault("type", old[1])
-                changed_rows.append(row)
-        bulk.replacing([existing[r["email_key"]] for r in changed_rows])
-        stamp = now()
-        if new_rows:
-            # In name order, two of the indexes take the batch in order, less work for the
-            # database than at random. The ids, which share their time and
-            # differ at random, are handed out in the same order, so the primary keys of
-            # profiles and of their labels take it in order too.
-            new_rows.sort(key=itemgetter("name_key"))
-            for row, id_ in zip(new_rows, sorted(new_ids("profile", len(new_rows))), strict=True):
-                row["id"] = id_
-            writer.insert_profiles(new_rows, account_id=account_id, creator=creator, stamp=stamp)
-        if changed_rows:
-            writer.update_profiles(changed_rows, stamp=stamp)
-        written = (*new_rows, *changed_rows)
-        bulk.written(
-            [(r["id"], r["type"], r["name_key"], r["search_text"], r["labels"]) for r in written],
-            counted=counting.result if counting is not None else None,
+    if job.label_grams and not index.label_grams_marked(session, account_id):
+        index.mark_label_grams(session, account_id)
+    if job.bitmaps:
+        bitmaps.keep(session, account_id)
+    writer = bulk_writer.BulkWriter(session)
+    # By email: (id, type, name_key, search_text, labels), what the search index holds of it.
+    existing = writer.existing(account_id, list(batch))
+    new_rows, changed_rows = [], []
+    for key, row in batch.items():
+        old = existing.get(key)
+        if old is None:
+            row.setdefault("type", "user")
+            row.setdefault("role", ROLE_MEMBER)
+            new_rows.append(row)
+        else:
+            row["id"] = old[0]
+            if "type" not in row and old[1] != "user":
+                # Counted as a user: the counts are not this batch's.
+                counting = None
+            row.setdefault("type", old[1])
+            changed_rows.append(row)
+    replaced = [existing[r["email_key"]] for r in changed_rows]
+    bulk.replacing(replaced)
+    stamp = now()
+    if new_rows:
+        # In name order, two of the indexes take the batch in order, less work for the
+        # database than at random. The ids, which share their time and
+        # differ at random, are handed out in the same order, so the primary keys of
+        # profiles and of their labels take it in order too.
+        new_rows.sort(key=itemgetter("name_key"))
+        for row, id_ in zip(new_rows, sorted(new_ids("profile", len(new_rows))), strict=True):
+            row["id"] = id_
+        # PostgreSQL numbers a kept account's documents in the profile rows (the trigger
+        # that would stands aside for a bulk write); SQLite as the block ends.
+        docs = (
+            bitmaps.next_docs(session, account_id, len(new_rows))
+            if job.bitmaps and session.get_bind().dialect.name == "postgresql"
+            else None
         )
-        writer.insert_labels(
-            [
-                (r["id"], account_id, k, v, r["name_key"], r["search_text"])
-                for r in written
-                for k, v in r["labels"].items()
-            ]
+        writer.insert_profiles(
+            new_rows, account_id=account_id, creator=creator, stamp=stamp, docs=docs
         )
-        _emit_events(session, account_id, new_rows, changed_rows)
+    if changed_rows:
+        writer.update_profiles(changed_rows, stamp=stamp)
+    written = [
+        (r["id"], r["type"], r["name_key"], r["search_text"], r["labels"])
+        for r in (*new_rows, *changed_rows)
+    ]
+    bulk.written(written, counted=counting.result if counting is not None else None)
+    writer.insert_labels(
+        [
+            (id_, account_id, k, v, name_key, text_)
+            for id_, _, name_key, text_, labels in written
+            for k, v in labels.items()
+        ]
+    )
+    _emit_events(session, account_id, new_rows, changed_rows)
     report.inserted += len(new_rows)
     report.updated += len(changed_rows)
+    return replaced, written
 
 
 def _emit_events(

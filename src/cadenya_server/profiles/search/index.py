@@ -308,13 +308,13 @@ def label_grams_marked(session: Session, account_id: str) -> bool:
 def _account_no(session: Session, account_id: str) -> int:
     """The account's number (given one if it has none yet), with a stripe of its counts
     held on PostgreSQL (see hold_stripe)."""
-    account_no = _number(session, account_id)
+    account_no = number(session, account_id)
     if dialect(session) == "postgresql":
         _stripe(session, account_no)
     return account_no
 
 
-def _number(session: Session, account_id: str) -> int:
+def number(session: Session, account_id: str) -> int:
     """The account's number, given one if it has none yet."""
     account_no = session.scalar(
         select(ProfileSearchAccount.no).where(ProfileSearchAccount.account_id == account_id)
@@ -355,7 +355,7 @@ def hold_all_stripes(session: Session, account_id: str) -> None:
     """
     if dialect(session) != "postgresql":
         return
-    account_no = _number(session, account_id)
+    account_no = number(session, account_id)
     for stripe in range(STRIPES):
         session.execute(
             select(func.pg_advisory_xact_lock(LOCK_NAMESPACE, account_no * STRIPES + stripe))
@@ -402,11 +402,11 @@ def _count_grams_postgresql(
     widened: list[tuple[str, str, int, str, str]],
     lowered: list[tuple[str, str, int]],
 ) -> None:
-    """The changes through a temporary table (see _copy_into_temporary), into the stripe
+    """The changes through a temporary table (see copy_into_temporary), into the stripe
     this transaction holds (migration 0009)."""
     if not widened and not lowered:
         return
-    _copy_into_temporary(
+    copy_into_temporary(
         connection,
         'profile_search_grams_batch (gram text COLLATE "C", type text, n integer, '
         'lo text COLLATE "C", hi text COLLATE "C")',
@@ -455,7 +455,7 @@ def count_label_grams(session: Session, account_no: int, changes: grams.LabelCha
                 f"DELETE FROM profile_search_label_grams WHERE {key} AND n <= 0", lowered
             )
         return
-    _copy_into_temporary(
+    copy_into_temporary(
         connection,
         'profile_search_label_grams_batch (label text COLLATE "C", gram text COLLATE "C", '
         "n integer)",
@@ -473,7 +473,7 @@ def count_label_grams(session: Session, account_no: int, changes: grams.LabelCha
     )
 
 
-def _copy_into_temporary(connection: Connection, table: str, rows: list[tuple]) -> None:
+def copy_into_temporary(connection: Connection, table: str, rows: list[tuple]) -> None:
     """Rows into a new temporary table (`name (columns)`), dropped at commit, by COPY.
 
     As parameters, psycopg would send a statement per row, or quote arrays element

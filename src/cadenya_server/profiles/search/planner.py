@@ -64,7 +64,7 @@ from cadenya_server.models import (
     ProfileSearchGram,
     ProfileSearchLabelGram,
 )
-from cadenya_server.profiles.search import grams
+from cadenya_server.profiles.search import bitmaps, grams
 from cadenya_server.profiles.search.index import DOC_BITS, dialect, docs, facet_token
 
 _T = TypeVar("_T")
@@ -132,6 +132,10 @@ class _Stats:
     # (at most: scope when the account keeps no label gram counts).
     walk_label: tuple[str, str] | None = None
     walk_scope: int = 0
+    # Whether the account keeps bitmaps, and how many profiles hold each of the needle's
+    # grams (what their bitmaps cost to read: bitmaps.cover).
+    bitmaps: bool = False
+    weights: dict[str, int] = field(default_factory=dict)
 
 
 def _read_stats(session: Session, search: SearchFilter) -> _Stats:
@@ -146,6 +150,7 @@ def _read_stats(session: Session, search: SearchFilter) -> _Stats:
             select(
                 a.no,
                 a.label_grams,
+                a.bitmaps,
                 g.gram,
                 func.sum(g.n),
                 func.min(g.lo),
@@ -154,13 +159,15 @@ def _read_stats(session: Session, search: SearchFilter) -> _Stats:
             )
             .outerjoin(g, and_(*counted))
             .where(a.account_id == bindparam("account_id"))
-            .group_by(a.no, a.label_grams, g.gram)
+            .group_by(a.no, a.label_grams, a.bitmaps, g.gram)
         )
         if not search.labels:
             return found
         # The labels' counts in the same round trip (the account's, if it keeps them).
         labelled = (
-            select(a.no, a.label_grams, lg.gram, func.sum(lg.n), null(), null(), lg.label)
+            select(
+                a.no, a.label_grams, a.bitmaps, lg.gram, func.sum(lg.n), null(), null(), lg.label
+            )
             .join(
                 lg,
                 and_(
@@ -170,7 +177,7 @@ def _read_stats(session: Session, search: SearchFilter) -> _Stats:
                 ),
             )
             .where(a.account_id == bindparam("account_id"))
-            .group_by(a.no, a.label_grams, lg.gram, lg.label)
+            .group_by(a.no, a.label_grams, a.bitmaps, lg.gram, lg.label)
         )
         return union_all(found, labelled)
 
@@ -185,10 +192,10 @@ def _read_stats(session: Session, search: SearchFilter) -> _Stats:
     rows = session.execute(_built(shape, build), values).all()
     if not rows:
         return _Stats(None, 0, 0, True)
-    account_no, label_grams = rows[0][0], rows[0][1]
+    account_no, label_grams, kept = rows[0][0], rows[0][1], bool(rows[0][2])
     found = {
         gram: (int(n), lo, hi)
-        for _, _, gram, n, lo, hi, label in rows
+        for _, _, _, gram, n, lo, hi, label in rows
         if gram is not None and label is None
     }
     scope = found[""][0] if "" in found else 0
@@ -210,6 +217,9 @@ def _read_stats(session: Session, search: SearchFilter) -> _Stats:
     if matches == 0:
         return _Stats(account_no, scope, 0, True)
     bounds: dict[str, Any] = {"walk_label": walk_label, "walk_scope": walk_scope}
+    if kept and len(search.needle) >= grams.MAX_GRAM:
+        bounds["bitmaps"] = True
+        bounds["weights"] = {piece: n for piece, (n, _, _) in counts.items()}
     if pieces:
         bounds["lo"] = max(lo for _, lo, _ in counts.values())
         bounds["hi"] = min(hi for _, _, hi in counts.values())
@@ -519,6 +529,8 @@ class Plan:
         self._looked_up = False
         # The (name_key, id) of every match, sorted, when the count fetched them.
         self._matches: list[tuple[str, str]] | None = None
+        self._found: bitmaps.Found | None = None
+        self._found_done = False
 
     def count(self) -> int:
         """How many profiles match."""
@@ -527,6 +539,13 @@ class Plan:
             return 0
         if stats.exact:
             return stats.matches
+        found = self._found_once()
+        if found is not None:
+            if found.total <= REMEMBERED_MATCHES:
+                self._matches = bitmaps.keys_of(
+                    session, stats.account_no or 0, search.account_id, found.docs
+                )
+            return found.total
         if stats.scope <= SMALL_SCOPE or not _indexed(session, search, stats):
             counted = _walk_statement(session, search, "count", start=False, stop=False)
             return session.scalar(counted, _values(search))
@@ -591,6 +610,22 @@ class Plan:
         # The matches are sparser here than on average: sort the candidates past the walk.
         return rows + self._candidates(start=start, limit=limit - len(rows))
 
+    def _found_once(self) -> bitmaps.Found | None:
+        """The matches from the account's bitmaps, if it keeps them and they serve the
+        needle (see _read_stats)."""
+        stats, search = self._stats, self._search
+        if not self._found_done and stats.bitmaps and stats.account_no is not None:
+            self._found = bitmaps.find(
+                self._session,
+                stats.account_no,
+                needle=search.needle,
+                type_=search.type,
+                labels=search.labels,
+                weights=stats.weights,
+            )
+        self._found_done = True
+        return self._found
+
     def _lookup_once(self) -> _Lookup | None:
         """The trigram index's lookup (None: nothing can match); on SQLite it reads the ids
         of the facets the search names, so it is worked out once."""
@@ -602,6 +637,13 @@ class Plan:
     def _candidates(self, *, start: tuple[str, str] | None, limit: int) -> list[Row[Any]]:
         """The first `limit` matches after `start`, from the trigram index's candidates."""
         session = self._session
+        if self._matches is None:
+            # A later page: the bitmaps list the matches as fast as a count.
+            matches = self._found_once()
+            if matches is not None and matches.total <= REMEMBERED_MATCHES:
+                self._matches = bitmaps.keys_of(
+                    session, self._stats.account_no or 0, self._search.account_id, matches.docs
+                )
         if self._matches is not None:
             found = self._matches
             later = found if start is None else found[bisect_right(found, start) :]
