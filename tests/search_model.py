@@ -288,9 +288,7 @@ def rebuilt_bitmaps(server: Server, account_id: str) -> dict[tuple[str, int], li
             select(ProfileSearchAccount.no).where(ProfileSearchAccount.account_id == account_id)
         )
         states = [
-            state
-            for part in bitmaps._account_states(session, account_id, no)
-            for state in part
+            state for part in bitmaps._account_states(session, account_id, no) for state in part
         ]
     found: dict[tuple[str, int], set[int]] = {}
     for doc, text, type_, labels in states:

@@ -9,6 +9,8 @@ from scratch (search_model.assert_index_matches).
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -124,9 +126,7 @@ def test_searches_see_their_own_transactions_writes_before_any_compaction(
                 Profile.account_id == tenant.id
             )
         ).all()
-        pending = session.execute(
-            text("SELECT count(*) FROM profile_search_dirt")
-        ).scalar()
+        pending = session.execute(text("SELECT count(*) FROM profile_search_dirt")).scalar()
         assert pending >= 26
         needles = ["initech", "renamed initech", "müller", "hooli.xyz", "fresh.3@hooli", "ada l"]
         needles += ["lovelace", ".com", "zoë-design.eu", "nobody-at-all"]
@@ -167,4 +167,4 @@ def test_a_cover_leaves_no_character_of_the_needle_out(needle: str, weights: dic
     offsets = bitmaps.cover(needle, weights)
     assert offsets[0] == 0
     assert offsets[-1] == len(needle) - grams.MAX_GRAM
-    assert all(0 < b - a <= grams.MAX_GRAM for a, b in zip(offsets, offsets[1:], strict=False))
+    assert all(0 < b - a <= grams.MAX_GRAM for a, b in itertools.pairwise(offsets))

@@ -100,51 +100,68 @@ def bitmaps_of(states: Sequence[State]) -> dict[Slot, BitMap]:
 def _gram_bitmaps(states: Sequence[State]) -> dict[Slot, BitMap]:
     """Every gram's places in these search texts, found for all texts at once: per-row
     Python would be most of an import's time."""
-    if not states:
-        return {}
+    by_chunk: dict[int, list[State]] = defaultdict(list)
+    for state in states:
+        by_chunk[state[0] >> CHUNK_BITS].append(state)
+    found: dict[Slot, BitMap] = {}
+    for chunk, part in by_chunk.items():
+        for gram, bitmap in _chunk_gram_bitmaps(part):
+            found[gram, chunk] = bitmap
+    return found
+
+
+def _chunk_gram_bitmaps(states: Sequence[State]) -> Iterator[tuple[str, BitMap]]:
+    """The grams' places in the texts of documents of one chunk.
+
+    Each place is one 64-bit number, the gram (its characters' ranks in the texts'
+    alphabet) above the place's index, so that one plain sort groups them.
+    """
     texts = [state[1] for state in states]
     # NUL ends each text (stored text holds no control character).
     points = np.frombuffer(("\x00".join(texts) + "\x00").encode("utf-32-le"), dtype=np.uint32)
-    alphabet, codes = np.unique(points, return_inverse=True)
-    if alphabet.size > 0xFFFF and len(states) > 1:
-        # A gram is keyed by four 16-bit codes: halve the batch until its alphabet fits.
+    starts = len(points) - MAX_GRAM + 1
+    if starts <= 0:
+        return
+    present = np.zeros(0x110000, dtype=bool)
+    present[points] = True
+    alphabet = np.flatnonzero(present)
+    char_bits = max(1, int(alphabet.size - 1).bit_length())
+    index_bits = max(1, starts.bit_length())
+    if MAX_GRAM * char_bits + index_bits > 64:
+        # Too many distinct characters to pack: halve the texts until they fit (one text
+        # of at most 521 characters always does).
         half = len(states) // 2
-        return _merged(_gram_bitmaps(states[:half]), _gram_bitmaps(states[half:]))
-    starts = (len(points) - MAX_GRAM + 1) if len(points) >= MAX_GRAM else 0
-    if not starts:
-        return {}
+        yield from _chunk_gram_bitmaps(states[:half])
+        yield from _chunk_gram_bitmaps(states[half:])
+        return
+    ranks = (np.cumsum(present, dtype=np.uint64) - np.uint64(1))[points]
     # Grams across the end of a text or the name/email separator are never asked for.
     stop = (points == 0) | (points == ord(SEPARATOR))
-    inside = ~np.logical_or.reduce([stop[k : k + starts] for k in range(MAX_GRAM)])
-    wide = codes.astype(np.uint64)
-    keys = np.zeros(starts, dtype=np.uint64)
+    inside = np.flatnonzero(~np.logical_or.reduce([stop[k : k + starts] for k in range(MAX_GRAM)]))
+    packed = np.zeros(inside.size, dtype=np.uint64)
     for k in range(MAX_GRAM):
-        keys |= wide[k : k + starts] << np.uint64(16 * (MAX_GRAM - 1 - k))
+        shift = np.uint64(index_bits + char_bits * (MAX_GRAM - 1 - k))
+        packed |= ranks[inside + k] << shift
+    packed |= inside.astype(np.uint64)
+    packed.sort()
+    places = (packed & np.uint64((1 << index_bits) - 1)).astype(np.int64)
+    grams = packed >> np.uint64(index_bits)
     lengths = np.fromiter((len(t) + 1 for t in texts), dtype=np.int64, count=len(texts))
-    owner = np.repeat(np.arange(len(texts)), lengths)[:starts]
-    first = np.cumsum(lengths) - lengths
-    kept = np.flatnonzero(inside)
-    owner = owner[kept]
-    positions = (kept - first[owner]).astype(np.uint32)
-    docs = np.fromiter((state[0] for state in states), dtype=np.uint32, count=len(states))[owner]
-    keys = keys[kept]
-    values = (positions << np.uint32(DOC_BITS)) | docs
-    chunks = docs >> np.uint32(CHUNK_BITS)
-    order = np.lexsort((values, chunks, keys))
-    keys, chunks, values = keys[order], chunks[order], values[order]
-    if not keys.size:
-        return {}
-    edges = np.flatnonzero((keys[1:] != keys[:-1]) | (chunks[1:] != chunks[:-1])) + 1
-    found: dict[Slot, BitMap] = {}
-    spans = zip([0, *edges.tolist()], [*edges.tolist(), keys.size], strict=True)
-    mask = 0xFFFF
-    for start, end in spans:
-        key = int(keys[start])
+    owner = np.repeat(np.arange(len(texts)), lengths)[places]
+    positions = (places - (np.cumsum(lengths) - lengths)[owner]).astype(np.uint32)
+    docs = np.fromiter((state[0] for state in states), dtype=np.uint32, count=len(states))
+    values = (positions << np.uint32(DOC_BITS)) | docs[owner]
+    if not grams.size:
+        return
+    edges = (np.flatnonzero(grams[1:] != grams[:-1]) + 1).tolist()
+    mask = (1 << char_bits) - 1
+    for start, end in zip([0, *edges], [*edges, grams.size], strict=True):
+        code = int(grams[start])
         gram = "".join(
-            chr(alphabet[(key >> (16 * (MAX_GRAM - 1 - k))) & mask]) for k in range(MAX_GRAM)
+            chr(alphabet[(code >> (char_bits * (MAX_GRAM - 1 - k))) & mask])
+            for k in range(MAX_GRAM)
         )
-        found[gram, int(chunks[start])] = BitMap(array.array("I", values[start:end].tobytes()))
-    return found
+        yield gram, BitMap(array.array("I", values[start:end].tobytes()))
 
 
 def _merged(a: dict[Slot, BitMap], b: dict[Slot, BitMap]) -> dict[Slot, BitMap]:
