@@ -488,10 +488,36 @@ def test_the_secret_key_can_come_from_a_file(server: Server, tmp_path: Path) -> 
     assert_one_line_naming(cli(env, "migrate", check=False), "CADENYA_SERVER_SECRET_KEY_FILE")
 
 
+def test_index_long_needles_keeps_their_totals_exact(
+    server: Server, account: Tenant, tmp_path: Path
+) -> None:
+    lines = [
+        {"name": f"Anna Müller {n}", "email": f"anna.{n}@initech.io", "type": "user"}
+        for n in range(30)
+    ]
+    assert import_file(server, account.id, write_lines(tmp_path / "n.jsonl", lines)).returncode == 0
+    started = cli(server.env, "profiles", "index-long-needles", "--account", account.id)
+    assert started.stdout.strip() == "long-needle bitmaps started"
+    again = cli(server.env, "profiles", "index-long-needles", "--account", account.id)
+    assert again.stdout.strip() == "long-needle bitmaps were already kept"
+    unknown = cli(
+        server.env, "profiles", "index-long-needles", "--account", "account_nope", check=False
+    )
+    assert_clean_failure(unknown)
+
+    http = server.http(account.api_key)
+    body = {"spec": {"email": "late@initech.io", "name": "Late Müller"}}
+    assert http.post(PATH, json=body).status_code == 200
+    for query, total in (("müller", 31), ("initech.io", 31), ("anna müller 1", 11), ("xyzqw", 0)):
+        found = walk(http, query=query, limit=7)
+        assert set(found.totals) == {total} and len(found.items) == total, query
+
+
 UNMIGRATED_COMMANDS = [
     tuple(accounts_create("A", "a.test")),
     ("profiles", "import", "--account", "account_x", "{csv}"),
     ("profiles", "count-labels", "--account", "account_x"),
+    ("profiles", "index-long-needles", "--account", "account_x"),
     ("token", "--profile", "profile_x"),
     ("serve", "--port", "{port}"),
 ]
