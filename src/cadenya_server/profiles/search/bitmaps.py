@@ -405,6 +405,15 @@ def compact(session: Session, account_no: int) -> int:
     if not _lock(session, account_no, wait=False):
         return 0
     postgresql = index.dialect(session) == "postgresql"
+    keeps = session.execute(
+        sql("SELECT bitmaps FROM profile_search_accounts WHERE no = :no"), {"no": account_no}
+    ).scalar()
+    if not keeps:
+        # It stopped keeping them (_stop_keeping): its numbered profiles still leave dirt.
+        session.execute(
+            sql("DELETE FROM profile_search_dirt WHERE account_no = :no"), {"no": account_no}
+        )
+        return 0
     dirt = session.execute(
         sql(
             "SELECT seq, profile_id, doc, text, type, labels FROM profile_search_dirt "
@@ -554,7 +563,7 @@ def find(
     statement = _find_statement(postgresql, bool(type_), len(labels))
     stored: dict[str, dict[int, BitMap]] = defaultdict(dict)
     dirty, hits = BitMap(), BitMap()
-    for key, chunk, bits, doc, hit in session.execute(statement, values):
+    for key, chunk, bits, doc, hit in _rows(session, statement, values):
         if key is not None:
             stored[key][chunk] = BitMap.deserialize(bytes(bits))
             continue
@@ -563,9 +572,9 @@ def find(
         dirty.add(doc)
         if hit:
             hits.add(doc)
-    docs = BitMap()
-    chunks = set.intersection(*(set(stored[gram]) for gram in grams))
-    for chunk in sorted(chunks):
+    # Chunks hold disjoint documents: the places of every chunk, then their documents.
+    found = []
+    for chunk in set.intersection(*(set(stored[gram]) for gram in grams)):
         # Smallest first: each intersection is at most as large as it.
         places = sorted(
             (
@@ -574,8 +583,8 @@ def find(
             ),
             key=len,
         )
-        found = BitMap.intersection(*places) if len(places) > 1 else places[0]
-        docs |= _documents(found)
+        found.append(BitMap.intersection(*places) if len(places) > 1 else places[0])
+    docs = _documents(BitMap.union(*found)) if found else BitMap()
     for facet in facets:
         docs &= BitMap.union(*stored[facet].values()) if stored[facet] else BitMap()
     docs -= dirty
@@ -584,53 +593,70 @@ def find(
 
 
 def _documents(places: BitMap) -> BitMap:
-    """The documents of places (pos << DOC_BITS | doc), one bitmap per position at a time."""
+    """The documents of places (pos << DOC_BITS | doc): each position's range of places
+    taken out and shifted down, container by container in C."""
     if not places:
         return BitMap()
-    values = np.frombuffer(places.to_array(), dtype=np.uint32)
-    positions = values >> np.uint32(DOC_BITS)
-    edges = (np.flatnonzero(positions[1:] != positions[:-1]) + 1).tolist()
-    mask = np.uint32(MAX_DOC)
-    return BitMap.union(
-        *(BitMap(array.array("I", (part & mask).tobytes())) for part in np.split(values, edges))
-    )
+    parts = []
+    for position in range(places.min() >> DOC_BITS, (places.max() >> DOC_BITS) + 1):
+        first = position << DOC_BITS
+        last = first + (1 << DOC_BITS)
+        if places.range_cardinality(first, last):
+            parts.append(places.intersection(BitMap(range(first, last))).shift(-first))
+    return BitMap.union(*parts)
 
 
-_statements: dict[tuple[bool, bool, int], Any] = {}
+_statements: dict[tuple[bool, bool, int], str] = {}
 
 
-def _find_statement(postgresql: bool, typed: bool, labels: int) -> Any:
+def _rows(session: Session, statement: str, values: dict[str, Any]) -> list[Any]:
+    """A statement's rows straight from the driver: on PostgreSQL in binary, where bytea
+    in text would be hex, twice the bytes, decoded in Python (bench/README.md)."""
+    if index.dialect(session) == "sqlite":
+        return session.connection().exec_driver_sql(statement, values).all()
+    connection = session.connection().connection.driver_connection
+    with connection.cursor(binary=True) as cursor:
+        cursor.execute(statement, values)
+        return cursor.fetchall()
+
+
+def _find_statement(postgresql: bool, typed: bool, labels: int) -> str:
+    """find's statement, with the driver's own placeholders (see _rows)."""
     shape = (postgresql, typed, labels)
     statement = _statements.get(shape)
     if statement is not None:
         return statement
+
+    def value(name: str) -> str:
+        return f"%({name})s" if postgresql else f":{name}"
+
     if postgresql:
-        keys = "b.key = ANY(:keys)"
-        contains = "strpos(p.search_text, :needle) > 0"
+        keys = f"b.key = ANY({value('keys')})"
+        contains = f"strpos(p.search_text, {value('needle')}) > 0"
         doc = "p.search_doc"
         docs_join = ""
-        label_tests = ["p.labels @> CAST(:labels AS jsonb)"] if labels else []
+        label_tests = [f"p.labels @> CAST({value('labels')} AS jsonb)"] if labels else []
     else:
-        keys = "b.key IN (SELECT value FROM json_each(:keys))"
-        contains = "instr(p.search_text, :needle) > 0"
-        doc = f"s.docid - (:no << {index.DOC_BITS})"
+        keys = f"b.key IN (SELECT value FROM json_each({value('keys')}))"
+        contains = f"instr(p.search_text, {value('needle')}) > 0"
+        doc = f"s.docid - ({value('no')} << {index.DOC_BITS})"
         docs_join = "JOIN profile_search_docs AS s ON s.profile_id = p.id "
         label_tests = [
             "EXISTS (SELECT 1 FROM profile_labels AS l WHERE l.profile_id = p.id "
-            f"AND l.key = :key_{n} AND l.value = :value_{n})"
+            f"AND l.key = {value(f'key_{n}')} AND l.value = {value(f'value_{n}')})"
             for n in range(labels)
         ]
-    tests = [contains, *(["p.type = :type"] if typed else []), *label_tests]
+    tests = [contains, *([f"p.type = {value('type')}"] if typed else []), *label_tests]
     hit = " AND ".join(tests)
-    statement = sql(
+    no = value("no")
+    statement = (
         "SELECT b.key, b.chunk, b.bits, CAST(NULL AS INTEGER), CAST(NULL AS INTEGER) "
-        "FROM profile_search_bitmaps AS b "
-        f"WHERE b.account_no = :no AND {keys} "
+        f"FROM profile_search_bitmaps AS b WHERE b.account_no = {no} AND {keys} "
         "UNION ALL SELECT NULL, NULL, NULL, d.doc, NULL FROM profile_search_dirt AS d "
-        "WHERE d.account_no = :no AND d.doc IS NOT NULL "
+        f"WHERE d.account_no = {no} AND d.doc IS NOT NULL "
         f"UNION ALL SELECT NULL, NULL, NULL, {doc}, CASE WHEN {hit} THEN 1 ELSE 0 END "
         f"FROM profile_search_dirt AS d JOIN profiles AS p ON p.id = d.profile_id {docs_join}"
-        "WHERE d.account_no = :no"
+        f"WHERE d.account_no = {no}"
     )
     _statements[shape] = statement
     return statement

@@ -101,6 +101,9 @@ REMEMBERED_MATCHES = 2000
 SMALL_SCOPE = 5000
 # What one candidate costs (index lookup, row fetch, sort) against one walked row.
 CANDIDATE_COST = {"sqlite": 5, "postgresql": 10}
+# What a candidate from the bitmaps costs against one from the trigram index: its name
+# key is looked up by document, one index descent each (bench/README.md).
+KEYED_FACTOR = {"sqlite": 2, "postgresql": 1}
 # A walk looks ahead twice the rows it expects to need (at least MIN_WALK_BUDGET),
 # then twice as far each time the page is not full yet (finding where to stop
 # costs as much as the rows). Once it has read HANDOVER times what sorting the
@@ -585,6 +588,8 @@ class Plan:
         order = _order(search, stats)
         expected = limit * stats.walk_scope / matches
         indexed_cost = matches * CANDIDATE_COST[dialect(session)]
+        if stats.bitmaps:
+            indexed_cost *= KEYED_FACTOR[dialect(session)]
         if expected > indexed_cost:
             return self._candidates(start=start, limit=limit)
         rows: list[Row[Any]] = []
@@ -635,12 +640,14 @@ class Plan:
         return self._lookup
 
     def _candidates(self, *, start: tuple[str, str] | None, limit: int) -> list[Row[Any]]:
-        """The first `limit` matches after `start`, from the trigram index's candidates."""
+        """The first `limit` matches after `start`, from the bitmaps' or the trigram index's
+        candidates."""
         session = self._session
         if self._matches is None:
-            # A later page: the bitmaps list the matches as fast as a count.
+            # The bitmaps list the matches exactly: their keys, where the trigram index
+            # would list a superset to test.
             matches = self._found_once()
-            if matches is not None and matches.total <= REMEMBERED_MATCHES:
+            if matches is not None:
                 self._matches = bitmaps.keys_of(
                     session, self._stats.account_no or 0, self._search.account_id, matches.docs
                 )
