@@ -136,6 +136,19 @@ def _long_shapes(profiles: int) -> list[Shape]:
             Shape(f"long_{key}_type", f"{title} + type", needle, type=ProfileType.USER.value)
         )
         found.append(Shape(f"long_{key}_label", f"{title} + label", needle, labels="team=core"))
+    # What a hostile reviewer tries next: grams in an eighth of the profiles each that
+    # never meet (umbrella.co's "a.co", example.com's ".com"), and a needle of exactly a
+    # gram's length with both filters, which no gram count answers.
+    found.append(Shape("long_grams_apart", "common grams, no match", "a.com"))
+    found.append(
+        Shape(
+            "long_four_filtered",
+            "four characters + type + label",
+            "acme",
+            type=ProfileType.USER.value,
+            labels="team=core",
+        )
+    )
     return found
 
 

@@ -418,10 +418,12 @@ def _write_batch(
 ) -> None:
     with db.transaction() as session:
         with index.bulk_index(session, account_id=account_id, label_grams=job.label_grams) as bulk:
-            replaced, written = _write_rows(session, account_id, creator, job, bulk, report)
+            replaced, written, docs = _write_rows(session, account_id, creator, job, bulk, report)
         if job.bitmaps:
             # After the block: on SQLite it numbers the batch's documents as it ends.
-            bitmaps.index_batch(session, account_id, replaced=replaced, written=written)
+            bitmaps.index_batch(
+                session, account_id, replaced=replaced, written=written, docs=docs or bulk.docids
+            )
 
 
 def _write_rows(
@@ -431,9 +433,10 @@ def _write_rows(
     job: _Job,
     bulk: index.BulkIndex,
     report: ImportReport,
-) -> tuple[list[index.IndexedRow], list[index.IndexedRow]]:
+) -> tuple[list[index.IndexedRow], list[index.IndexedRow], dict[str, int]]:
     """A batch's profiles and labels written inside a bulk_index block: the profiles it
-    replaced as they were, and every profile it wrote as it is now."""
+    replaced as they were, every profile it wrote as it is now, and the documents it
+    numbered (PostgreSQL's, of a kept account's new profiles)."""
     batch, counting = job.batch, job.counting
     if job.label_grams and not index.label_grams_marked(session, account_id):
         index.mark_label_grams(session, account_id)
@@ -459,6 +462,7 @@ def _write_rows(
     replaced = [existing[r["email_key"]] for r in changed_rows]
     bulk.replacing(replaced)
     stamp = now()
+    numbered: dict[str, int] = {}
     if new_rows:
         # In name order, two of the indexes take the batch in order, less work for the
         # database than at random. The ids, which share their time and
@@ -477,6 +481,8 @@ def _write_rows(
         writer.insert_profiles(
             new_rows, account_id=account_id, creator=creator, stamp=stamp, docs=docs
         )
+        if docs is not None:
+            numbered = {row["id"]: doc for row, doc in zip(new_rows, docs, strict=True)}
     if changed_rows:
         writer.update_profiles(changed_rows, stamp=stamp)
     written = [
@@ -494,7 +500,7 @@ def _write_rows(
     _emit_events(session, account_id, new_rows, changed_rows)
     report.inserted += len(new_rows)
     report.updated += len(changed_rows)
-    return replaced, written
+    return replaced, written, numbered
 
 
 def _emit_events(

@@ -12,7 +12,7 @@ have:
 
 - profile_search_bitmaps: a compressed bitmap per gram (the places it starts in the
   profiles' search texts), type and label (the documents that have it), per chunk of
-  documents: the base;
+  documents: the base; a new `version` at every write tells servers' caches apart;
 - profile_search_dirt: one row per profile write since the base was last rewritten,
   with the profile's state before it (none for a new profile), written by the triggers
   below unless the writer is the bulk importer, which rewrites the base itself;
@@ -48,7 +48,8 @@ def upgrade() -> None:
     blob = "bytea" if postgresql else "BLOB"
     op.execute(
         f"CREATE TABLE profile_search_bitmaps (account_no INTEGER NOT NULL, key {key} NOT NULL, "
-        f"chunk INTEGER NOT NULL, bits {blob} NOT NULL, PRIMARY KEY (account_no, key, chunk))"
+        f"chunk INTEGER NOT NULL, bits {blob} NOT NULL, version BIGINT NOT NULL, "
+        "PRIMARY KEY (account_no, key, chunk))"
     )
     serial = "bigserial" if postgresql else "INTEGER"
     labels = "jsonb" if postgresql else "TEXT"

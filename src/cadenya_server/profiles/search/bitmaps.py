@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import array
 import json
+import secrets
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -200,10 +201,10 @@ def _store(
     if index.dialect(session) == "sqlite":
         if written:
             connection.exec_driver_sql(
-                "INSERT INTO profile_search_bitmaps (account_no, key, chunk, bits) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (account_no, key, chunk) "
-                "DO UPDATE SET bits = excluded.bits",
-                [(account_no, *row) for row in written],
+                "INSERT INTO profile_search_bitmaps (account_no, key, chunk, bits, version) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_no, key, chunk) "
+                "DO UPDATE SET bits = excluded.bits, version = excluded.version",
+                [(account_no, *row, _version()) for row in written],
             )
         if gone:
             connection.exec_driver_sql(
@@ -214,15 +215,16 @@ def _store(
     if written:
         index.copy_into_temporary(
             connection,
-            'profile_search_bitmaps_batch (key text COLLATE "C", chunk integer, bits bytea)',
-            written,
+            'profile_search_bitmaps_batch (key text COLLATE "C", chunk integer, bits bytea, '
+            "version bigint)",
+            [(*row, _version()) for row in written],
         )
         connection.execute(
             sql(
-                "INSERT INTO profile_search_bitmaps AS b (account_no, key, chunk, bits) "
-                "SELECT :no, key, chunk, bits FROM profile_search_bitmaps_batch "
+                "INSERT INTO profile_search_bitmaps AS b (account_no, key, chunk, bits, version) "
+                "SELECT :no, key, chunk, bits, version FROM profile_search_bitmaps_batch "
                 "ORDER BY key, chunk ON CONFLICT (account_no, key, chunk) "
-                "DO UPDATE SET bits = excluded.bits"
+                "DO UPDATE SET bits = excluded.bits, version = excluded.version"
             ),
             {"no": account_no},
         )
@@ -237,6 +239,78 @@ def _store(
             ),
             {"no": account_no},
         )
+
+
+def _version() -> int:
+    """A stored bitmap's version, new at every write: what the cache checks (_Cache)."""
+    return secrets.randbits(62)
+
+
+class _Cache:
+    """Stored bitmaps this process has read, by (account, key, chunk) and version, up to
+    `limit` serialized bytes, least recently used dropped first.
+
+    A search names the versions it holds and reads only the other bitmaps' bytes: the
+    grams of a needle being typed and its type's and labels' documents come again and
+    again, and a chunk's bitmaps change only when writes touch that chunk. Entries are
+    shared between threads: never changed in place.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._size = 0
+        self._entries: OrderedDict[tuple[int, str, int], tuple[int, int, BitMap]] = OrderedDict()
+        # (account, key) -> {chunk: version}: what `held` looks up.
+        self._versions: dict[tuple[int, str], dict[int, int]] = defaultdict(dict)
+        self._lock = threading.Lock()
+
+    def held(self, account_no: int, keys: Iterable[str]) -> list[str]:
+        """Tokens (key, chunk, version) of what this process holds of these keys."""
+        with self._lock:
+            return [
+                _token(key, chunk, version)
+                for key in keys
+                for chunk, version in self._versions.get((account_no, key), {}).items()
+            ]
+
+    def get(self, account_no: int, key: str, chunk: int, version: int) -> BitMap | None:
+        with self._lock:
+            entry = self._entries.get((account_no, key, chunk))
+            if entry is None or entry[0] != version:
+                return None
+            self._entries.move_to_end((account_no, key, chunk))
+            return entry[2]
+
+    def put(self, account_no: int, key: str, chunk: int, version: int, bits: bytes) -> BitMap:
+        bitmap = BitMap.deserialize(bits)
+        with self._lock:
+            self._drop((account_no, key, chunk))
+            self._entries[account_no, key, chunk] = (version, len(bits), bitmap)
+            self._versions[account_no, key][chunk] = version
+            self._size += len(bits)
+            while self._size > self._limit:
+                self._drop(next(iter(self._entries)))
+        return bitmap
+
+    def _drop(self, slot: tuple[int, str, int]) -> None:
+        entry = self._entries.pop(slot, None)
+        if entry is None:
+            return
+        self._size -= entry[1]
+        versions = self._versions[slot[0], slot[1]]
+        del versions[slot[2]]
+        if not versions:
+            del self._versions[slot[0], slot[1]]
+
+
+def _token(key: str, chunk: int, version: int) -> str:
+    """What find's statement compares to tell a held bitmap (see _find_statement)."""
+    return f"{key}\x1f{chunk}:{version}"
+
+
+# Per server process (bench/README.md tells what it saves).
+CACHE_BYTES = 256 << 20
+_cache = _Cache(CACHE_BYTES)
 
 
 def _lock(session: Session, account_no: int, *, wait: bool) -> bool:
@@ -553,6 +627,8 @@ def find(
     values: dict[str, Any] = {"no": account_no, "needle": needle}
     keys = sorted({*grams, *facets})
     values["keys"] = keys if postgresql else json.dumps(keys)
+    held = _cache.held(account_no, keys)
+    values["held"] = held if postgresql else json.dumps(held)
     if type_:
         values["type"] = type_
     if postgresql:
@@ -563,9 +639,22 @@ def find(
     statement = _find_statement(postgresql, bool(type_), len(labels))
     stored: dict[str, dict[int, BitMap]] = defaultdict(dict)
     dirty, hits = BitMap(), BitMap()
-    for key, chunk, bits, doc, hit in _rows(session, statement, values):
+    for key, chunk, version, bits, doc, hit in _rows(session, statement, values):
         if key is not None:
-            stored[key][chunk] = BitMap.deserialize(bytes(bits))
+            bitmap = None if bits is not None else _cache.get(account_no, key, chunk, version)
+            if bitmap is None:
+                if bits is None:
+                    # Dropped from the cache by another thread meanwhile.
+                    return find(
+                        session,
+                        account_no,
+                        needle=needle,
+                        type_=type_,
+                        labels=labels,
+                        weights=weights,
+                    )
+                bitmap = _cache.put(account_no, key, chunk, version, bytes(bits))
+            stored[key][chunk] = bitmap
             continue
         if doc is None or doc > MAX_DOC:
             return None
@@ -630,14 +719,17 @@ def _find_statement(postgresql: bool, typed: bool, labels: int) -> str:
     def value(name: str) -> str:
         return f"%({name})s" if postgresql else f":{name}"
 
+    token = "b.key || chr(31) || b.chunk || ':' || b.version"
     if postgresql:
         keys = f"b.key = ANY({value('keys')})"
+        held = f"{token} = ANY({value('held')})"
         contains = f"strpos(p.search_text, {value('needle')}) > 0"
         doc = "p.search_doc"
         docs_join = ""
         label_tests = [f"p.labels @> CAST({value('labels')} AS jsonb)"] if labels else []
     else:
         keys = f"b.key IN (SELECT value FROM json_each({value('keys')}))"
+        held = f"{token.replace('chr(', 'char(')} IN (SELECT value FROM json_each({value('held')}))"
         contains = f"instr(p.search_text, {value('needle')}) > 0"
         doc = f"s.docid - ({value('no')} << {index.DOC_BITS})"
         docs_join = "JOIN profile_search_docs AS s ON s.profile_id = p.id "
@@ -649,12 +741,15 @@ def _find_statement(postgresql: bool, typed: bool, labels: int) -> str:
     tests = [contains, *([f"p.type = {value('type')}"] if typed else []), *label_tests]
     hit = " AND ".join(tests)
     no = value("no")
+    # A held bitmap's bytes are not even read: TOAST and overflow pages are read only
+    # for a value the statement returns.
     statement = (
-        "SELECT b.key, b.chunk, b.bits, CAST(NULL AS INTEGER), CAST(NULL AS INTEGER) "
+        f"SELECT b.key, b.chunk, b.version, CASE WHEN {held} THEN NULL ELSE b.bits END, "
+        "CAST(NULL AS INTEGER), CAST(NULL AS INTEGER) "
         f"FROM profile_search_bitmaps AS b WHERE b.account_no = {no} AND {keys} "
-        "UNION ALL SELECT NULL, NULL, NULL, d.doc, NULL FROM profile_search_dirt AS d "
+        "UNION ALL SELECT NULL, NULL, NULL, NULL, d.doc, NULL FROM profile_search_dirt AS d "
         f"WHERE d.account_no = {no} AND d.doc IS NOT NULL "
-        f"UNION ALL SELECT NULL, NULL, NULL, {doc}, CASE WHEN {hit} THEN 1 ELSE 0 END "
+        f"UNION ALL SELECT NULL, NULL, NULL, NULL, {doc}, CASE WHEN {hit} THEN 1 ELSE 0 END "
         f"FROM profile_search_dirt AS d JOIN profiles AS p ON p.id = d.profile_id {docs_join}"
         f"WHERE d.account_no = {no}"
     )
@@ -693,13 +788,17 @@ def index_batch(
     *,
     replaced: Sequence[index.IndexedRow],
     written: Sequence[index.IndexedRow],
+    docs: Mapping[str, int],
 ) -> None:
     """The bulk importer's batch into a kept account's base, in the batch's transaction
     (after index.bulk_index has numbered its documents): `replaced`, the profiles it
-    rewrote as they were; `written`, every profile it wrote as it is now."""
+    rewrote as they were; `written`, every profile it wrote as it is now; `docs`, the
+    documents of those it knows (the others are looked up)."""
     account_no = index.number(session, account_id)
-    ids = sorted({row[0] for row in written} | {row[0] for row in replaced})
-    docs = dict(_docs_of(session, account_no, ids))
+    if index.dialect(session) == "sqlite":
+        docs = {id_: docid - (account_no << index.DOC_BITS) for id_, docid in docs.items()}
+    ids = sorted(({row[0] for row in written} | {row[0] for row in replaced}) - docs.keys())
+    docs = {**docs, **dict(_docs_of(session, account_no, ids))}
     if any(doc > MAX_DOC for doc in docs.values()):
         _stop_keeping(session, account_no)
         return

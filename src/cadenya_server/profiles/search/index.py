@@ -81,6 +81,8 @@ class BulkIndex:
         self._counting: list[tuple[list[IndexedRow], Callable[[], Counted]]] = []
         self._counted: list[dict[str, grams.Changes]] = []
         self._counted_labels: list[grams.LabelChanges] = []
+        # SQLite: the FTS5 document id of every profile the batch wrote, once it is done.
+        self.docids: dict[str, int] = {}
 
     def replacing(self, rows: list[IndexedRow]) -> None:
         """Profiles about to be rewritten: out of the index, before their UPDATE."""
@@ -145,7 +147,7 @@ class BulkIndex:
         profile_search_documents view), computed here for the batch.
         """
         connection = self._session.connection()
-        docids: dict[str, int] = {}
+        docids = self.docids
         if self._replaced:
             docids.update(
                 connection.exec_driver_sql(
