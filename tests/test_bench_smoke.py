@@ -37,6 +37,8 @@ SHAPES += [
     for kind in ("surname", "domain", "domain_dot", "local_part", "address", "mixed_case")
     for combined in ("", "_type", "_label")
 ]
+# And what a hostile reviewer tries next (bench/search.py).
+SHAPES += ["long_grams_apart", "long_four_filtered"]
 PROFILES = 3000
 RUNS = 2
 # Small pages, so that a 200th page exists for the broad shapes of this small data set.

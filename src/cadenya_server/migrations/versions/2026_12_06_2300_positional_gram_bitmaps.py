@@ -190,7 +190,7 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION profile_search_doc_number()")
         numbers = op.get_bind().exec_driver_sql(
             "SELECT sequencename FROM pg_sequences "
-            "WHERE sequencename LIKE 'profile\\_search\\_doc\\_%'"
+            "WHERE sequencename LIKE 'profile\\_search\\_doc\\_%%'"
         )
         for (sequence,) in numbers.all():
             op.execute(f"DROP SEQUENCE {sequence}")
