@@ -549,28 +549,45 @@ def compact_all(db: Database) -> int:
     return folded
 
 
-class Compactor:
-    """Folds the dirt into the base in the background, inside `serve` (see compact)."""
+# Set by a search that read dirt: its process's compactor folds it at once.
+_dirt_seen = threading.Event()
 
-    def __init__(self, db: Database, *, interval: float = 0.5) -> None:
+
+class Compactor:
+    """Folds the dirt into the base in the background, inside `serve` (see compact).
+
+    It looks every `interval` seconds while it finds dirt, backing off to `idle` while it
+    finds none; a search that reads dirt wakes it.
+    """
+
+    def __init__(self, db: Database, *, interval: float = 0.5, idle: float = 8.0) -> None:
         self._db = db
         self._interval = interval
-        self._stopping = threading.Event()
+        self._idle = idle
+        self._stopping = False
         self._thread = threading.Thread(target=self._main, name="search-compactor", daemon=True)
 
     def _main(self) -> None:
-        while not self._stopping.wait(self._interval):
+        wait = self._interval
+        while True:
+            _dirt_seen.wait(wait)
+            _dirt_seen.clear()
+            if self._stopping:
+                return
             try:
-                compact_all(self._db)
+                folded = compact_all(self._db)
             except Exception:
                 # A busy database or a lost connection: the next round tries again.
                 log.warning("search_compaction_failed", exc_info=True)
+                folded = 0
+            wait = self._interval if folded else min(2 * wait, self._idle)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 10) -> None:
-        self._stopping.set()
+        self._stopping = True
+        _dirt_seen.set()
         self._thread.join(timeout)
 
 
@@ -676,6 +693,8 @@ def find(
     docs = _documents(BitMap.union(*found)) if found else BitMap()
     for facet in facets:
         docs &= BitMap.union(*stored[facet].values()) if stored[facet] else BitMap()
+    if dirty:
+        _dirt_seen.set()
     docs -= dirty
     docs |= hits
     return Found(docs)
