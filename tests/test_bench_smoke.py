@@ -125,7 +125,7 @@ def test_benchmark_runs_end_to_end_and_reports_every_shape(tmp_path, database):
     assert profiles["table_bytes"] > 0
     assert result["sizes"]["search_index_bytes"] > 0
     targets = result["targets"]
-    assert len(targets) == 8
+    assert len(targets) == 9
     assert all(target["met"] in (True, False, None) for target in targets)
     assert "Targets of issue #3" in table
     # The machine's state next to the numbers: its speed, and the server's floor.

@@ -19,7 +19,7 @@ profile_search_dirt by trigger, with the profile's state before it (none for a n
 one). A search reads, in one statement and so one snapshot, the cover's bitmaps, the
 documents of the dirt, and whether each dirty profile matches now; its documents are
 the base's less every dirty document plus the dirty ones that match. Compaction
-(`compact`, in every server's background and after an import) folds the dirt into the
+(`compact`, in every server's background: `Compactor`) folds the dirt into the
 base: it removes every state the dirt names and adds the current one. A base holds a
 profile's state as of some moment; any change after it left a row, so removing what
 every row names and adding what is there now leaves exactly the current state. The
