@@ -10,6 +10,10 @@ profile_search_fts, exact, with a token per type and label; on PostgreSQL the pg
 GIN index, a superset that a substring test rechecks); and the B-tree indexes that list
 an account's, a type's or a label's profiles in name order.
 
+An account that keeps positional gram bitmaps (bitmaps.py, large accounts) answers a
+needle of MAX_GRAM or more characters from them: its exact total whatever it matches,
+and its candidates as their keys looked up by document.
+
 A `Plan` first reads the counts of the needle's grams in one round trip: the fewest
 profiles holding any one of them bound the matches. For a needle no longer than a gram
 that bound is the total (with labels: one label, no type, in an account that keeps label
